@@ -1,0 +1,105 @@
+"""Audits: queries that count offending rows of a new version before it is published.
+
+Each audit is a function (model, spec, relation) -> SQL returning one count; 0 passes.
+`grain` adds not_null and unique on the grain columns; `-- assert: <condition>` lines count
+the rows where the condition is not true.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from warehouse.engine.duckdb import quote_ident, quote_literal
+from warehouse.errors import ModelError
+from warehouse.model import AuditSpec, Model
+
+AuditSql = Callable[[AuditSpec, str], str]
+
+
+def _columns(spec: AuditSpec) -> list[str]:
+    if not spec.args:
+        raise ValueError("needs at least one column")
+    return [quote_ident(c) for c in spec.args]
+
+
+def not_null(spec: AuditSpec, relation: str) -> str:
+    condition = " OR ".join(f"{c} IS NULL" for c in _columns(spec))
+    return f"SELECT count(*) FROM {relation} WHERE {condition}"
+
+
+def unique(spec: AuditSpec, relation: str) -> str:
+    cols = ", ".join(_columns(spec))
+    return (f"SELECT count(*) FROM (SELECT {cols} FROM {relation} GROUP BY {cols} "
+            "HAVING count(*) > 1)")
+
+
+def accepted_values(spec: AuditSpec, relation: str) -> str:
+    if len(spec.args) < 2:
+        raise ValueError("needs a column and at least one accepted value")
+    column = quote_ident(spec.args[0])
+    values = ", ".join(quote_literal(v) for v in spec.args[1:])
+    return (f"SELECT count(*) FROM {relation} WHERE {column} IS NOT NULL "
+            f"AND CAST({column} AS VARCHAR) NOT IN ({values})")
+
+
+def _int_option(spec: AuditSpec, key: str) -> int | None:
+    value = dict(spec.options).get(key)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{key} must be a whole number, found '{value}'") from None
+
+
+def row_count(spec: AuditSpec, relation: str) -> str:
+    low, high = _int_option(spec, "min"), _int_option(spec, "max")
+    if low is None and high is None:
+        low = 1
+    checks = []
+    if low is not None:
+        checks.append(f"count(*) < {low}")
+    if high is not None:
+        checks.append(f"count(*) > {high}")
+    return f"SELECT CASE WHEN {' OR '.join(checks)} THEN 1 ELSE 0 END FROM {relation}"
+
+
+def freshness(spec: AuditSpec, relation: str) -> str:
+    if len(spec.args) != 1:
+        raise ValueError("needs one date/timestamp column")
+    days = _int_option(spec, "max_age_days") or 1
+    column = quote_ident(spec.args[0])
+    return (f"SELECT CASE WHEN max({column}) IS NULL OR max({column}) < current_date - "
+            f"INTERVAL {days} DAY THEN 1 ELSE 0 END FROM {relation}")
+
+
+AUDITS: dict[str, AuditSql] = {
+    "not_null": not_null,
+    "unique": unique,
+    "accepted_values": accepted_values,
+    "row_count": row_count,
+    "freshness": freshness,
+}
+
+
+def audit_queries(model: Model, relation: str) -> list[tuple[str, str]]:
+    """(label, SQL) for every audit of the model, checked before anything runs."""
+    specs = list(model.audits)
+    if model.grain:
+        specs = [AuditSpec("not_null", model.grain), AuditSpec("unique", model.grain), *specs]
+    queries = []
+    for spec in specs:
+        builder = AUDITS.get(spec.name)
+        if builder is None:
+            raise ModelError(f"unknown audit '{spec.name}'", model.path,
+                             hint=f"audits: {', '.join(sorted(AUDITS))}, or an "
+                             "'-- assert: <condition>' line")
+        try:
+            queries.append((spec.label, builder(spec, relation)))
+        except ValueError as exc:
+            raise ModelError(f"audit {spec.label}: {exc}", model.path) from None
+    for condition in model.asserts:
+        queries.append((f"assert({condition})",
+                        f"SELECT count(*) FROM {relation} WHERE NOT coalesce(({condition}), "
+                        "false)"))
+    return queries

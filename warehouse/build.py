@@ -1,0 +1,389 @@
+"""Build: plan -> compute new versions (in parallel where the DAG allows) -> audit -> publish.
+
+Write-audit-publish: new versions are written beside the old ones and audited; the
+environment's views move to them in one publish only when every model and audit passed.
+A failure publishes nothing, so analysts keep querying exactly what they had.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from warehouse import catalog
+from warehouse.audits import audit_queries
+from warehouse.config import Settings
+from warehouse.engine import duckdb as engine
+from warehouse.errors import AuditError, BuildError, ModelError, WhError
+from warehouse.lock import writer_lock
+from warehouse.model import Model, ModelKind
+from warehouse.plan import Action, ModelPlan, Plan, make_plan
+from warehouse.project import load_project
+from warehouse.sources import Source
+from warehouse.state import Publish, Segment, State, Version
+
+FIRST_DAY, LAST_DAY = date(1, 1, 1), date(9999, 12, 31)
+Reporter = Callable[[str, str, str], None]  # (event, model, detail)
+
+
+@dataclass
+class ModelResult:
+    plan: ModelPlan
+    version: Version
+    rows_processed: int
+    seconds: float
+    audits: list[tuple[str, int, str]] = field(default_factory=list)  # label, failing, sql
+
+    @property
+    def failed_audit(self) -> tuple[str, int, str] | None:
+        return next((a for a in self.audits if a[1] > 0), None)
+
+
+@dataclass
+class BuildResult:
+    build_id: str
+    env: str
+    status: str  # ok | noop
+    plan: Plan
+    results: list[ModelResult]
+    published: Publish | None
+    seconds: float
+
+    @property
+    def reused(self) -> list[str]:
+        return [p.model.name for p in self.plan.models if p.action is Action.REUSE]
+
+
+def state_for(settings: Settings) -> State:
+    return State(settings.warehouse / "state.db")
+
+
+def version_dir(settings: Settings, model: Model, fingerprint: str) -> Path:
+    return settings.warehouse / "versions" / model.schema / model.table / fingerprint
+
+
+def _new_file(settings: Settings, item: ModelPlan) -> Path:
+    return version_dir(settings, item.model, item.fingerprint) / f"{uuid.uuid4().hex[:12]}.parquet"
+
+
+def _day(value: str) -> date:
+    return date.fromisoformat(value[:10])
+
+
+def check_sql(items: list[ModelPlan]) -> None:
+    """Let DuckDB's parser see every query before anything runs."""
+    for item in items:
+        if item.model.language != "sql":
+            continue
+        message = engine.check_syntax(item.model.query)
+        if message:
+            line, column = engine.error_position(message)
+            raise ModelError(f"SQL does not parse: {engine.short_message(message)}",
+                             item.model.path, line, column, hint="fix the SQL at that position")
+
+
+class ModelRunner:
+    """Computes one model version on its own cursor; pure with respect to state."""
+
+    def __init__(self, settings: Settings, con: engine.Connection, sources: dict[str, Source],
+                 versions: dict[str, Version], build_id: str) -> None:
+        self.settings = settings
+        self.con = con
+        self.sources = sources
+        self.versions = versions  # model name -> version it reads (parents are set first)
+        self.build_id = build_id
+        # DuckDB catalog changes (CREATE VIEW) from several threads can conflict; serialise them
+        self.catalog_lock = threading.Lock()
+
+    def register(self, name: str, version: Version) -> None:
+        with self.catalog_lock:
+            if version.kind != "view":
+                engine.view_over_files(self.con, name, version.files)
+            self.versions[name] = version
+
+    def run(self, item: ModelPlan) -> ModelResult:
+        started = time.perf_counter()
+        cursor = self.con.cursor()
+        try:
+            model = item.model
+            if item.action is Action.VIEW:
+                segments, processed = self._view(cursor, item), 0
+                relation = engine.qualified(model.name)
+            elif model.language == "python":
+                segments = [self._python(cursor, item)]
+                processed = segments[0].rows
+            elif item.action is Action.INCREMENTAL:
+                segments, processed = self._incremental(cursor, item)
+            else:
+                segments, processed = self._full(cursor, item)
+            if segments:
+                relation = engine.parquet_scan([s.file for s in segments])
+            columns = engine.describe(cursor, relation)
+            audits = [(label, int(engine.scalar(cursor, sql)), sql)
+                      for label, sql in audit_queries(model, relation)]
+        except engine.Error as exc:
+            raise self._sql_error(item, exc) from None
+        finally:
+            cursor.close()
+        version = Version(
+            fingerprint=item.fingerprint, model=model.name, kind=model.kind.value,
+            data_hash=model.data_hash(), logic_fp=item.logic_fp, query=model.query,
+            segments=tuple(segments), columns=tuple(columns),
+            row_count=sum(s.rows for s in segments) if segments else -1,
+            time_column=model.time_column, build_id=self.build_id,
+        )
+        return ModelResult(item, version, processed, time.perf_counter() - started, audits)
+
+    def _sql_error(self, item: ModelPlan, exc: Exception) -> WhError:
+        message = str(exc)
+        offset = len("COPY (") + (len("SELECT * FROM (")
+                                  if item.model.kind is ModelKind.INCREMENTAL_BY_TIME else 0)
+        line, column = engine.error_position(message, offset)
+        return ModelError(engine.short_message(message), item.model.path, line, column,
+                          hint="fix the model; nothing was published")
+
+    def _view(self, cursor: engine.Connection, item: ModelPlan) -> list[Segment]:
+        with self.catalog_lock:
+            engine.create_view(cursor, item.model.name, item.model.query + "\n")
+        return []
+
+    def _write(self, cursor: engine.Connection, item: ModelPlan, sql: str,
+               params: dict[str, Any] | None = None) -> Segment:
+        path = _new_file(self.settings, item)
+        rows = engine.copy_to_parquet(cursor, sql, path, params)
+        tmin = tmax = None
+        column = item.model.time_column
+        if column and rows:
+            ident = engine.quote_ident(column)
+            lo, hi = cursor.execute(
+                f"SELECT min({ident}), max({ident}) FROM {engine.parquet_scan([path])}"
+            ).fetchone() or (None, None)
+            tmin, tmax = str(lo), str(hi)
+        return Segment(str(path), rows, tmin, tmax)
+
+    def _time_window(self, item: ModelPlan) -> str:
+        column = engine.quote_ident(item.model.time_column or "")
+        return (f"SELECT * FROM ({item.model.query}\n) AS wh_query "
+                f"WHERE CAST({column} AS DATE) BETWEEN $start_date AND $end_date")
+
+    def _full(self, cursor: engine.Connection, item: ModelPlan) -> tuple[list[Segment], int]:
+        if item.model.kind is ModelKind.INCREMENTAL_BY_TIME:
+            params = {"start_date": FIRST_DAY, "end_date": LAST_DAY}
+            segment = self._write(cursor, item, self._time_window(item), params)
+        else:
+            segment = self._write(cursor, item, item.model.query)
+        return [segment], segment.rows
+
+    def _incremental(self, cursor: engine.Connection,
+                     item: ModelPlan) -> tuple[list[Segment], int]:
+        """Reuse the previous version's segments before the window; compute the window."""
+        previous = item.previous
+        assert previous is not None and previous.time_max is not None
+        start = _day(previous.time_max) + timedelta(days=1 - item.model.lookback)
+        column = engine.quote_ident(item.model.time_column or "")
+        kept: list[Segment] = []
+        for segment in previous.segments:
+            if segment.tmax is None or _day(segment.tmax) < start:
+                kept.append(segment)
+            elif segment.tmin is not None and _day(segment.tmin) < start:
+                kept.append(self._write(
+                    cursor, item,
+                    f"SELECT * FROM {engine.parquet_scan([segment.file])} "
+                    f"WHERE CAST({column} AS DATE) < $start_date", {"start_date": start}))
+        params = {"start_date": start, "end_date": LAST_DAY}
+        new = self._write(cursor, item, self._time_window(item), params)
+        if new.rows or not kept:
+            kept.append(new)
+        else:
+            Path(new.file).unlink(missing_ok=True)
+        return kept, new.rows
+
+    def _input_frame(self, cursor: engine.Connection, name: str) -> Any:
+        import polars as pl
+
+        schema, _, table = name.partition(".")
+        if schema == "source":
+            return pl.scan_parquet([str(f) for f in self.sources[table].files])
+        version = self.versions[name]
+        if version.kind == "view":
+            return pl.from_arrow(cursor.sql(f"SELECT * FROM {engine.qualified(name)}")
+                                 .to_arrow_table()).lazy()
+        return pl.scan_parquet(version.files)
+
+    def _python(self, cursor: engine.Connection, item: ModelPlan) -> Segment:
+        import polars as pl
+
+        model = item.model
+        assert model.func is not None
+        frames = [self._input_frame(cursor, name) for name in model.inputs]
+        try:
+            result = model.func(*frames)
+            if isinstance(result, pl.LazyFrame):
+                result = result.collect()
+        except Exception as exc:
+            frames_in_file = [f for f in traceback.extract_tb(exc.__traceback__)
+                              if f.filename == str(model.path)]
+            line = frames_in_file[-1].lineno if frames_in_file else None
+            raise ModelError(f"Python model raised {type(exc).__name__}: {exc}", model.path,
+                             line, hint="fix the function; nothing was published") from exc
+        if not isinstance(result, pl.DataFrame):
+            raise ModelError(
+                f"Python model returned {type(result).__name__}, expected a Polars DataFrame "
+                "or LazyFrame", model.path, model.func.__code__.co_firstlineno)
+        path = _new_file(self.settings, item)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        result.write_parquet(path, compression="zstd")
+        return Segment(str(path), result.height)
+
+
+def _execute(plan: Plan, settings: Settings, state: State, build_id: str,
+             reporter: Reporter) -> list[ModelResult]:
+    con = engine.connect(settings)
+    try:
+        for name, source in plan.sources.items():
+            engine.create_view(con, f"source.{name}", f"SELECT * FROM "
+                               f"{engine.parquet_scan([str(f) for f in source.files])}")
+        versions: dict[str, Version] = {}
+        todo = {p.model.name: p for p in plan.to_compute}
+        for item in plan.models:
+            if item.model.name not in todo:
+                existing = state.get_version(item.fingerprint)
+                assert existing is not None
+                versions[item.model.name] = existing
+        for name in [p.model.name for p in plan.models if p.model.name in versions]:
+            version = versions[name]
+            if version.kind == "view":
+                continue
+            engine.view_over_files(con, name, version.files)
+        # views bind their parents at creation, so create them in DAG order
+        for item in plan.models:
+            version = versions.get(item.model.name)
+            if version is not None and version.kind == "view":
+                engine.create_view(con, item.model.name, version.query + "\n")
+        runner = ModelRunner(settings, con, plan.sources, versions, build_id)
+        return _schedule(todo, runner, settings.threads, state, build_id, reporter)
+    finally:
+        con.close()
+
+
+def _schedule(todo: dict[str, ModelPlan], runner: ModelRunner, threads: int, state: State,
+              build_id: str, reporter: Reporter) -> list[ModelResult]:
+    waiting = {name: {d for d in item.model.depends_on if d in todo}
+               for name, item in todo.items()}
+    results: list[ModelResult] = []
+    failure: tuple[str, Exception] | None = None
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wh-model") as pool:
+        running: dict[Future[ModelResult], str] = {}
+
+        def submit_ready() -> None:
+            for name in sorted(n for n, deps in waiting.items() if not deps):
+                del waiting[name]
+                reporter("start", name, todo[name].action.value)
+                running[pool.submit(runner.run, todo[name])] = name
+
+        submit_ready()
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                item = todo[name]
+                try:
+                    result = future.result()
+                except Exception as exc:
+                    state.record_model(build_id, name, item.fingerprint, item.action.value,
+                                       "failed", None, 0.0, str(exc))
+                    reporter("failed", name, str(exc))
+                    failure = failure or (name, exc)
+                    continue
+                failed_audit = _record(state, build_id, result)
+                if failed_audit:
+                    reporter("failed", name, f"audit {failed_audit.audit}")
+                    failure = failure or (name, failed_audit)
+                    continue
+                results.append(result)
+                reporter("done", name, f"{result.rows_processed} rows")
+                runner.register(name, result.version)
+                for deps in waiting.values():
+                    deps.discard(name)
+            if failure is None:
+                submit_ready()
+    if failure is not None:
+        name, exc = failure
+        if isinstance(exc, WhError):
+            raise exc
+        raise BuildError(f"{type(exc).__name__}: {exc}", name,
+                         hint="nothing was published; rerun with --debug for the traceback")
+    return results
+
+
+def _record(state: State, build_id: str, result: ModelResult) -> AuditError | None:
+    item, version = result.plan, result.version
+    for label, failing, sql in result.audits:
+        state.record_audit(build_id, item.model.name, item.fingerprint, label, failing, sql)
+    failed = result.failed_audit
+    status = "failed" if failed else "ok"
+    state.record_model(build_id, item.model.name, item.fingerprint, item.action.value, status,
+                       result.rows_processed, result.seconds,
+                       f"audit {failed[0]} failed" if failed else None)
+    if failed:
+        return AuditError(item.model.name, failed[0], failed[1], failed[2])
+    state.add_version(version)
+    return None
+
+
+def publish(settings: Settings, state: State, env: str, mapping: dict[str, str], action: str,
+            build_id: str | None, previous_id: int | None) -> Publish:
+    published = state.publish(env, mapping, action, build_id, previous_id)
+    catalog.publish_catalog(settings, state, published)
+    return published
+
+
+def _quiet(event: str, model: str, detail: str) -> None:
+    return None
+
+
+def build(settings: Settings, selection: list[str] | None = None, full_refresh: bool = False,
+          reporter: Reporter = _quiet, command: str = "build") -> BuildResult:
+    """Bring the environment `settings.env` up to date with the project."""
+    started = time.perf_counter()
+    with writer_lock(settings.warehouse):
+        state = state_for(settings)
+        try:
+            state.abandon_running_builds()
+            catalog.repair(settings, state)
+            project = load_project(settings)
+            plan = make_plan(project, state, settings.env, selection, full_refresh)
+            check_sql(plan.to_compute)
+            build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+            state.start_build(build_id, command, settings.env,
+                              ",".join(selection) if selection else None, os.getpid())
+            if not plan.to_compute and not plan.publishes_something:
+                state.finish_build(build_id, "noop")
+                return BuildResult(build_id, settings.env, "noop", plan, [], None,
+                                   time.perf_counter() - started)
+            try:
+                results = _execute(plan, settings, state, build_id, reporter)
+                head = plan.head
+                published = None
+                if plan.publishes_something:
+                    published = publish(settings, state, settings.env, plan.mapping, "build",
+                                        build_id, head.id if head else None)
+            except BaseException as exc:
+                state.finish_build(build_id, "failed", error=str(exc) or type(exc).__name__)
+                raise
+            rows = sum(r.rows_processed for r in results)
+            state.finish_build(build_id, "ok", len(results), len(plan.models) - len(results),
+                               rows)
+            return BuildResult(build_id, settings.env, "ok", plan, results, published,
+                               time.perf_counter() - started)
+        finally:
+            state.close()

@@ -1,0 +1,113 @@
+"""Published catalogs: small DuckDB files of views, swapped in atomically.
+
+Each publish of an environment writes a fresh file `catalogs/<env>-<publish id>.duckdb`
+holding one view per model (over the version's immutable Parquet files, or the model's SQL
+for view models) and a `wh_meta.models` table. A symlink (`warehouse.duckdb` for prod,
+`envs/<env>.duckdb` for the others) is then renamed over the old one. A reader that has the
+old file open keeps its consistent snapshot; the next open sees the new publish; a build never
+opens a published file for writing, so DuckDB's single-writer lock never blocks anyone.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from warehouse.config import Settings
+from warehouse.engine import duckdb as engine
+from warehouse.state import Publish, State, Version
+
+PROD = "prod"
+
+
+def pointer_path(settings: Settings, env: str) -> Path:
+    if env == PROD:
+        return settings.warehouse / "warehouse.duckdb"
+    return settings.warehouse / "envs" / f"{env}.duckdb"
+
+
+def catalog_file(settings: Settings, publish: Publish) -> Path:
+    return settings.warehouse / "catalogs" / f"{publish.env}-{publish.id}.duckdb"
+
+
+def view_sql(version: Version) -> str:
+    if version.kind == "view":
+        return version.query
+    return f"SELECT * FROM {engine.parquet_scan(version.files)}"
+
+
+def write_catalog(settings: Settings, publish: Publish, versions: dict[str, Version]) -> Path:
+    """Write the catalog file of one publish (not yet visible to readers)."""
+    path = catalog_file(settings, publish)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in (path, path.with_name(path.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    con = engine.connect(settings, path)
+    try:
+        pending = dict(sorted(publish.mapping.items()))
+        # view models read other views: create what binds, retry the rest until no progress
+        while pending:
+            failed: dict[str, str] = {}
+            errors: list[str] = []
+            for model, fingerprint in pending.items():
+                try:
+                    engine.create_view(con, model, view_sql(versions[fingerprint]))
+                except engine.Error as exc:
+                    failed[model] = fingerprint
+                    errors.append(f"{model}: {engine.short_message(str(exc))}")
+            if len(failed) == len(pending):
+                raise engine.Error("; ".join(errors))
+            pending = failed
+        con.execute("CREATE SCHEMA wh_meta")
+        con.execute("CREATE TABLE wh_meta.models (model VARCHAR, fingerprint VARCHAR, "
+                    "kind VARCHAR, row_count BIGINT, built_at TIMESTAMP, env VARCHAR, "
+                    "publish_id BIGINT, published_at TIMESTAMP)")
+        rows = [(m, fp, versions[fp].kind, versions[fp].row_count,
+                 _ts(versions[fp].created_at), publish.env, publish.id, _ts(publish.created_at))
+                for m, fp in sorted(publish.mapping.items())]
+        if rows:
+            con.executemany("INSERT INTO wh_meta.models VALUES (?,?,?,?,?,?,?,?)", rows)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return path
+
+
+def _ts(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
+
+
+def swap_pointer(settings: Settings, env: str, target: Path) -> None:
+    """Atomically point the environment's file at `target` (rename of a symlink)."""
+    pointer = pointer_path(settings, env)
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pointer.with_name(f".{pointer.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    os.symlink(os.path.relpath(target, pointer.parent), tmp)
+    os.replace(tmp, pointer)
+
+
+def publish_catalog(settings: Settings, state: State, publish: Publish) -> None:
+    versions = {fp: v for fp in set(publish.mapping.values())
+                if (v := state.get_version(fp)) is not None}
+    target = write_catalog(settings, publish, versions)
+    swap_pointer(settings, publish.env, target)
+
+
+def current_target(settings: Settings, env: str) -> Path | None:
+    pointer = pointer_path(settings, env)
+    if not pointer.is_symlink():
+        return None
+    return (pointer.parent / os.readlink(pointer)).resolve()
+
+
+def repair(settings: Settings, state: State) -> list[str]:
+    """Re-publish environments whose file does not show their head (a crash mid-publish)."""
+    repaired = []
+    for env, head in state.heads().items():
+        expected = catalog_file(settings, head).resolve()
+        if current_target(settings, env) != expected or not expected.exists():
+            publish_catalog(settings, state, head)
+            repaired.append(env)
+    return repaired

@@ -1,0 +1,274 @@
+"""The `wh` command line: a thin shell over the library; each command calls one function."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from warehouse.errors import WhError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="wh: versioned SQL + Python models in DuckDB, for demand forecasting.")
+F = TypeVar("F", bound=Callable[..., Any])
+_options: dict[str, Any] = {"debug": False, "project": None}
+
+EnvOpt = Annotated[str | None, typer.Option("--env", "-e", help="Environment (default: prod "
+                                            "or WH_ENV).")]
+SelectOpt = Annotated[list[str] | None, typer.Option(
+    "--select", "-s", help="Models: name, +name (ancestors), name+ (descendants), schema.*, "
+    "tag:x. Repeatable.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, only errors.")]
+
+
+def handle_errors(func: F) -> F:
+    """Turn a WhError into one red line and its exit code; --debug re-raises."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from warehouse.console import err
+
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    return func(*args, **kwargs)
+                finally:
+                    for warning in caught:
+                        err.print(f"[yellow]Warning:[/] {warning.message}")
+        except WhError as exc:
+            if _options["debug"]:
+                raise
+            err.print(f"[bold red]Error:[/] {exc.message}", markup=True, highlight=False)
+            if exc.hint:
+                err.print(f"  [dim]hint:[/] {exc.hint}")
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("[red]Interrupted[/]: nothing was published by the interrupted step.")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings(env: str | None = None, threads: int | None = None, **overrides: Any) -> Any:
+    from warehouse.config import load_settings
+
+    return load_settings(_options["project"]).with_overrides(env=env, threads=threads,
+                                                             **overrides)
+
+
+@app.callback()
+def root(
+    project: Annotated[Path | None, typer.Option("--project", "-p", help="Project folder "
+                                                 "(default: nearest with wh.toml).")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    _options.update(project=project, debug=debug)
+
+
+def run_build(cfg: Any, select: list[str] | None, full_refresh: bool, quiet: bool,
+              as_json: bool) -> None:
+    from warehouse import console
+    from warehouse.build import build
+
+    with console.build_progress(quiet or as_json) as rep:
+        result = build(cfg, select, full_refresh, reporter=rep)
+    if as_json:
+        console.print_json(console.build_json(result))
+    elif not quiet:
+        console.build_summary(result)
+
+
+@app.command("build")
+@handle_errors
+def build_cmd(env: EnvOpt = None, select: SelectOpt = None,
+              full_refresh: Annotated[bool, typer.Option(
+                  "--full-refresh", help="Recompute incremental models from scratch.")] = False,
+              threads: Annotated[int | None, typer.Option(help="Models built at once.")] = None,
+              quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
+    """Build new model versions, audit them, then publish the environment atomically."""
+    run_build(settings(env, threads), select, full_refresh, quiet, as_json)
+
+
+@app.command("plan")
+@handle_errors
+def plan_cmd(env: EnvOpt = None, select: SelectOpt = None, as_json: JsonOpt = False,
+             full_refresh: Annotated[bool, typer.Option("--full-refresh")] = False) -> None:
+    """Show what a build would compute, reuse and publish, with SQL diffs; runs nothing."""
+    from warehouse import console
+    from warehouse.build import state_for
+    from warehouse.plan import make_plan
+    from warehouse.project import load_project
+
+    cfg = settings(env)
+    state = state_for(cfg)
+    try:
+        plan = make_plan(load_project(cfg), state, cfg.env, select, full_refresh)
+    finally:
+        state.close()
+    if as_json:
+        console.print_json(plan.to_json())
+    else:
+        console.plan_summary(plan)
+
+
+@app.command("rollback")
+@handle_errors
+def rollback_cmd(env: EnvOpt = None, to: Annotated[int | None, typer.Option(
+        help="Publish id to restore (default: the one before the current).")] = None) -> None:
+    """Point the environment back at its previous publish, instantly (no recompute)."""
+    from warehouse.console import out
+    from warehouse.environments import rollback
+
+    old, new = rollback(settings(env), to)
+    out.print(f"env [bold]{new.env}[/]: publish #{old.id} rolled back; now serving the models "
+              f"of #{new.previous_id if new.previous_id else 'first'}+1 as publish #{new.id}.")
+
+
+@app.command("gc")
+@handle_errors
+def gc_cmd(retention_days: Annotated[float | None, typer.Option(
+        help="Keep versions younger than this (default: gc_retention_days).")] = None) -> None:
+    """Delete versions no environment uses, and files of failed or killed builds."""
+    from warehouse.console import out
+    from warehouse.environments import gc
+
+    result = gc(settings(), retention_days)
+    out.print(f"dropped {result.versions_dropped} versions, {result.files_deleted} files "
+              f"({result.bytes_freed / 1e6:.1f} MB), {result.catalogs_deleted} old catalogs.")
+
+
+@app.command("sql")
+@handle_errors
+def sql_cmd(query: Annotated[str, typer.Argument(help="SQL to run, read-only.")],
+            env: EnvOpt = None,
+            output: Annotated[str, typer.Option("--format", "-f",
+                                                help="table, csv or json")] = "table",
+            limit: Annotated[int | None, typer.Option(help="Rows to fetch at most.")] = None,
+            ) -> None:
+    """Query a published environment (read-only)."""
+    from warehouse import console
+    from warehouse.errors import UsageError
+    from warehouse.query import run_query
+
+    if output not in ("table", "csv", "json"):
+        raise UsageError(f"unknown format '{output}'", hint="use table, csv or json")
+    result = run_query(settings(env), query, limit)
+    if output == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(result.columns)
+        writer.writerows(result.rows)
+    elif output == "json":
+        console.print_json([dict(zip(result.columns, r, strict=True)) for r in result.rows])
+    else:
+        console.table(result.columns, result.rows)
+
+
+@app.command("runs")
+@handle_errors
+def runs_cmd(limit: Annotated[int, typer.Option(help="Most recent N.")] = 20,
+             as_json: JsonOpt = False,
+             publishes: Annotated[bool, typer.Option(
+                 "--publishes", help="List publishes (rollback targets) instead.")] = False,
+             ) -> None:
+    """List builds with status and duration (or publishes)."""
+    from warehouse import console
+    from warehouse.build import state_for
+
+    state = state_for(settings())
+    try:
+        if publishes:
+            rows = state.query("SELECT id, env, action, build_id, previous_id, created_at, "
+                               "json_array_length(mapping) AS models FROM publishes "
+                               "ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = state.query("SELECT build_id, command, env, status, started_at, "
+                               "round(finished_at - started_at, 2) AS seconds, models_built, "
+                               "models_reused, rows_written, error FROM builds "
+                               "ORDER BY started_at DESC LIMIT ?", (limit,))
+    finally:
+        state.close()
+    records = [dict(r) for r in rows]
+    for record in records:
+        for key in ("started_at", "created_at"):
+            if key in record:
+                record[key] = console.when(record[key])
+    if as_json:
+        console.print_json(records)
+    else:
+        console.table(list(records[0]) if records else ["(no runs yet)"],
+                      [list(r.values()) for r in records])
+
+
+@app.command("lineage")
+@handle_errors
+def lineage_cmd(target: Annotated[str, typer.Argument(help="schema.table or "
+                                                      "schema.table.column")],
+                env: EnvOpt = None) -> None:
+    """Upstream and downstream models of a table, or the source columns of a column."""
+    from warehouse.build import state_for
+    from warehouse.console import out
+    from warehouse.lineage import column_lineage, table_lineage
+    from warehouse.project import load_project
+
+    cfg = settings(env)
+    project = load_project(cfg)
+    parts = target.split(".")
+    table = ".".join(parts[:2])
+    if len(parts) == 2:
+        up, down = table_lineage(project, table)
+        out.print(f"[bold]{table}[/]\n  upstream:   {', '.join(up) or '-'}\n"
+                  f"  downstream: {', '.join(down) or '-'}")
+        return
+    state = state_for(cfg)
+    try:
+        head = state.head(cfg.env)
+        schema: dict[str, dict[str, dict[str, str]]] = {}
+        for model, fp in (head.mapping if head else {}).items():
+            version = state.get_version(fp)
+            if version:
+                s, t = model.split(".", 1)
+                schema.setdefault(s, {})[t] = dict(version.columns)
+    finally:
+        state.close()
+    table_lineage(project, table)
+    out.print("\n".join(column_lineage(project, table, parts[2], schema).render()))
+
+
+@app.command("demo")
+@handle_errors
+def demo_cmd(products: Annotated[int, typer.Option(help="Products to generate.")] = 60,
+             customers: Annotated[int, typer.Option(help="Customers to generate.")] = 400,
+             days: Annotated[int, typer.Option(help="Days of order history.")] = 120,
+             seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+             quiet: QuietOpt = False) -> None:
+    """Generate demo sources (seeded), build every model, and show what was made."""
+    from warehouse import console
+    from warehouse.demo import DemoSpec, write_demo_sources
+    from warehouse.query import run_query
+
+    cfg = settings()
+    counts = write_demo_sources(cfg.sources, DemoSpec(products, customers, days, seed=seed))
+    console.err.print(f"demo sources in {cfg.sources}: " +
+                      ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    run_build(cfg, None, False, quiet, False)
+    top = run_query(cfg, "SELECT product_id, sum(units) AS units, round(sum(revenue), 2) AS "
+                    "revenue FROM features.demand GROUP BY ALL ORDER BY units DESC LIMIT 5")
+    console.table(top.columns, top.rows, title="Top products by units (features.demand)")
+    console.out.print(f"Query it: wh sql \"select * from features.demand limit 10\" or open "
+                      f"{cfg.warehouse / 'warehouse.duckdb'} read-only with DuckDB.")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

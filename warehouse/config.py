@@ -1,0 +1,149 @@
+"""Settings from wh.toml, overridden by WH_* environment variables, overridden by CLI flags."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+import warnings
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from warehouse.errors import ConfigError
+
+CONFIG_FILE = "wh.toml"
+ENV_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+# key -> (environment variable, type); the [project] table of wh.toml
+PROJECT_KEYS: dict[str, tuple[str | None, type]] = {
+    "name": (None, str),
+    "sources": ("WH_SOURCES", str),
+    "warehouse": ("WH_WAREHOUSE", str),
+    "env": ("WH_ENV", str),
+    "threads": ("WH_THREADS", int),
+    "memory_limit": ("WH_MEMORY_LIMIT", str),
+    "gc_retention_days": (None, float),
+}
+# Tables other issues own (forecast, serve, ...) are passed through untouched.
+KNOWN_TABLES = {"project", "forecast", "customers", "serve", "docs"}
+
+
+class ConfigWarning(UserWarning):
+    """A wh.toml key wh does not know; it is ignored."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_dir: Path
+    sources: Path
+    warehouse: Path
+    env: str = "prod"
+    threads: int = 2
+    memory_limit: str | None = None
+    gc_retention_days: float = 7.0
+    name: str = "wh"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sql_dir(self) -> Path:
+        return self.project_dir / "sql"
+
+    @property
+    def pipeline_dir(self) -> Path:
+        return self.project_dir / "pipeline"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "env" in given:
+            check_env_name(given["env"])
+        return replace(self, **given)
+
+
+def check_env_name(env: str) -> str:
+    if not ENV_NAME.match(env):
+        raise ConfigError(
+            f"invalid environment name '{env}'",
+            hint="use lower-case letters, digits and underscores, starting with a letter",
+        )
+    return env
+
+
+def find_project_dir(start: Path | None = None) -> Path:
+    """The nearest directory at or above `start` that holds wh.toml (like git)."""
+    explicit = os.environ.get("WH_PROJECT")
+    if explicit:
+        path = Path(explicit).resolve()
+        if not (path / CONFIG_FILE).is_file():
+            raise ConfigError(f"WH_PROJECT={explicit} has no {CONFIG_FILE}")
+        return path
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    raise ConfigError(
+        f"no {CONFIG_FILE} found in {here} or any parent directory",
+        hint="run wh inside a project (a folder with wh.toml, sql/ and pipeline/) or set WH_PROJECT",
+    )
+
+
+def _toml_error_line(exc: tomllib.TOMLDecodeError) -> int | None:
+    found = re.search(r"line (\d+)", str(exc))
+    return int(found.group(1)) if found else None
+
+
+def _coerce(key: str, value: Any, kind: type, origin: str, path: Path) -> Any:
+    if kind is float and isinstance(value, int):
+        return float(value)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    if isinstance(value, str) and kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    raise ConfigError(
+        f"{key} must be {kind.__name__}, found {value!r} (from {origin})", path
+    )
+
+
+def _warn_unknown(keys: list[str], known: set[str], where: str) -> None:
+    for key in keys:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            warnings.warn(f"{where}: unknown key '{key}' is ignored{hint}", ConfigWarning,
+                          stacklevel=3)
+
+
+def load_settings(project_dir: Path | None = None) -> Settings:
+    """Read wh.toml of the project and apply WH_* environment overrides."""
+    root = (project_dir or find_project_dir()).resolve()
+    path = root / CONFIG_FILE
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}", path, _toml_error_line(exc),
+                          hint="fix the syntax at that line") from None
+    _warn_unknown(list(raw), KNOWN_TABLES, str(path))
+    project = raw.get("project", {})
+    if not isinstance(project, dict):
+        raise ConfigError("[project] must be a table", path)
+    _warn_unknown(list(project), set(PROJECT_KEYS), f"{path} [project]")
+
+    values: dict[str, Any] = {}
+    for key, (env_var, kind) in PROJECT_KEYS.items():
+        if env_var and os.environ.get(env_var):
+            values[key] = _coerce(key, os.environ[env_var], kind, env_var, path)
+        elif key in project:
+            values[key] = _coerce(key, project[key], kind, CONFIG_FILE, path)
+
+    sources = root / values.pop("sources", "data/sources")
+    warehouse = root / values.pop("warehouse", "data/warehouse")
+    check_env_name(values.get("env", "prod"))
+    if values.get("threads", 1) < 1:
+        raise ConfigError("threads must be at least 1", path)
+    extra = {k: v for k, v in raw.items() if k != "project"}
+    return Settings(project_dir=root, sources=sources.resolve(), warehouse=warehouse.resolve(),
+                    extra=extra, **values)

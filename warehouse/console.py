@@ -1,0 +1,134 @@
+"""Rendering results for people (rich tables) and scripts (JSON); no logic lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.syntax import Syntax
+from rich.table import Table
+
+from warehouse.build import BuildResult, Reporter
+from warehouse.plan import Plan
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def build_progress(quiet: bool) -> Iterator[Reporter]:
+    """A progress line on stderr while models compute; silent with --quiet."""
+    if quiet:
+        yield lambda event, model, detail: None
+        return
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        TextColumn("{task.completed} models done"), TimeElapsedColumn(),
+                        console=err, transient=True)
+    task = progress.add_task("planning", total=None)
+    running: set[str] = set()
+
+    def report(event: str, model: str, detail: str) -> None:
+        if event == "start":
+            running.add(model)
+        else:
+            running.discard(model)
+            progress.advance(task)
+            if event == "failed":
+                err.print(f"[red]✗[/] {model}: {detail.splitlines()[0]}")
+        progress.update(task, description=", ".join(sorted(running)) or "publishing")
+
+    with progress:
+        yield report
+
+
+def _rows(value: int) -> str:
+    return "-" if value < 0 else f"{value:,}"
+
+
+def build_summary(result: BuildResult) -> None:
+    if result.status == "noop":
+        out.print(f"Nothing to do: env [bold]{result.env}[/] is up to date "
+                  f"({len(result.plan.models)} models, {result.seconds:.2f}s).")
+        return
+    table = Table(title=f"wh build → {result.env} ({result.build_id})", title_justify="left")
+    for column in ("model", "action", "rows processed", "rows", "seconds", "audits"):
+        table.add_column(column, justify="right" if column in ("rows processed", "rows",
+                                                               "seconds") else "left")
+    computed = {r.plan.model.name: r for r in result.results}
+    for item in result.plan.models:
+        r = computed.get(item.model.name)
+        if r is None:
+            table.add_row(item.model.name, item.action.value, "", "", "", "")
+            continue
+        passed = sum(1 for a in r.audits if a[1] == 0)
+        table.add_row(item.model.name, item.action.value, _rows(r.rows_processed),
+                      _rows(r.version.row_count), f"{r.seconds:.2f}",
+                      f"{passed}/{len(r.audits)} passed" if r.audits else "")
+    out.print(table)
+    published = f"published #{result.published.id}" if result.published else "nothing to publish"
+    out.print(f"{len(result.results)} computed, {len(result.reused)} reused, "
+              f"{published} in {result.seconds:.2f}s.")
+
+
+def build_json(result: BuildResult) -> dict[str, Any]:
+    return {
+        "build_id": result.build_id, "env": result.env, "status": result.status,
+        "seconds": round(result.seconds, 3),
+        "published": result.published.id if result.published else None,
+        "models": [{"model": r.plan.model.name, "action": r.plan.action.value,
+                    "fingerprint": r.version.fingerprint, "rows_processed": r.rows_processed,
+                    "rows": r.version.row_count, "seconds": round(r.seconds, 3),
+                    "audits": [{"audit": a[0], "failing_rows": a[1]} for a in r.audits]}
+                   for r in result.results],
+        "reused": result.reused,
+    }
+
+
+CHANGE_STYLE = {"new": "green", "changed": "yellow", "indirect": "cyan", "unchanged": "dim"}
+
+
+def plan_summary(plan: Plan) -> None:
+    table = Table(title=f"wh plan → {plan.env}", title_justify="left")
+    for column in ("model", "change", "action", "fingerprint"):
+        table.add_column(column)
+    for item in plan.models:
+        style = CHANGE_STYLE.get(item.change.value, "")
+        table.add_row(item.model.name, f"[{style}]{item.change.value}[/]", item.action.value,
+                      item.fingerprint)
+    for name in plan.removed:
+        table.add_row(name, "[red]removed[/]", "drop from env", "")
+    out.print(table)
+    for item in plan.models:
+        if item.diff:
+            out.print(Syntax(item.diff, "diff", theme="ansi_dark", background_color="default"))
+    compute = plan.to_compute
+    input_rows = sum(p.current.row_count for p in plan.models
+                     if p.current and any(p.model.name in c.model.depends_on for c in compute)
+                     and p.current.row_count > 0)
+    verdict = "will publish" if plan.publishes_something else "nothing to publish"
+    out.print(f"{len(compute)} to compute, "
+              f"{sum(1 for p in plan.models if p.action.value == 'reuse')} to reuse, "
+              f"{verdict}; known input rows: {input_rows:,}.")
+
+
+def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> None:
+    view = Table(title=title or None, title_justify="left")
+    for column in columns:
+        view.add_column(column)
+    for row in rows:
+        view.add_row(*("" if v is None else str(v) for v in row))
+    out.print(view)
+
+
+def when(epoch: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else ""

@@ -1,0 +1,109 @@
+"""DuckDB adapter: connections, views over versions and sources, writing Parquet, errors."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from warehouse.config import Settings
+
+Connection = duckdb.DuckDBPyConnection
+Error = duckdb.Error
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def qualified(model_name: str) -> str:
+    schema, table = model_name.split(".", 1)
+    return f"{quote_ident(schema)}.{quote_ident(table)}"
+
+
+def parquet_scan(files: Sequence[str | Path]) -> str:
+    listed = ", ".join(quote_literal(str(f)) for f in files)
+    return f"read_parquet([{listed}], union_by_name = true)"
+
+
+def connect(settings: Settings, database: str | Path = ":memory:",
+            read_only: bool = False) -> Connection:
+    """A connection tuned for builds: bounded memory, spilling into the warehouse's tmp dir."""
+    config: dict[str, Any] = {"threads": settings.threads}
+    if not read_only:
+        temp = settings.warehouse / "tmp"
+        temp.mkdir(parents=True, exist_ok=True)
+        config["temp_directory"] = str(temp)
+        # keeps memory flat on large COPYs; ORDER BY is still honoured
+        config["preserve_insertion_order"] = False
+    if settings.memory_limit:
+        config["memory_limit"] = settings.memory_limit
+    return duckdb.connect(str(database), read_only=read_only, config=config)
+
+
+def create_view(con: Connection, model_name: str, select_sql: str) -> None:
+    schema = model_name.split(".", 1)[0]
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+    con.execute(f"CREATE OR REPLACE VIEW {qualified(model_name)} AS {select_sql}")
+
+
+def view_over_files(con: Connection, model_name: str, files: Sequence[str | Path]) -> None:
+    create_view(con, model_name, f"SELECT * FROM {parquet_scan(files)}")
+
+
+def copy_to_parquet(con: Connection, select_sql: str, path: Path,
+                    params: dict[str, Any] | None = None) -> int:
+    """Stream a query into one Parquet file; returns the rows written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # the query starts on the first line so DuckDB's error line numbers match the file
+    statement = (f"COPY ({select_sql}\n) TO {quote_literal(str(path))} "
+                 "(FORMAT parquet, COMPRESSION zstd)")
+    result = con.execute(statement, params or {}).fetchone()
+    return int(result[0]) if result else 0
+
+
+def describe(con: Connection, relation_sql: str) -> list[tuple[str, str]]:
+    rows = con.execute(f"DESCRIBE SELECT * FROM {relation_sql}").fetchall()
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def scalar(con: Connection, sql: str, params: Iterable[Any] | None = None) -> Any:
+    row = con.execute(sql, list(params) if params else []).fetchone()
+    return row[0] if row else None
+
+
+LINE_MARK = re.compile(r"LINE (\d+):( ?)(.*)\n(\s*)\^", re.MULTILINE)
+
+
+def error_position(message: str, first_line_offset: int = 0) -> tuple[int | None, int | None]:
+    """Line and column from DuckDB's 'LINE n: ...' caret display."""
+    found = LINE_MARK.search(message)
+    if not found:
+        return None, None
+    line = int(found.group(1))
+    prefix = len(f"LINE {line}:") + len(found.group(2))
+    column = len(found.group(4)) - prefix + 1
+    if line == 1:
+        column -= first_line_offset
+    return line, max(column, 1)
+
+
+def short_message(message: str) -> str:
+    """The first line of a DuckDB error, without the caret display."""
+    return message.split("\n", 1)[0].strip()
+
+
+def check_syntax(sql: str) -> str | None:
+    """DuckDB's own parser verdict on a query, or None when it parses."""
+    try:
+        duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        return str(exc)
+    return None

@@ -1,0 +1,68 @@
+"""Table lineage from the DAG and column lineage from sqlglot, across models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from warehouse.errors import UsageError
+from warehouse.model import DIALECT
+from warehouse.project import Project
+
+
+@dataclass
+class ColumnNode:
+    """A column and the columns it is computed from (empty for a source column)."""
+
+    table: str
+    column: str
+    inputs: list[ColumnNode] = field(default_factory=list)
+    note: str = ""
+
+    def render(self, indent: int = 0) -> list[str]:
+        note = f"  ({self.note})" if self.note else ""
+        lines = ["  " * indent + f"{self.table}.{self.column}{note}"]
+        for child in self.inputs:
+            lines += child.render(indent + 1)
+        return lines
+
+
+def table_lineage(project: Project, table: str) -> tuple[list[str], list[str]]:
+    """(upstream, downstream) models of `table`, each in DAG order."""
+    if table not in project.models:
+        raise UsageError(f"unknown model '{table}'", hint="name it as schema.table")
+    up, down = project.dag.ancestors(table), project.dag.descendants(table)
+    order = project.dag.order
+    return [n for n in order if n in up], [n for n in order if n in down]
+
+
+def column_lineage(project: Project, table: str, column: str,
+                   schema: dict[str, dict[str, dict[str, str]]]) -> ColumnNode:
+    """Trace `table.column` back through SQL models to source or Python-model columns.
+
+    `schema` maps schema -> table -> column -> type for the tables the models read, so
+    sqlglot can resolve unqualified and star columns.
+    """
+    from sqlglot import exp
+    from sqlglot.lineage import lineage
+
+    model = project.models.get(table)
+    if model is None:
+        return ColumnNode(table, column, note="source")
+    if model.language != "sql":
+        return ColumnNode(table, column, note="python model")
+    try:
+        root = lineage(column, model.query, schema=schema, dialect=DIALECT)
+    except Exception as exc:  # sqlglot raises plain errors for unknown columns
+        raise UsageError(f"cannot trace {table}.{column}: {exc}",
+                         hint=f"check the column exists: wh sql \"describe {table}\"") from None
+    node = ColumnNode(table, column)
+    seen: set[tuple[str, str]] = set()
+    for leaf in root.walk():
+        if not isinstance(leaf.source, exp.Table) or leaf.downstream:
+            continue
+        parent = f"{leaf.source.db}.{leaf.source.name}" if leaf.source.db else leaf.source.name
+        parent_column = leaf.name.split(".")[-1]
+        if (parent, parent_column) not in seen:
+            seen.add((parent, parent_column))
+            node.inputs.append(column_lineage(project, parent, parent_column, schema))
+    return node

@@ -1,0 +1,152 @@
+"""Discover the models of a project: SQL files in sql/, decorated functions in pipeline/."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import hashlib
+import importlib.util
+import sys
+import traceback
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from warehouse.config import Settings
+from warehouse.dag import DAG
+from warehouse.errors import ModelError, UnknownTableError, WhError
+from warehouse.model import (
+    Model,
+    ModelKind,
+    check_identifier,
+    model_name_from_path,
+    parse_audits,
+    sql_model,
+)
+from warehouse.python_model import PythonModelSpec, take_registered
+
+SOURCE_SCHEMA = "source"
+
+
+@dataclass(frozen=True)
+class Project:
+    settings: Settings
+    models: dict[str, Model]
+    dag: DAG
+
+    @property
+    def tags(self) -> dict[str, tuple[str, ...]]:
+        return {name: m.tags for name, m in self.models.items()}
+
+    def ordered(self) -> list[Model]:
+        return [self.models[name] for name in self.dag.order]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ModelError(f"file is not UTF-8 (byte {exc.start})", path,
+                         hint="save the file as UTF-8") from None
+
+
+def load_sql_models(sql_dir: Path) -> list[Model]:
+    if not sql_dir.is_dir():
+        return []
+    return [sql_model(model_name_from_path(path, sql_dir), path, _read(path))
+            for path in sorted(sql_dir.rglob("*.sql"))]
+
+
+def _import_pipeline_file(path: Path) -> list[PythonModelSpec]:
+    module_name = "wh_pipeline_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ModelError("cannot import Python model file", path)
+    module = importlib.util.module_from_spec(spec)
+    take_registered()
+    try:
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    except WhError:
+        raise
+    except Exception as exc:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+        line = frames[-1].lineno if frames else getattr(exc, "lineno", None)
+        raise ModelError(f"importing failed: {type(exc).__name__}: {exc}", path, line,
+                         hint="fix the Python file; run it with python to see the traceback"
+                         ) from exc
+    finally:
+        sys.modules.pop(module_name, None)
+    return take_registered()
+
+
+def _python_model(spec: PythonModelSpec, path: Path, source: str, normalized: str) -> Model:
+    schema, _, table = spec.name.partition(".")
+    line = spec.func.__code__.co_firstlineno
+    if not table:
+        raise ModelError(f"model name '{spec.name}' must be schema.table", path, line)
+    check_identifier(schema, "schema name", path, line)
+    check_identifier(table, "model name", path, line)
+    if spec.kind != ModelKind.FULL.value:
+        raise ModelError(f"Python models support kind 'full' only, found '{spec.kind}'", path,
+                         line)
+    return Model(
+        name=spec.name, path=path, language="python", kind=ModelKind.FULL,
+        query=source, normalized=normalized, inputs=spec.inputs, grain=spec.grain,
+        audits=parse_audits(spec.audits, path, line), asserts=spec.asserts,
+        description=spec.description.strip(), columns=spec.columns, tags=spec.tags,
+        func=spec.func,
+    )
+
+
+def load_python_models(pipeline_dir: Path) -> list[Model]:
+    if not pipeline_dir.is_dir():
+        return []
+    found = []
+    for path in sorted(pipeline_dir.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        source = _read(path)
+        try:
+            # the whole module: helpers it calls change the data too; comments do not
+            normalized = ast.dump(ast.parse(source))
+        except SyntaxError as exc:
+            raise ModelError(f"Python syntax error: {exc.msg}", path, exc.lineno, exc.offset
+                             ) from None
+        found += [_python_model(spec, path, source, normalized) for spec in _import_pipeline_file(path)]
+    return found
+
+
+def _resolve(model: Model, names: set[str]) -> Model:
+    """Split a model's table references into model parents and sources."""
+    if model.language == "python":
+        refs = [(name, None, None) for name in model.inputs]
+    else:
+        refs = [(ref.qualified, ref.line, ref.column) for ref in model.refs]
+    parents, sources = set(), set()
+    for table, line, column in refs:
+        schema, _, name = table.rpartition(".")
+        if schema == SOURCE_SCHEMA:
+            sources.add(name)
+        elif table in names:
+            parents.add(table)
+        else:
+            close = [n for n in names if n.split(".")[1] == table] or \
+                difflib.get_close_matches(table, names, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else \
+                "reference models as schema.table and sources as source.<name>"
+            raise UnknownTableError(table, model.path, line, column, hint)
+    return replace(model, depends_on=frozenset(parents), sources=frozenset(sources))
+
+
+def load_project(settings: Settings) -> Project:
+    models = load_sql_models(settings.sql_dir) + load_python_models(settings.pipeline_dir)
+    by_name: dict[str, Model] = {}
+    for model in models:
+        if model.name in by_name:
+            raise ModelError(f"two models are named {model.name}", model.path,
+                             hint=f"the other is {by_name[model.name].path}; rename one")
+        by_name[model.name] = model
+    names = set(by_name)
+    resolved = {name: _resolve(m, names) for name, m in by_name.items()}
+    dag = DAG({name: m.depends_on for name, m in resolved.items()})
+    return Project(settings=settings, models=resolved, dag=dag)

@@ -1,0 +1,71 @@
+"""The `@model` decorator that registers a Polars Python model.
+
+    from warehouse.python_model import model
+
+    @model("features.product_stats", inputs=["features.demand"], grain=["product_id"])
+    def product_stats(demand: pl.LazyFrame) -> pl.LazyFrame:
+        return demand.group_by("product_id").agg(pl.col("units").mean())
+
+Each input arrives as a Polars LazyFrame (scanned from the input's Parquet files, or read
+through Arrow for views), in the order of `inputs`. Sources are `source.<name>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class PythonModelSpec:
+    name: str
+    inputs: tuple[str, ...]
+    func: Callable[..., Any]
+    kind: str
+    grain: tuple[str, ...]
+    audits: str
+    asserts: tuple[str, ...]
+    description: str
+    columns: tuple[tuple[str, str], ...]
+    tags: tuple[str, ...]
+
+
+_registry: list[PythonModelSpec] = []
+
+
+def model(
+    name: str,
+    *,
+    inputs: Iterable[str] = (),
+    kind: str = "full",
+    grain: Iterable[str] = (),
+    audits: str = "",
+    asserts: Iterable[str] = (),
+    description: str = "",
+    columns: dict[str, str] | None = None,
+    tags: Iterable[str] = (),
+) -> Callable[[F], F]:
+    """Register the decorated function as the model `name` (schema.table).
+
+    `audits` uses the SQL header syntax, e.g. "not_null(product_id), row_count(min=1)".
+    """
+
+    def register(func: F) -> F:
+        _registry.append(PythonModelSpec(
+            name=name, inputs=tuple(inputs), func=func, kind=kind, grain=tuple(grain),
+            audits=audits, asserts=tuple(asserts), description=description or (func.__doc__ or ""),
+            columns=tuple((columns or {}).items()), tags=tuple(tags),
+        ))
+        return func
+
+    return register
+
+
+def take_registered() -> list[PythonModelSpec]:
+    """Return and forget what the imported pipeline modules registered."""
+    found = list(_registry)
+    _registry.clear()
+    return found

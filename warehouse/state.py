@@ -1,0 +1,268 @@
+"""The warehouse's own catalog: versions, environments (publishes) and runs, in SQLite.
+
+SQLite (WAL mode) rather than DuckDB because readers such as `wh runs` must work while a
+build writes, and DuckDB allows one writer process or many readers, never both.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS versions (
+    fingerprint TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    data_hash TEXT NOT NULL,
+    logic_fp TEXT NOT NULL,
+    query TEXT NOT NULL,
+    segments TEXT NOT NULL,       -- JSON list of {file, rows, tmin, tmax}
+    columns TEXT NOT NULL,        -- JSON list of [name, type]
+    row_count INTEGER NOT NULL,
+    time_column TEXT,
+    created_at REAL NOT NULL,
+    build_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS publishes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    env TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    build_id TEXT,
+    action TEXT NOT NULL,         -- build | rollback
+    mapping TEXT NOT NULL,        -- JSON {model: fingerprint}
+    previous_id INTEGER
+);
+CREATE TABLE IF NOT EXISTS env_heads (
+    env TEXT PRIMARY KEY,
+    publish_id INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS builds (
+    build_id TEXT PRIMARY KEY,
+    command TEXT NOT NULL,
+    env TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    status TEXT NOT NULL,         -- running | ok | failed | noop
+    selection TEXT,
+    models_built INTEGER DEFAULT 0,
+    models_reused INTEGER DEFAULT 0,
+    rows_written INTEGER DEFAULT 0,
+    error TEXT,
+    pid INTEGER
+);
+CREATE TABLE IF NOT EXISTS build_models (
+    build_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    action TEXT NOT NULL,         -- full | incremental | view
+    status TEXT NOT NULL,         -- ok | failed
+    rows_processed INTEGER,
+    seconds REAL,
+    error TEXT
+);
+CREATE TABLE IF NOT EXISTS audit_results (
+    build_id TEXT NOT NULL,
+    model TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    audit TEXT NOT NULL,
+    passed INTEGER NOT NULL,
+    failing_rows INTEGER NOT NULL,
+    query TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One immutable Parquet file of a version; versions of one model may share segments."""
+
+    file: str
+    rows: int
+    tmin: str | None = None
+    tmax: str | None = None
+
+
+@dataclass(frozen=True)
+class Version:
+    fingerprint: str
+    model: str
+    kind: str
+    data_hash: str
+    logic_fp: str
+    query: str
+    segments: tuple[Segment, ...]
+    columns: tuple[tuple[str, str], ...]
+    row_count: int
+    time_column: str | None = None
+    created_at: float = field(default_factory=time.time)
+    build_id: str = ""
+
+    @property
+    def files(self) -> list[str]:
+        return [s.file for s in self.segments]
+
+    @property
+    def time_max(self) -> str | None:
+        values = [s.tmax for s in self.segments if s.tmax is not None]
+        return max(values) if values else None
+
+
+@dataclass(frozen=True)
+class Publish:
+    id: int
+    env: str
+    created_at: float
+    build_id: str | None
+    action: str
+    mapping: dict[str, str]
+    previous_id: int | None
+
+
+def _version(row: sqlite3.Row) -> Version:
+    return Version(
+        fingerprint=row["fingerprint"], model=row["model"], kind=row["kind"],
+        data_hash=row["data_hash"], logic_fp=row["logic_fp"], query=row["query"],
+        segments=tuple(Segment(**s) for s in json.loads(row["segments"])),
+        columns=tuple((c[0], c[1]) for c in json.loads(row["columns"])),
+        row_count=row["row_count"], time_column=row["time_column"],
+        created_at=row["created_at"], build_id=row["build_id"],
+    )
+
+
+def _publish(row: sqlite3.Row) -> Publish:
+    return Publish(id=row["id"], env=row["env"], created_at=row["created_at"],
+                   build_id=row["build_id"], action=row["action"],
+                   mapping=json.loads(row["mapping"]), previous_id=row["previous_id"])
+
+
+class State:
+    """Read and write the state database; every write is one SQLite transaction."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None,
+                                  check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # versions -----------------------------------------------------------------------------
+    def get_version(self, fingerprint: str) -> Version | None:
+        row = self.db.execute("SELECT * FROM versions WHERE fingerprint = ?",
+                              (fingerprint,)).fetchone()
+        return _version(row) if row else None
+
+    def versions(self) -> list[Version]:
+        return [_version(r) for r in self.db.execute("SELECT * FROM versions ORDER BY created_at")]
+
+    def add_version(self, version: Version) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO versions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (version.fingerprint, version.model, version.kind, version.data_hash,
+                 version.logic_fp, version.query,
+                 json.dumps([s.__dict__ for s in version.segments]),
+                 json.dumps([list(c) for c in version.columns]), version.row_count,
+                 version.time_column, version.created_at, version.build_id),
+            )
+
+    def delete_versions(self, fingerprints: list[str]) -> None:
+        with self.transaction() as db:
+            db.executemany("DELETE FROM versions WHERE fingerprint = ?",
+                           [(f,) for f in fingerprints])
+
+    # environments -------------------------------------------------------------------------
+    def head(self, env: str) -> Publish | None:
+        row = self.db.execute(
+            "SELECT p.* FROM env_heads h JOIN publishes p ON p.id = h.publish_id WHERE h.env = ?",
+            (env,)).fetchone()
+        return _publish(row) if row else None
+
+    def get_publish(self, publish_id: int) -> Publish | None:
+        row = self.db.execute("SELECT * FROM publishes WHERE id = ?", (publish_id,)).fetchone()
+        return _publish(row) if row else None
+
+    def publishes(self) -> list[Publish]:
+        return [_publish(r) for r in self.db.execute("SELECT * FROM publishes ORDER BY id")]
+
+    def heads(self) -> dict[str, Publish]:
+        rows = self.db.execute(
+            "SELECT p.* FROM env_heads h JOIN publishes p ON p.id = h.publish_id ORDER BY h.env")
+        return {r["env"]: _publish(r) for r in rows}
+
+    def publish(self, env: str, mapping: dict[str, str], action: str, build_id: str | None,
+                previous_id: int | None) -> Publish:
+        """Point `env` at `mapping` in one transaction."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO publishes (env, created_at, build_id, action, mapping, previous_id)"
+                " VALUES (?,?,?,?,?,?)",
+                (env, time.time(), build_id, action, json.dumps(mapping, sort_keys=True),
+                 previous_id))
+            publish_id = cursor.lastrowid
+            db.execute("INSERT OR REPLACE INTO env_heads VALUES (?, ?)", (env, publish_id))
+        published = self.get_publish(int(publish_id or 0))
+        assert published is not None
+        return published
+
+    # runs ---------------------------------------------------------------------------------
+    def start_build(self, build_id: str, command: str, env: str, selection: str | None,
+                    pid: int) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO builds (build_id, command, env, started_at, status, "
+                       "selection, pid) VALUES (?,?,?,?,?,?,?)",
+                       (build_id, command, env, time.time(), "running", selection, pid))
+
+    def finish_build(self, build_id: str, status: str, built: int = 0, reused: int = 0,
+                     rows: int = 0, error: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE builds SET finished_at = ?, status = ?, models_built = ?, "
+                       "models_reused = ?, rows_written = ?, error = ? WHERE build_id = ?",
+                       (time.time(), status, built, reused, rows, error, build_id))
+
+    def abandon_running_builds(self) -> int:
+        """Mark builds left 'running' by a killed process; call while holding the lock."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "UPDATE builds SET status = 'abandoned', finished_at = ?, "
+                "error = 'process stopped before the build finished' WHERE status = 'running'",
+                (time.time(),))
+            return cursor.rowcount
+
+    def record_model(self, build_id: str, model: str, fingerprint: str, action: str,
+                     status: str, rows: int | None, seconds: float,
+                     error: str | None = None) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO build_models VALUES (?,?,?,?,?,?,?,?)",
+                       (build_id, model, fingerprint, action, status, rows, seconds, error))
+
+    def record_audit(self, build_id: str, model: str, fingerprint: str, audit: str,
+                     failing: int, query: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO audit_results VALUES (?,?,?,?,?,?,?)",
+                       (build_id, model, fingerprint, audit, int(failing == 0), failing, query))
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        return list(self.db.execute(sql, params))
