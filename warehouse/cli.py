@@ -189,9 +189,10 @@ def runs_cmd(limit: Annotated[int, typer.Option(help="Most recent N.")] = 20,
                                "json_array_length(mapping) AS models FROM publishes "
                                "ORDER BY id DESC LIMIT ?", (limit,))
         else:
-            rows = state.query("SELECT build_id, command, env, status, started_at, "
-                               "round(finished_at - started_at, 2) AS seconds, models_built, "
-                               "models_reused, rows_written, error FROM builds "
+            rows = state.query("SELECT build_id, env, status, started_at, "
+                               "round(finished_at - started_at, 2) AS seconds, models_built AS "
+                               "built, models_reused AS reused, rows_written AS rows, error "
+                               "FROM builds "
                                "ORDER BY started_at DESC LIMIT ?", (limit,))
     finally:
         state.close()
@@ -215,7 +216,7 @@ def lineage_cmd(target: Annotated[str, typer.Argument(help="schema.table or "
     """Upstream and downstream models of a table, or the source columns of a column."""
     from warehouse.build import state_for
     from warehouse.console import out
-    from warehouse.lineage import column_lineage, table_lineage
+    from warehouse.lineage import column_lineage, lineage_schema, table_lineage
     from warehouse.project import load_project
 
     cfg = settings(env)
@@ -229,13 +230,7 @@ def lineage_cmd(target: Annotated[str, typer.Argument(help="schema.table or "
         return
     state = state_for(cfg)
     try:
-        head = state.head(cfg.env)
-        schema: dict[str, dict[str, dict[str, str]]] = {}
-        for model, fp in (head.mapping if head else {}).items():
-            version = state.get_version(fp)
-            if version:
-                s, t = model.split(".", 1)
-                schema.setdefault(s, {})[t] = dict(version.columns)
+        schema = lineage_schema(project, state, cfg.env)
     finally:
         state.close()
     table_lineage(project, table)

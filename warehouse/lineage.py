@@ -6,7 +6,11 @@ from dataclasses import dataclass, field
 
 from warehouse.errors import UsageError
 from warehouse.model import DIALECT
-from warehouse.project import Project
+from warehouse.project import SOURCE_SCHEMA, Project
+from warehouse.sources import find_source
+from warehouse.state import State
+
+Schema = dict[str, dict[str, dict[str, str]]]
 
 
 @dataclass
@@ -35,8 +39,25 @@ def table_lineage(project: Project, table: str) -> tuple[list[str], list[str]]:
     return [n for n in order if n in up], [n for n in order if n in down]
 
 
-def column_lineage(project: Project, table: str, column: str,
-                   schema: dict[str, dict[str, dict[str, str]]]) -> ColumnNode:
+def lineage_schema(project: Project, state: State, env: str) -> Schema:
+    """Column types of the environment's models and of the sources the project reads."""
+    import pyarrow.parquet as pq
+
+    schema: Schema = {}
+    head = state.head(env)
+    for model, fingerprint in (head.mapping if head else {}).items():
+        version = state.get_version(fingerprint)
+        if version:
+            name, table = model.split(".", 1)
+            schema.setdefault(name, {})[table] = dict(version.columns)
+    for source in sorted({s for m in project.models.values() for s in m.sources}):
+        files = find_source(project.settings.sources, source).files
+        fields = pq.read_schema(files[0])
+        schema.setdefault(SOURCE_SCHEMA, {})[source] = {f.name: str(f.type) for f in fields}
+    return schema
+
+
+def column_lineage(project: Project, table: str, column: str, schema: Schema) -> ColumnNode:
     """Trace `table.column` back through SQL models to source or Python-model columns.
 
     `schema` maps schema -> table -> column -> type for the tables the models read, so

@@ -1,0 +1,96 @@
+"""Fixtures: a copy of the example project on tiny seeded demo data, in a temp folder."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from warehouse.config import Settings, load_settings
+from warehouse.demo import DemoSpec, generate
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = DemoSpec(products=12, customers=40, days=30, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sources")
+    generate(out, TINY)
+    return out
+
+
+@pytest.fixture
+def project(tmp_path: Path, tiny_sources: Path) -> Settings:
+    """The repo's example project (sql/, pipeline/) with its own sources and warehouse."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copytree(REPO / "sql", root / "sql")
+    shutil.copytree(REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns(
+        "__pycache__"))
+    shutil.copytree(tiny_sources, root / "sources")
+    (root / "wh.toml").write_text(
+        '[project]\nsources = "sources"\nwarehouse = "warehouse"\nthreads = 2\n')
+    return load_settings(root)
+
+
+def published(settings: Settings) -> dict[str, str]:
+    """Checksum of every published view's rows in the settings' env: what analysts see."""
+    from warehouse.catalog import pointer_path
+
+    con = duckdb.connect(str(pointer_path(settings, settings.env)), read_only=True)
+    try:
+        views = con.execute("SELECT schema_name, view_name FROM duckdb_views() "
+                            "WHERE NOT internal ORDER BY ALL").fetchall()
+        sums = {}
+        for schema, view in views:
+            rows = con.execute(f'SELECT * FROM "{schema}"."{view}"').fetchall()
+            digest = hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
+            sums[f"{schema}.{view}"] = f"{len(rows)}:{digest[:16]}"
+        return sums
+    finally:
+        con.close()
+
+
+def rows(settings: Settings, sql: str) -> list[tuple[object, ...]]:
+    from warehouse.catalog import pointer_path
+
+    con = duckdb.connect(str(pointer_path(settings, settings.env)), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def edit(settings: Settings, relative: str, change: Callable[[str], str]) -> None:
+    path = settings.project_dir / relative
+    path.write_text(change(path.read_text()))
+
+
+def split_last_day(sources: Path) -> None:
+    """Turn orders/order_items into part folders, holding back the last day as a new part
+    (returned by `append_last_day`)."""
+    orders = pl.read_parquet(sources / "orders.parquet")
+    items = pl.read_parquet(sources / "order_items.parquet")
+    last = orders["order_ts"].dt.date().max()
+    late = orders.filter(pl.col("order_ts").dt.date() == last)
+    early = orders.filter(pl.col("order_ts").dt.date() < last)
+    for name, frame, held in (
+        ("orders", early, late),
+        ("order_items", items.filter(~pl.col("order_id").is_in(late["order_id"].implode())),
+         items.filter(pl.col("order_id").is_in(late["order_id"].implode()))),
+    ):
+        (sources / f"{name}.parquet").unlink()
+        (sources / name).mkdir()
+        frame.write_parquet(sources / name / "part-0.parquet")
+        held.write_parquet(sources / f".held-{name}.parquet")
+
+
+def append_last_day(sources: Path) -> None:
+    for name in ("orders", "order_items"):
+        (sources / f".held-{name}.parquet").rename(sources / name / "part-1.parquet")
