@@ -121,8 +121,11 @@ def load_settings(project_dir: Path | None = None) -> Settings:
     """Read wh.toml of the project and apply WH_* environment overrides."""
     root = (project_dir or find_project_dir()).resolve()
     path = root / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"no {CONFIG_FILE} in {root}",
+                          hint="pass the folder that holds the project's wh.toml")
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", path, _toml_error_line(exc),
                           hint="fix the syntax at that line") from None

@@ -18,7 +18,7 @@ from warehouse.build import BuildResult, Reporter
 from warehouse.plan import Plan
 
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_json(value: Any) -> None:

@@ -278,13 +278,23 @@ def _position(sql: str, node: exp.Expression) -> tuple[int | None, int | None]:
     return sql.count("\n", 0, start) + 1, start - line_start + 1
 
 
+MISSING_PART = re.compile(r"Required keyword: '\w+' missing for <class '[\w.]*\.(\w+)'>")
+
+
+def _parse_message(description: str) -> str:
+    """sqlglot's wording, made readable for people who never saw its class names."""
+    missing = MISSING_PART.search(description)
+    return f"incomplete {missing.group(1).upper()} clause" if missing else description
+
+
 def parse_query(sql: str, path: Path | str) -> exp.Query:
     """Parse exactly one SELECT, with errors that point at file:line:column."""
     try:
         statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
     except sqlglot.errors.ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
-        raise ModelError(f"SQL does not parse: {first.get('description', exc)}", path,
+        raise ModelError(f"SQL does not parse: {_parse_message(first.get('description', ''))}",
+                         path,
                          first.get("line"), first.get("col"),
                          hint="fix the SQL at that position") from None
     if len(statements) != 1:

@@ -146,6 +146,10 @@ def load_project(settings: Settings) -> Project:
             raise ModelError(f"two models are named {model.name}", model.path,
                              hint=f"the other is {by_name[model.name].path}; rename one")
         by_name[model.name] = model
+    if not by_name:
+        raise ModelError("no models found", settings.project_dir,
+                         hint="add sql/<schema>/<name>.sql files or @model functions in "
+                         "pipeline/*.py")
     names = set(by_name)
     resolved = {name: _resolve(m, names) for name, m in by_name.items()}
     dag = DAG({name: m.depends_on for name, m in resolved.items()})

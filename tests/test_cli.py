@@ -1,0 +1,114 @@
+"""The wh CLI through typer's CliRunner: output, formats and exit codes."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import edit, published
+from typer.testing import CliRunner
+
+from warehouse.cli import app
+from warehouse.config import Settings
+
+runner = CliRunner()
+
+
+def wh(project: Settings, *args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["--project", str(project.project_dir), *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_build_plan_and_query(project: Settings) -> None:
+    code, out, _ = wh(project, "plan", "--json")
+    assert code == 0
+    plan = json.loads(out)
+    assert {m["change"] for m in plan["models"]} == {"new"}
+    code, out, _ = wh(project, "build", "--json")
+    assert code == 0, out
+    built = json.loads(out)
+    assert built["status"] == "ok" and len(built["models"]) == 7
+    code, out, _ = wh(project, "build", "--quiet")
+    assert (code, out) == (0, "")
+    code, out, _ = wh(project, "build")
+    assert "Nothing to do" in out
+    code, out, _ = wh(project, "sql", "select count(*) as n from staging.products",
+                      "--format", "json")
+    assert json.loads(out) == [{"n": 12}]
+    code, out, _ = wh(project, "sql", "select 'a,b' as x, 2 as y", "--format", "csv")
+    assert out.splitlines() == ["x,y", '"a,b",2']
+
+
+def test_runs_lists_builds(project: Settings) -> None:
+    wh(project, "build", "--quiet")
+    wh(project, "build", "--quiet")
+    code, out, _ = wh(project, "runs", "--json")
+    assert code == 0
+    assert [r["status"] for r in json.loads(out)] == ["noop", "ok"]
+
+
+def test_audit_failure_exits_1_with_one_line_and_no_traceback(project: Settings) -> None:
+    wh(project, "build", "--quiet")
+    before = published(project)
+    edit(project, "sql/staging/products.sql",
+         lambda s: "-- assert: base_price < 0\n" + s + "\nwhere product_id <> 1\n")
+    code, out, err = wh(project, "build", "--quiet")
+    assert code == 1
+    assert "Error: staging.products: audit assert(base_price < 0) failed" in err
+    assert "Traceback" not in err + out
+    assert published(project) == before
+    code, out, _ = wh(project, "runs", "--json")
+    assert json.loads(out)[0]["status"] == "failed"
+
+
+def test_usage_and_config_errors_exit_2(project: Settings) -> None:
+    code, _, err = wh(project, "build", "--select", "nothing_like_this")
+    assert code == 2 and "matches no model" in err
+    code, _, err = wh(project, "sql", "select 1")
+    assert code == 2 and "has not been published" in err
+    (project.project_dir / "wh.toml").write_text("[project\n")
+    code, _, err = wh(project, "build")
+    assert code == 2 and "wh.toml:1:" in err
+
+
+def test_model_error_exits_1_naming_file_line_column(project: Settings) -> None:
+    edit(project, "sql/staging/orders.sql", lambda s: s.replace("from source.orders",
+                                                                "from source.orders where"))
+    code, _, err = wh(project, "build")
+    assert code == 1
+    assert "sql/staging/orders.sql:" in err and "SQL does not parse" in err
+
+
+def test_lineage(project: Settings) -> None:
+    wh(project, "build", "--quiet")
+    code, out, _ = wh(project, "lineage", "features.demand")
+    assert code == 0 and "staging.orders" in out and "features.product_demand_stats" in out
+    code, out, _ = wh(project, "lineage", "staging.orders.order_date")
+    assert code == 0 and "source.orders.order_ts" in out
+
+
+def test_rollback_and_gc(project: Settings) -> None:
+    wh(project, "build", "--quiet")
+    first = published(project)
+    edit(project, "sql/staging/products.sql", lambda s: s + "\nwhere product_id <> 1\n")
+    wh(project, "build", "--quiet")
+    code, out, _ = wh(project, "rollback")
+    assert code == 0 and "rolled back" in out
+    assert published(project) == first
+    code, out, _ = wh(project, "gc", "--retention-days", "0")
+    assert code == 0 and "dropped 3 versions" in out
+    assert published(project) == first
+    code, _, err = wh(project, "rollback", "--to", "2")
+    assert code == 1 and "garbage-collected" in err
+
+
+def test_demo_builds_on_generated_sources(project: Settings, tmp_path: object) -> None:
+    import shutil
+
+    shutil.rmtree(project.sources)
+    code, out, err = wh(project, "demo", "--products", "8", "--customers", "20", "--days", "20")
+    assert code == 0, err
+    assert "Top products by units" in out
+    assert "orders" in err
+    code, out, _ = wh(project, "sql", "select count(distinct product_id) from features.demand",
+                      "--format", "csv")
+    assert out.splitlines()[1] == "8"
