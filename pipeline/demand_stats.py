@@ -39,10 +39,14 @@ def product_demand_stats(demand: pl.LazyFrame) -> pl.LazyFrame:
     return (
         stats.with_columns(adi=adi, cv2=cv2.fill_null(0.0))
         .with_columns(
-            demand_class=pl.when(pl.col("periods_with_demand") == 0).then(pl.lit("lumpy"))
-            .when((pl.col("adi") < ADI_CUTOFF) & (pl.col("cv2") < CV2_CUTOFF)).then(pl.lit("smooth"))
-            .when(pl.col("adi") < ADI_CUTOFF).then(pl.lit("erratic"))
-            .when(pl.col("cv2") < CV2_CUTOFF).then(pl.lit("intermittent"))
+            demand_class=pl.when(pl.col("periods_with_demand") == 0)
+            .then(pl.lit("lumpy"))
+            .when((pl.col("adi") < ADI_CUTOFF) & (pl.col("cv2") < CV2_CUTOFF))
+            .then(pl.lit("smooth"))
+            .when(pl.col("adi") < ADI_CUTOFF)
+            .then(pl.lit("erratic"))
+            .when(pl.col("cv2") < CV2_CUTOFF)
+            .then(pl.lit("intermittent"))
             .otherwise(pl.lit("lumpy"))
         )
         .sort("product_id")

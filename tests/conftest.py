@@ -31,11 +31,13 @@ def project(tmp_path: Path, tiny_sources: Path) -> Settings:
     root = tmp_path / "project"
     root.mkdir()
     shutil.copytree(REPO / "sql", root / "sql")
-    shutil.copytree(REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns(
-        "__pycache__"))
+    shutil.copytree(
+        REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
+    )
     shutil.copytree(tiny_sources, root / "sources")
     (root / "wh.toml").write_text(
-        '[project]\nsources = "sources"\nwarehouse = "warehouse"\nthreads = 2\n')
+        '[project]\nsources = "sources"\nwarehouse = "warehouse"\nthreads = 2\n'
+    )
     return load_settings(root)
 
 
@@ -45,8 +47,9 @@ def published(settings: Settings) -> dict[str, str]:
 
     con = duckdb.connect(str(pointer_path(settings, settings.env)), read_only=True)
     try:
-        views = con.execute("SELECT schema_name, view_name FROM duckdb_views() "
-                            "WHERE NOT internal ORDER BY ALL").fetchall()
+        views = con.execute(
+            "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal ORDER BY ALL"
+        ).fetchall()
         sums = {}
         for schema, view in views:
             rows = con.execute(f'SELECT * FROM "{schema}"."{view}"').fetchall()
@@ -82,8 +85,11 @@ def split_last_day(sources: Path) -> None:
     early = orders.filter(pl.col("order_ts").dt.date() < last)
     for name, frame, held in (
         ("orders", early, late),
-        ("order_items", items.filter(~pl.col("order_id").is_in(late["order_id"].implode())),
-         items.filter(pl.col("order_id").is_in(late["order_id"].implode()))),
+        (
+            "order_items",
+            items.filter(~pl.col("order_id").is_in(late["order_id"].implode())),
+            items.filter(pl.col("order_id").is_in(late["order_id"].implode())),
+        ),
     ):
         (sources / f"{name}.parquet").unlink()
         (sources / name).mkdir()

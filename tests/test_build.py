@@ -20,8 +20,13 @@ def computed(result: object) -> set[str]:
 
 
 ALL_MODELS = {
-    "staging.customers", "staging.products", "staging.orders", "staging.order_items",
-    "staging.promotions", "features.demand", "features.product_demand_stats",
+    "staging.customers",
+    "staging.products",
+    "staging.orders",
+    "staging.order_items",
+    "staging.promotions",
+    "features.demand",
+    "features.product_demand_stats",
 }
 
 
@@ -35,11 +40,14 @@ def test_full_build_publishes_every_model(project: Settings) -> None:
     gaps = rows(project, "SELECT count(*) FROM features.demand WHERE units IS NULL")
     assert gaps == [(0,)]
     total = rows(project, "SELECT sum(units) FROM features.demand")[0][0]
-    expected = rows(project, "SELECT sum(i.quantity) FROM staging.order_items i JOIN "
-                    "staging.orders o USING (order_id) JOIN staging.products p USING "
-                    "(product_id) WHERE o.status <> 'cancelled' AND o.order_date >= "
-                    "p.launch_date AND (p.discontinued_date IS NULL OR o.order_date <= "
-                    "p.discontinued_date)")[0][0]
+    expected = rows(
+        project,
+        "SELECT sum(i.quantity) FROM staging.order_items i JOIN "
+        "staging.orders o USING (order_id) JOIN staging.products p USING "
+        "(product_id) WHERE o.status <> 'cancelled' AND o.order_date >= "
+        "p.launch_date AND (p.discontinued_date IS NULL OR o.order_date <= "
+        "p.discontinued_date)",
+    )[0][0]
     assert total == expected
 
 
@@ -73,19 +81,30 @@ def test_reformatting_every_model_rebuilds_nothing(project: Settings) -> None:
 
 def test_editing_one_model_rebuilds_it_and_its_descendants_only(project: Settings) -> None:
     build(project)
-    edit(project, "sql/staging/promotions.sql",
-         lambda s: s + "\nwhere discount_pct between 0 and 100\n")
+    edit(
+        project,
+        "sql/staging/promotions.sql",
+        lambda s: s + "\nwhere discount_pct between 0 and 100\n",
+    )
     result = build(project)
-    assert computed(result) == {"staging.promotions", "features.demand",
-                                "features.product_demand_stats"}
+    assert computed(result) == {
+        "staging.promotions",
+        "features.demand",
+        "features.product_demand_stats",
+    }
 
 
 def test_failing_audit_leaves_published_views_unchanged(project: Settings) -> None:
     build(project)
     before = published(project)
-    edit(project, "sql/staging/orders.sql",
-         lambda s: "-- assert: status = 'completed'\n" + s.replace(
-             "lower(status) as status", "lower(status) as status, 1 as changed"))
+    edit(
+        project,
+        "sql/staging/orders.sql",
+        lambda s: (
+            "-- assert: status = 'completed'\n"
+            + s.replace("lower(status) as status", "lower(status) as status, 1 as changed")
+        ),
+    )
     with pytest.raises(AuditError) as failure:
         build(project)
     assert failure.value.model == "staging.orders"
@@ -97,21 +116,34 @@ def test_sql_error_mid_build_leaves_published_views_unchanged(project: Settings)
     build(project)
     before = published(project)
     # staging.orders changes fine; features.demand then fails at run time
-    edit(project, "sql/staging/orders.sql", lambda s: s.replace(
-        "lower(status) as status", "lower(status) as status, 1 as changed"))
-    edit(project, "sql/features/demand.sql", lambda s: s.replace(
-        "sum(quantity) as units", "sum(no_such_column) as units"))
+    edit(
+        project,
+        "sql/staging/orders.sql",
+        lambda s: s.replace("lower(status) as status", "lower(status) as status, 1 as changed"),
+    )
+    edit(
+        project,
+        "sql/features/demand.sql",
+        lambda s: s.replace("sum(quantity) as units", "sum(no_such_column) as units"),
+    )
     with pytest.raises(ModelError) as failure:
         build(project)
     message = str(failure.value)
     assert "demand.sql:" in message and "no_such_column" in message
-    line = next(i for i, text in enumerate(
-        (project.sql_dir / "features" / "demand.sql").read_text().splitlines(), start=1)
-        if "no_such_column" in text)
+    line = next(
+        i
+        for i, text in enumerate(
+            (project.sql_dir / "features" / "demand.sql").read_text().splitlines(), start=1
+        )
+        if "no_such_column" in text
+    )
     assert failure.value.line == line
     assert published(project) == before
-    assert rows(project, "SELECT count(*) FROM information_schema.columns WHERE "
-                "table_name = 'orders' AND column_name = 'changed'") == [(0,)]
+    assert rows(
+        project,
+        "SELECT count(*) FROM information_schema.columns WHERE "
+        "table_name = 'orders' AND column_name = 'changed'",
+    ) == [(0,)]
 
 
 def test_rollback_restores_previous_rows(project: Settings) -> None:
@@ -141,8 +173,7 @@ def test_dev_and_prod_are_isolated_and_promotion_is_virtual(project: Settings) -
     assert published(project) == published(dev)
 
 
-def test_incremental_model_processes_only_new_periods(project: Settings,
-                                                      tmp_path: object) -> None:
+def test_incremental_model_processes_only_new_periods(project: Settings, tmp_path: object) -> None:
     split_last_day(project.sources)
     first = build(project)
     demand_first = next(r for r in first.results if r.plan.model.name == "features.demand")
@@ -154,20 +185,26 @@ def test_incremental_model_processes_only_new_periods(project: Settings,
     assert demand.plan.action is Action.INCREMENTAL
     last_day = rows(project, "SELECT max(period) FROM features.demand")[0][0]
     lookback = 3  # the new day plus the 3 already-built days before it are recomputed
-    window = rows(project, "SELECT count(*) FROM features.demand WHERE period >= "
-                  f"DATE '{last_day}' - INTERVAL {lookback} DAY")[0][0]
+    window = rows(
+        project,
+        "SELECT count(*) FROM features.demand WHERE period >= "
+        f"DATE '{last_day}' - INTERVAL {lookback} DAY",
+    )[0][0]
     total = rows(project, "SELECT count(*) FROM features.demand")[0][0]
     assert demand.rows_processed == window
     assert demand.rows_processed < total / 5
 
     # the incremental result equals a full build of the same sources
     fresh = load_settings(project.project_dir).with_overrides(
-        warehouse=project.warehouse.parent / "fresh")
+        warehouse=project.warehouse.parent / "fresh"
+    )
     build(fresh)
     # doubles rounded: parallel sums may add in another order
-    query = ("SELECT product_id, period, units, orders, on_promo, promo_discount_pct, "
-             "round(revenue, 6), round(avg_price, 6), round(avg_discount, 6) "
-             "FROM features.demand ORDER BY product_id, period")
+    query = (
+        "SELECT product_id, period, units, orders, on_promo, promo_discount_pct, "
+        "round(revenue, 6), round(avg_price, 6), round(avg_discount, 6) "
+        "FROM features.demand ORDER BY product_id, period"
+    )
     assert rows(project, query) == rows(fresh, query)
 
 
@@ -175,8 +212,11 @@ def test_changed_query_forces_full_rebuild_of_incremental_model(project: Setting
     split_last_day(project.sources)
     build(project)
     append_last_day(project.sources)
-    edit(project, "sql/features/demand.sql", lambda s: s.replace(
-        "avg(discount) as avg_discount", "avg(discount) * 1.0 as avg_discount"))
+    edit(
+        project,
+        "sql/features/demand.sql",
+        lambda s: s.replace("avg(discount) as avg_discount", "avg(discount) * 1.0 as avg_discount"),
+    )
     result = build(project)
     demand = next(r for r in result.results if r.plan.model.name == "features.demand")
     assert demand.plan.action is Action.FULL
@@ -188,8 +228,11 @@ def test_plan_matches_what_build_does(project: Settings) -> None:
     from warehouse.project import load_project
 
     build(project)
-    edit(project, "sql/staging/customers.sql", lambda s: s.replace("segment", "upper(segment) "
-                                                                   "as segment"))
+    edit(
+        project,
+        "sql/staging/customers.sql",
+        lambda s: s.replace("segment", "upper(segment) as segment"),
+    )
     state = state_for(project)
     try:
         plan = make_plan(load_project(project), state, "prod")
@@ -206,23 +249,28 @@ def test_plan_matches_what_build_does(project: Settings) -> None:
 
 def test_selection_builds_only_the_selected_models(project: Settings) -> None:
     build(project)
-    edit(project, "sql/staging/customers.sql", lambda s: s.replace("segment", "upper(segment) "
-                                                                   "as segment"))
+    edit(
+        project,
+        "sql/staging/customers.sql",
+        lambda s: s.replace("segment", "upper(segment) as segment"),
+    )
     edit(project, "sql/staging/products.sql", lambda s: s + "\nwhere base_price >= 0\n")
     result = build(project, ["staging.customers"])
     assert computed(result) == {"staging.customers"}
     result = build(project, ["staging.products+"])
-    assert computed(result) == {"staging.products", "features.demand",
-                                "features.product_demand_stats"}
+    assert computed(result) == {
+        "staging.products",
+        "features.demand",
+        "features.product_demand_stats",
+    }
 
 
 def test_readers_keep_their_snapshot_and_never_block_a_build(project: Settings) -> None:
     build(project)
-    reader = duckdb.connect(str(pointer_path(project, 'prod')), read_only=True)
+    reader = duckdb.connect(str(pointer_path(project, "prod")), read_only=True)
     try:
         before = reader.execute("SELECT count(*) FROM staging.products").fetchone()
-        edit(project, "sql/staging/products.sql",
-             lambda s: s + "\nwhere product_id <> 1\n")
+        edit(project, "sql/staging/products.sql", lambda s: s + "\nwhere product_id <> 1\n")
         build(project)  # would fail with a lock error if the build opened the reader's file
         assert reader.execute("SELECT count(*) FROM staging.products").fetchone() == before
     finally:
@@ -236,19 +284,31 @@ def test_python_model_reads_lazyframes_and_writes_a_table(project: Settings) -> 
     classes = rows(project, "SELECT DISTINCT demand_class FROM features.product_demand_stats")
     assert {c for (c,) in classes} <= {"smooth", "erratic", "intermittent", "lumpy"}
     # the oracle: the same statistic computed in SQL
-    sql_adi = rows(project, "SELECT product_id, count(*) / count(*) FILTER (units > 0) FROM "
-                   "features.demand GROUP BY ALL HAVING count(*) FILTER (units > 0) > 0 "
-                   "ORDER BY 1")
-    py_adi = rows(project, "SELECT product_id, adi FROM features.product_demand_stats "
-                  "WHERE periods_with_demand > 0 ORDER BY 1")
+    sql_adi = rows(
+        project,
+        "SELECT product_id, count(*) / count(*) FILTER (units > 0) FROM "
+        "features.demand GROUP BY ALL HAVING count(*) FILTER (units > 0) > 0 "
+        "ORDER BY 1",
+    )
+    py_adi = rows(
+        project,
+        "SELECT product_id, adi FROM features.product_demand_stats "
+        "WHERE periods_with_demand > 0 ORDER BY 1",
+    )
     assert [(p, round(a, 9)) for p, a in sql_adi] == [(p, round(a, 9)) for p, a in py_adi]
 
 
 def test_python_model_that_raises_names_its_file_and_line(project: Settings) -> None:
     build(project)
     before = published(project)
-    edit(project, "pipeline/demand_stats.py", lambda s: s.replace(
-        '    nonzero = pl.col("units")', '    raise RuntimeError("boom")\n    nonzero = pl.col("units")'))
+    edit(
+        project,
+        "pipeline/demand_stats.py",
+        lambda s: s.replace(
+            '    nonzero = pl.col("units")',
+            '    raise RuntimeError("boom")\n    nonzero = pl.col("units")',
+        ),
+    )
     with pytest.raises(ModelError) as failure:
         build(project)
     assert "demand_stats.py:" in str(failure.value) and "boom" in str(failure.value)

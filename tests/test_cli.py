@@ -31,8 +31,9 @@ def test_build_plan_and_query(project: Settings) -> None:
     assert (code, out) == (0, "")
     code, out, _ = wh(project, "build")
     assert "Nothing to do" in out
-    code, out, _ = wh(project, "sql", "select count(*) as n from staging.products",
-                      "--format", "json")
+    code, out, _ = wh(
+        project, "sql", "select count(*) as n from staging.products", "--format", "json"
+    )
     assert json.loads(out) == [{"n": 12}]
     code, out, _ = wh(project, "sql", "select 'a,b' as x, 2 as y", "--format", "csv")
     assert out.splitlines() == ["x,y", '"a,b",2']
@@ -49,8 +50,11 @@ def test_runs_lists_builds(project: Settings) -> None:
 def test_audit_failure_exits_1_with_one_line_and_no_traceback(project: Settings) -> None:
     wh(project, "build", "--quiet")
     before = published(project)
-    edit(project, "sql/staging/products.sql",
-         lambda s: "-- assert: base_price < 0\n" + s + "\nwhere product_id <> 1\n")
+    edit(
+        project,
+        "sql/staging/products.sql",
+        lambda s: "-- assert: base_price < 0\n" + s + "\nwhere product_id <> 1\n",
+    )
     code, out, err = wh(project, "build", "--quiet")
     assert code == 1
     assert "Error: staging.products: audit assert(base_price < 0) failed" in err
@@ -71,8 +75,11 @@ def test_usage_and_config_errors_exit_2(project: Settings) -> None:
 
 
 def test_model_error_exits_1_naming_file_line_column(project: Settings) -> None:
-    edit(project, "sql/staging/orders.sql", lambda s: s.replace("from source.orders",
-                                                                "from source.orders where"))
+    edit(
+        project,
+        "sql/staging/orders.sql",
+        lambda s: s.replace("from source.orders", "from source.orders where"),
+    )
     code, _, err = wh(project, "build")
     assert code == 1
     assert "sql/staging/orders.sql:" in err and "SQL does not parse" in err
@@ -109,6 +116,7 @@ def test_demo_builds_on_generated_sources(project: Settings, tmp_path: object) -
     assert code == 0, err
     assert "Top products by units" in out
     assert "orders" in err
-    code, out, _ = wh(project, "sql", "select count(distinct product_id) from features.demand",
-                      "--format", "csv")
+    code, out, _ = wh(
+        project, "sql", "select count(distinct product_id) from features.demand", "--format", "csv"
+    )
     assert out.splitlines()[1] == "8"

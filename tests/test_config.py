@@ -10,8 +10,9 @@ from warehouse.config import ConfigWarning, load_settings
 from warehouse.errors import ConfigError
 
 
-def test_defaults_and_environment_overrides(tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_and_environment_overrides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "wh.toml").write_text('[project]\nsources = "in"\nthreads = 3\n')
     cfg = load_settings(tmp_path)
     assert cfg.sources == tmp_path / "in"
@@ -37,16 +38,19 @@ def test_invalid_toml_names_the_line(tmp_path: Path) -> None:
 
 
 def test_unknown_key_warns_with_suggestion(tmp_path: Path) -> None:
-    (tmp_path / "wh.toml").write_text('[project]\nthread = 2\n')
+    (tmp_path / "wh.toml").write_text("[project]\nthread = 2\n")
     with pytest.warns(ConfigWarning, match="unknown key 'thread'.*did you mean 'threads'"):
         load_settings(tmp_path)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('[project]\nthreads = "many"\n', "threads must be int"),
-    ('[project]\nthreads = 0\n', "threads must be at least 1"),
-    ('[project]\nenv = "Prod!"\n', "invalid environment name"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[project]\nthreads = "many"\n', "threads must be int"),
+        ("[project]\nthreads = 0\n", "threads must be at least 1"),
+        ('[project]\nenv = "Prod!"\n', "invalid environment name"),
+    ],
+)
 def test_bad_values(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "wh.toml").write_text(text)
     with pytest.raises(ConfigError, match=message):

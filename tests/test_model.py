@@ -23,7 +23,10 @@ PATH = Path("sql/staging/orders.sql")
 
 
 def test_header_directives_become_model_fields() -> None:
-    model = sql_model("staging.orders", PATH, """-- kind: incremental_by_time
+    model = sql_model(
+        "staging.orders",
+        PATH,
+        """-- kind: incremental_by_time
 -- time_column: order_date
 -- lookback: 2
 -- grain: order_id, line
@@ -34,7 +37,8 @@ def test_header_directives_become_model_fields() -> None:
 -- assert: qty > 0
 -- This line is free text and ignored.
 select order_id, line, status, qty, order_date from source.orders
-where order_date between $start_date and $end_date""")
+where order_date between $start_date and $end_date""",
+    )
     assert model.kind is ModelKind.INCREMENTAL_BY_TIME
     assert (model.time_column, model.lookback) == ("order_date", 2)
     assert model.grain == ("order_id", "line")
@@ -57,19 +61,27 @@ def test_unknown_directive_suggests_the_closest() -> None:
     assert "did you mean 'grain'?" in str(failure.value)
 
 
-@pytest.mark.parametrize(("text", "message", "line", "column"), [
-    ("select (1 from t", "SQL does not parse", 1, 14),
-    ("select 1;\nselect 2", "exactly one SELECT, found 2", None, None),
-    ("insert into t values (1)", "must be a SELECT, found INSERT", None, None),
-    ("-- kind: table\nselect 1", "unknown kind 'table'", 1, None),
-    ("-- kind: incremental_by_time\nselect 1", "needs a time_column", 1, None),
-    ("-- lookback: 3\nselect 1", "apply only to kind incremental_by_time", 1, None),
-    ("select * from t where d > $start_date", "only set for kind incremental_by_time",
-     None, None),
-    ("select $cutoff", "unknown parameter $cutoff", None, None),
-])
-def test_invalid_models_name_file_line_and_column(text: str, message: str, line: int | None,
-                                                  column: int | None) -> None:
+@pytest.mark.parametrize(
+    ("text", "message", "line", "column"),
+    [
+        ("select (1 from t", "SQL does not parse", 1, 14),
+        ("select 1;\nselect 2", "exactly one SELECT, found 2", None, None),
+        ("insert into t values (1)", "must be a SELECT, found INSERT", None, None),
+        ("-- kind: table\nselect 1", "unknown kind 'table'", 1, None),
+        ("-- kind: incremental_by_time\nselect 1", "needs a time_column", 1, None),
+        ("-- lookback: 3\nselect 1", "apply only to kind incremental_by_time", 1, None),
+        (
+            "select * from t where d > $start_date",
+            "only set for kind incremental_by_time",
+            None,
+            None,
+        ),
+        ("select $cutoff", "unknown parameter $cutoff", None, None),
+    ],
+)
+def test_invalid_models_name_file_line_and_column(
+    text: str, message: str, line: int | None, column: int | None
+) -> None:
     with pytest.raises(ModelError) as failure:
         sql_model("staging.orders", PATH, text)
     assert message in str(failure.value)
@@ -78,39 +90,58 @@ def test_invalid_models_name_file_line_and_column(text: str, message: str, line:
 
 
 def test_table_refs_skip_ctes_and_table_functions_and_keep_positions() -> None:
-    model = sql_model("a.b", PATH, "with x as (select * from staging.orders)\n"
-                      "select * from x join source.items i using (id), range(3) r")
+    model = sql_model(
+        "a.b",
+        PATH,
+        "with x as (select * from staging.orders)\n"
+        "select * from x join source.items i using (id), range(3) r",
+    )
     refs = {r.qualified: (r.line, r.column) for r in model.refs}
     assert refs == {"staging.orders": (1, 26), "source.items": (2, 22)}
 
 
-@pytest.mark.parametrize(("path", "name"), [
-    ("sql/staging/orders.sql", "staging.orders"),
-    ("sql/features/sub/demand.sql", "features.demand"),
-])
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("sql/staging/orders.sql", "staging.orders"),
+        ("sql/features/sub/demand.sql", "features.demand"),
+    ],
+)
 def test_model_names_come_from_folders(path: str, name: str) -> None:
     assert model_name_from_path(Path(path), Path("sql")) == name
 
 
-@pytest.mark.parametrize("path", ["sql/orders.sql", "sql/Stage/orders.sql",
-                                  "sql/staging/order-items.sql", "sql/source/orders.sql"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "sql/orders.sql",
+        "sql/Stage/orders.sql",
+        "sql/staging/order-items.sql",
+        "sql/source/orders.sql",
+    ],
+)
 def test_unsafe_or_reserved_names_are_refused(path: str) -> None:
     with pytest.raises(ModelError):
         model_name_from_path(Path(path), Path("sql"))
 
 
 def test_audit_list_with_quotes_and_options() -> None:
-    specs = parse_audits("unique(a, b), accepted_values(s, 'x, y', \"z\"), row_count(max=5)",
-                         PATH, 1)
-    assert [s.label for s in specs] == ["unique(a, b)", "accepted_values(s, x, y, z)",
-                                        "row_count(max=5)"]
+    specs = parse_audits(
+        "unique(a, b), accepted_values(s, 'x, y', \"z\"), row_count(max=5)", PATH, 1
+    )
+    assert [s.label for s in specs] == [
+        "unique(a, b)",
+        "accepted_values(s, x, y, z)",
+        "row_count(max=5)",
+    ]
     assert specs[1].args == ("s", "x, y", "z")
 
 
 @given(st.lists(st.text(alphabet="ab,()'", max_size=6), max_size=6))
 def test_split_top_level_never_splits_inside_parentheses(parts: list[str]) -> None:
-    text = ", ".join(f"f({p.replace(',', '').replace('(', '').replace(')', '')})"
-                     for p in parts if "'" not in p)
+    text = ", ".join(
+        f"f({p.replace(',', '').replace('(', '').replace(')', '')})" for p in parts if "'" not in p
+    )
     for piece in split_top_level(text):
         assert piece.count("(") == piece.count(")")
 
@@ -131,13 +162,18 @@ def _reformat(sql: str, data: st.DataObject) -> str:
     """Rebuild the query from its tokens with other whitespace, comments and keyword case."""
     pieces = []
     for token in Tokenizer().tokenize(sql):
-        text = sql[token.start:token.end + 1]
-        if token.token_type not in (TokenType.VAR, TokenType.STRING, TokenType.NUMBER,
-                                    TokenType.IDENTIFIER):
+        text = sql[token.start : token.end + 1]
+        if token.token_type not in (
+            TokenType.VAR,
+            TokenType.STRING,
+            TokenType.NUMBER,
+            TokenType.IDENTIFIER,
+        ):
             text = data.draw(st.sampled_from([text.lower(), text.upper(), text.title()]))
         pieces.append(text)
-        pieces.append(data.draw(st.sampled_from([" ", "  ", "\n", "\n\t", " /* c */ ",
-                                                 " -- note\n"])))
+        pieces.append(
+            data.draw(st.sampled_from([" ", "  ", "\n", "\n\t", " /* c */ ", " -- note\n"]))
+        )
     return "".join(pieces)
 
 
@@ -149,15 +185,23 @@ def test_fingerprint_is_stable_under_formatting(sql: str, data: st.DataObject) -
     assert reformatted.data_hash() == original.data_hash()
 
 
-SEMANTIC_EDITS = [("'cancelled'", "'returned'"), ("> 10", ">= 10"), ("limit 5", "limit 6"),
-                  ("sum(", "avg("), ("then 1", "then 2"), ("desc", "asc"),
-                  ("as units", "as qty"), ("<>", "=")]
+SEMANTIC_EDITS = [
+    ("'cancelled'", "'returned'"),
+    ("> 10", ">= 10"),
+    ("limit 5", "limit 6"),
+    ("sum(", "avg("),
+    ("then 1", "then 2"),
+    ("desc", "asc"),
+    ("as units", "as qty"),
+    ("<>", "="),
+]
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(st.sampled_from(QUERIES), st.sampled_from(SEMANTIC_EDITS), st.data())
-def test_fingerprint_changes_under_semantic_changes(sql: str, change: tuple[str, str],
-                                                   data: st.DataObject) -> None:
+def test_fingerprint_changes_under_semantic_changes(
+    sql: str, change: tuple[str, str], data: st.DataObject
+) -> None:
     old, new = change
     if old not in sql:
         return
@@ -168,8 +212,11 @@ def test_fingerprint_changes_under_semantic_changes(sql: str, change: tuple[str,
 
 def test_metadata_does_not_change_the_fingerprint() -> None:
     plain = sql_model("a.b", PATH, "select 1 as x")
-    documented = sql_model("a.b", PATH, "-- description: One.\n-- column x: the x\n"
-                           "-- audits: not_null(x)\n-- tags: t\nselect 1 as x")
+    documented = sql_model(
+        "a.b",
+        PATH,
+        "-- description: One.\n-- column x: the x\n"
+        "-- audits: not_null(x)\n-- tags: t\nselect 1 as x",
+    )
     assert plain.data_hash() == documented.data_hash()
-    assert sql_model("a.b", PATH, "-- kind: view\nselect 1 as x").data_hash() != \
-        plain.data_hash()
+    assert sql_model("a.b", PATH, "-- kind: view\nselect 1 as x").data_hash() != plain.data_hash()

@@ -21,13 +21,16 @@ def make(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def test_sql_and_python_models_with_dependencies(tmp_path: Path) -> None:
-    root = make(tmp_path, {
-        "sql/staging/orders.sql": "select * from source.orders",
-        "sql/marts/daily.sql": "-- kind: view\nselect count(*) as n from staging.orders",
-        "pipeline/stats.py": "from warehouse.python_model import model\n"
-                             "@model('marts.stats', inputs=['marts.daily', 'source.items'])\n"
-                             "def stats(daily, items):\n    return daily\n",
-    })
+    root = make(
+        tmp_path,
+        {
+            "sql/staging/orders.sql": "select * from source.orders",
+            "sql/marts/daily.sql": "-- kind: view\nselect count(*) as n from staging.orders",
+            "pipeline/stats.py": "from warehouse.python_model import model\n"
+            "@model('marts.stats', inputs=['marts.daily', 'source.items'])\n"
+            "def stats(daily, items):\n    return daily\n",
+        },
+    )
     project = load_project(load_settings(root))
     assert project.dag.order == ["staging.orders", "marts.daily", "marts.stats"]
     assert project.models["marts.stats"].depends_on == {"marts.daily"}
@@ -36,36 +39,44 @@ def test_sql_and_python_models_with_dependencies(tmp_path: Path) -> None:
 
 
 def test_unknown_table_names_file_line_column_and_suggests(tmp_path: Path) -> None:
-    root = make(tmp_path, {
-        "sql/staging/orders.sql": "select 1 as x",
-        "sql/marts/daily.sql": "select *\nfrom staging.order",
-    })
+    root = make(
+        tmp_path,
+        {
+            "sql/staging/orders.sql": "select 1 as x",
+            "sql/marts/daily.sql": "select *\nfrom staging.order",
+        },
+    )
     with pytest.raises(UnknownTableError) as failure:
         load_project(load_settings(root))
-    assert str(failure.value).startswith(f"{root}/sql/marts/daily.sql:2:6: unknown table "
-                                         "'staging.order'")
+    assert str(failure.value).startswith(
+        f"{root}/sql/marts/daily.sql:2:6: unknown table 'staging.order'"
+    )
     assert "did you mean 'staging.orders'?" in str(failure.value)
 
 
 def test_unqualified_model_name_hints_at_schema(tmp_path: Path) -> None:
-    root = make(tmp_path, {"sql/staging/orders.sql": "select 1 as x",
-                           "sql/marts/daily.sql": "select * from orders"})
-    with pytest.raises(UnknownTableError, match="did you mean 'staging.orders'"):
+    root = make(
+        tmp_path,
+        {"sql/staging/orders.sql": "select 1 as x", "sql/marts/daily.sql": "select * from orders"},
+    )
+    with pytest.raises(UnknownTableError, match=r"did you mean 'staging\.orders'"):
         load_project(load_settings(root))
 
 
 def test_two_models_with_one_name(tmp_path: Path) -> None:
-    root = make(tmp_path, {
-        "sql/staging/orders.sql": "select 1 as x",
-        "sql/staging/sub/orders.sql": "select 2 as x",
-    })
-    with pytest.raises(ModelError, match="two models are named staging.orders"):
+    root = make(
+        tmp_path,
+        {
+            "sql/staging/orders.sql": "select 1 as x",
+            "sql/staging/sub/orders.sql": "select 2 as x",
+        },
+    )
+    with pytest.raises(ModelError, match=r"two models are named staging\.orders"):
         load_project(load_settings(root))
 
 
 def test_cycle_between_models(tmp_path: Path) -> None:
-    root = make(tmp_path, {"sql/a/x.sql": "select * from a.y",
-                           "sql/a/y.sql": "select * from a.x"})
+    root = make(tmp_path, {"sql/a/x.sql": "select * from a.y", "sql/a/y.sql": "select * from a.x"})
     with pytest.raises(DagCycleError, match=r"a\.\w -> a\.\w -> a\.\w"):
         load_project(load_settings(root))
 

@@ -29,8 +29,9 @@ def not_null(spec: AuditSpec, relation: str) -> str:
 
 def unique(spec: AuditSpec, relation: str) -> str:
     cols = ", ".join(_columns(spec))
-    return (f"SELECT count(*) FROM (SELECT {cols} FROM {relation} GROUP BY {cols} "
-            "HAVING count(*) > 1)")
+    return (
+        f"SELECT count(*) FROM (SELECT {cols} FROM {relation} GROUP BY {cols} HAVING count(*) > 1)"
+    )
 
 
 def accepted_values(spec: AuditSpec, relation: str) -> str:
@@ -38,8 +39,10 @@ def accepted_values(spec: AuditSpec, relation: str) -> str:
         raise ValueError("needs a column and at least one accepted value")
     column = quote_ident(spec.args[0])
     values = ", ".join(quote_literal(v) for v in spec.args[1:])
-    return (f"SELECT count(*) FROM {relation} WHERE {column} IS NOT NULL "
-            f"AND CAST({column} AS VARCHAR) NOT IN ({values})")
+    return (
+        f"SELECT count(*) FROM {relation} WHERE {column} IS NOT NULL "
+        f"AND CAST({column} AS VARCHAR) NOT IN ({values})"
+    )
 
 
 def _int_option(spec: AuditSpec, key: str) -> int | None:
@@ -69,8 +72,10 @@ def freshness(spec: AuditSpec, relation: str) -> str:
         raise ValueError("needs one date/timestamp column")
     days = _int_option(spec, "max_age_days") or 1
     column = quote_ident(spec.args[0])
-    return (f"SELECT CASE WHEN max({column}) IS NULL OR max({column}) < current_date - "
-            f"INTERVAL {days} DAY THEN 1 ELSE 0 END FROM {relation}")
+    return (
+        f"SELECT CASE WHEN max({column}) IS NULL OR max({column}) < current_date - "
+        f"INTERVAL {days} DAY THEN 1 ELSE 0 END FROM {relation}"
+    )
 
 
 AUDITS: dict[str, AuditSql] = {
@@ -91,15 +96,20 @@ def audit_queries(model: Model, relation: str) -> list[tuple[str, str]]:
     for spec in specs:
         builder = AUDITS.get(spec.name)
         if builder is None:
-            raise ModelError(f"unknown audit '{spec.name}'", model.path,
-                             hint=f"audits: {', '.join(sorted(AUDITS))}, or an "
-                             "'-- assert: <condition>' line")
+            raise ModelError(
+                f"unknown audit '{spec.name}'",
+                model.path,
+                hint=f"audits: {', '.join(sorted(AUDITS))}, or an '-- assert: <condition>' line",
+            )
         try:
             queries.append((spec.label, builder(spec, relation)))
         except ValueError as exc:
             raise ModelError(f"audit {spec.label}: {exc}", model.path) from None
     for condition in model.asserts:
-        queries.append((f"assert({condition})",
-                        f"SELECT count(*) FROM {relation} WHERE NOT coalesce(({condition}), "
-                        "false)"))
+        queries.append(
+            (
+                f"assert({condition})",
+                f"SELECT count(*) FROM {relation} WHERE NOT coalesce(({condition}), false)",
+            )
+        )
     return queries

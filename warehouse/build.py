@@ -87,15 +87,26 @@ def check_sql(items: list[ModelPlan]) -> None:
         message = engine.check_syntax(item.model.query)
         if message:
             line, column = engine.error_position(message)
-            raise ModelError(f"SQL does not parse: {engine.short_message(message)}",
-                             item.model.path, line, column, hint="fix the SQL at that position")
+            raise ModelError(
+                f"SQL does not parse: {engine.short_message(message)}",
+                item.model.path,
+                line,
+                column,
+                hint="fix the SQL at that position",
+            )
 
 
 class ModelRunner:
     """Computes one model version on its own cursor; pure with respect to state."""
 
-    def __init__(self, settings: Settings, con: engine.Connection, sources: dict[str, Source],
-                 versions: dict[str, Version], build_id: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        con: engine.Connection,
+        sources: dict[str, Source],
+        versions: dict[str, Version],
+        build_id: str,
+    ) -> None:
         self.settings = settings
         self.con = con
         self.sources = sources
@@ -128,36 +139,55 @@ class ModelRunner:
             if segments:
                 relation = engine.parquet_scan([s.file for s in segments])
             columns = engine.describe(cursor, relation)
-            audits = [(label, int(engine.scalar(cursor, sql)), sql)
-                      for label, sql in audit_queries(model, relation)]
+            audits = [
+                (label, int(engine.scalar(cursor, sql)), sql)
+                for label, sql in audit_queries(model, relation)
+            ]
         except engine.Error as exc:
             raise self._sql_error(item, exc) from None
         finally:
             cursor.close()
         version = Version(
-            fingerprint=item.fingerprint, model=model.name, kind=model.kind.value,
-            data_hash=model.data_hash(), logic_fp=item.logic_fp, query=model.query,
-            segments=tuple(segments), columns=tuple(columns),
+            fingerprint=item.fingerprint,
+            model=model.name,
+            kind=model.kind.value,
+            data_hash=model.data_hash(),
+            logic_fp=item.logic_fp,
+            query=model.query,
+            segments=tuple(segments),
+            columns=tuple(columns),
             row_count=sum(s.rows for s in segments) if segments else -1,
-            time_column=model.time_column, build_id=self.build_id,
+            time_column=model.time_column,
+            build_id=self.build_id,
         )
         return ModelResult(item, version, processed, time.perf_counter() - started, audits)
 
     def _sql_error(self, item: ModelPlan, exc: Exception) -> WhError:
         message = str(exc)
-        offset = len("COPY (") + (len("SELECT * FROM (")
-                                  if item.model.kind is ModelKind.INCREMENTAL_BY_TIME else 0)
+        offset = len("COPY (") + (
+            len("SELECT * FROM (") if item.model.kind is ModelKind.INCREMENTAL_BY_TIME else 0
+        )
         line, column = engine.error_position(message, offset)
-        return ModelError(engine.short_message(message), item.model.path, line, column,
-                          hint="fix the model; nothing was published")
+        return ModelError(
+            engine.short_message(message),
+            item.model.path,
+            line,
+            column,
+            hint="fix the model; nothing was published",
+        )
 
     def _view(self, cursor: engine.Connection, item: ModelPlan) -> list[Segment]:
         with self.catalog_lock:
             engine.create_view(cursor, item.model.name, item.model.query + "\n")
         return []
 
-    def _write(self, cursor: engine.Connection, item: ModelPlan, sql: str,
-               params: dict[str, Any] | None = None) -> Segment:
+    def _write(
+        self,
+        cursor: engine.Connection,
+        item: ModelPlan,
+        sql: str,
+        params: dict[str, Any] | None = None,
+    ) -> Segment:
         path = _new_file(self.settings, item)
         rows = engine.copy_to_parquet(cursor, sql, path, params)
         tmin = tmax = None
@@ -172,8 +202,10 @@ class ModelRunner:
 
     def _time_window(self, item: ModelPlan) -> str:
         column = engine.quote_ident(item.model.time_column or "")
-        return (f"SELECT * FROM ({item.model.query}\n) AS wh_query "
-                f"WHERE CAST({column} AS DATE) BETWEEN $start_date AND $end_date")
+        return (
+            f"SELECT * FROM ({item.model.query}\n) AS wh_query "
+            f"WHERE CAST({column} AS DATE) BETWEEN $start_date AND $end_date"
+        )
 
     def _full(self, cursor: engine.Connection, item: ModelPlan) -> tuple[list[Segment], int]:
         if item.model.kind is ModelKind.INCREMENTAL_BY_TIME:
@@ -183,8 +215,7 @@ class ModelRunner:
             segment = self._write(cursor, item, item.model.query)
         return [segment], segment.rows
 
-    def _incremental(self, cursor: engine.Connection,
-                     item: ModelPlan) -> tuple[list[Segment], int]:
+    def _incremental(self, cursor: engine.Connection, item: ModelPlan) -> tuple[list[Segment], int]:
         """Reuse the previous version's segments before the window; compute the window."""
         previous = item.previous
         assert previous is not None and previous.time_max is not None
@@ -195,10 +226,15 @@ class ModelRunner:
             if segment.tmax is None or _day(segment.tmax) < start:
                 kept.append(segment)
             elif segment.tmin is not None and _day(segment.tmin) < start:
-                kept.append(self._write(
-                    cursor, item,
-                    f"SELECT * FROM {engine.parquet_scan([segment.file])} "
-                    f"WHERE CAST({column} AS DATE) < $start_date", {"start_date": start}))
+                kept.append(
+                    self._write(
+                        cursor,
+                        item,
+                        f"SELECT * FROM {engine.parquet_scan([segment.file])} "
+                        f"WHERE CAST({column} AS DATE) < $start_date",
+                        {"start_date": start},
+                    )
+                )
         params = {"start_date": start, "end_date": LAST_DAY}
         new = self._write(cursor, item, self._time_window(item), params)
         if new.rows or not kept:
@@ -215,8 +251,8 @@ class ModelRunner:
             return pl.scan_parquet([str(f) for f in self.sources[table].files])
         version = self.versions[name]
         if version.kind == "view":
-            return pl.from_arrow(cursor.sql(f"SELECT * FROM {engine.qualified(name)}")
-                                 .to_arrow_table()).lazy()
+            table = cursor.sql(f"SELECT * FROM {engine.qualified(name)}").to_arrow_table()
+            return pl.DataFrame(table).lazy()
         return pl.scan_parquet(version.files)
 
     def _python(self, cursor: engine.Connection, item: ModelPlan) -> Segment:
@@ -230,28 +266,40 @@ class ModelRunner:
             if isinstance(result, pl.LazyFrame):
                 result = result.collect()
         except Exception as exc:
-            frames_in_file = [f for f in traceback.extract_tb(exc.__traceback__)
-                              if f.filename == str(model.path)]
+            frames_in_file = [
+                f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(model.path)
+            ]
             line = frames_in_file[-1].lineno if frames_in_file else None
-            raise ModelError(f"Python model raised {type(exc).__name__}: {exc}", model.path,
-                             line, hint="fix the function; nothing was published") from exc
+            raise ModelError(
+                f"Python model raised {type(exc).__name__}: {exc}",
+                model.path,
+                line,
+                hint="fix the function; nothing was published",
+            ) from exc
         if not isinstance(result, pl.DataFrame):
             raise ModelError(
                 f"Python model returned {type(result).__name__}, expected a Polars DataFrame "
-                "or LazyFrame", model.path, model.func.__code__.co_firstlineno)
+                "or LazyFrame",
+                model.path,
+                model.func.__code__.co_firstlineno,
+            )
         path = _new_file(self.settings, item)
         path.parent.mkdir(parents=True, exist_ok=True)
         result.write_parquet(path, compression="zstd")
         return Segment(str(path), result.height)
 
 
-def _execute(plan: Plan, settings: Settings, state: State, build_id: str,
-             reporter: Reporter) -> list[ModelResult]:
+def _execute(
+    plan: Plan, settings: Settings, state: State, build_id: str, reporter: Reporter
+) -> list[ModelResult]:
     con = engine.connect(settings)
     try:
         for name, source in plan.sources.items():
-            engine.create_view(con, f"source.{name}", f"SELECT * FROM "
-                               f"{engine.parquet_scan([str(f) for f in source.files])}")
+            engine.create_view(
+                con,
+                f"source.{name}",
+                f"SELECT * FROM {engine.parquet_scan([str(f) for f in source.files])}",
+            )
         versions: dict[str, Version] = {}
         todo = {p.model.name: p for p in plan.to_compute}
         for item in plan.models:
@@ -266,19 +314,24 @@ def _execute(plan: Plan, settings: Settings, state: State, build_id: str,
             engine.view_over_files(con, name, version.files)
         # views bind their parents at creation, so create them in DAG order
         for item in plan.models:
-            version = versions.get(item.model.name)
-            if version is not None and version.kind == "view":
-                engine.create_view(con, item.model.name, version.query + "\n")
+            existing_view = versions.get(item.model.name)
+            if existing_view is not None and existing_view.kind == "view":
+                engine.create_view(con, item.model.name, existing_view.query + "\n")
         runner = ModelRunner(settings, con, plan.sources, versions, build_id)
         return _schedule(todo, runner, settings.threads, state, build_id, reporter)
     finally:
         con.close()
 
 
-def _schedule(todo: dict[str, ModelPlan], runner: ModelRunner, threads: int, state: State,
-              build_id: str, reporter: Reporter) -> list[ModelResult]:
-    waiting = {name: {d for d in item.model.depends_on if d in todo}
-               for name, item in todo.items()}
+def _schedule(
+    todo: dict[str, ModelPlan],
+    runner: ModelRunner,
+    threads: int,
+    state: State,
+    build_id: str,
+    reporter: Reporter,
+) -> list[ModelResult]:
+    waiting = {name: {d for d in item.model.depends_on if d in todo} for name, item in todo.items()}
     results: list[ModelResult] = []
     failure: tuple[str, Exception] | None = None
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wh-model") as pool:
@@ -299,8 +352,16 @@ def _schedule(todo: dict[str, ModelPlan], runner: ModelRunner, threads: int, sta
                 try:
                     result = future.result()
                 except Exception as exc:
-                    state.record_model(build_id, name, item.fingerprint, item.action.value,
-                                       "failed", None, 0.0, str(exc))
+                    state.record_model(
+                        build_id,
+                        name,
+                        item.fingerprint,
+                        item.action.value,
+                        "failed",
+                        None,
+                        0.0,
+                        str(exc),
+                    )
                     reporter("failed", name, str(exc))
                     failure = failure or (name, exc)
                     continue
@@ -317,11 +378,14 @@ def _schedule(todo: dict[str, ModelPlan], runner: ModelRunner, threads: int, sta
             if failure is None:
                 submit_ready()
     if failure is not None:
-        name, exc = failure
-        if isinstance(exc, WhError):
-            raise exc
-        raise BuildError(f"{type(exc).__name__}: {exc}", name,
-                         hint="nothing was published; rerun with --debug for the traceback")
+        failed_model, error = failure
+        if isinstance(error, WhError):
+            raise error
+        raise BuildError(
+            f"{type(error).__name__}: {error}",
+            failed_model,
+            hint="nothing was published; rerun with --debug for the traceback",
+        )
     return results
 
 
@@ -331,17 +395,31 @@ def _record(state: State, build_id: str, result: ModelResult) -> AuditError | No
         state.record_audit(build_id, item.model.name, item.fingerprint, label, failing, sql)
     failed = result.failed_audit
     status = "failed" if failed else "ok"
-    state.record_model(build_id, item.model.name, item.fingerprint, item.action.value, status,
-                       result.rows_processed, result.seconds,
-                       f"audit {failed[0]} failed" if failed else None)
+    state.record_model(
+        build_id,
+        item.model.name,
+        item.fingerprint,
+        item.action.value,
+        status,
+        result.rows_processed,
+        result.seconds,
+        f"audit {failed[0]} failed" if failed else None,
+    )
     if failed:
         return AuditError(item.model.name, failed[0], failed[1], failed[2])
     state.add_version(version)
     return None
 
 
-def publish(settings: Settings, state: State, env: str, mapping: dict[str, str], action: str,
-            build_id: str | None, previous_id: int | None) -> Publish:
+def publish(
+    settings: Settings,
+    state: State,
+    env: str,
+    mapping: dict[str, str],
+    action: str,
+    build_id: str | None,
+    previous_id: int | None,
+) -> Publish:
     published = state.publish(env, mapping, action, build_id, previous_id)
     catalog.publish_catalog(settings, state, published)
     return published
@@ -351,8 +429,13 @@ def _quiet(event: str, model: str, detail: str) -> None:
     return None
 
 
-def build(settings: Settings, selection: list[str] | None = None, full_refresh: bool = False,
-          reporter: Reporter = _quiet, command: str = "build") -> BuildResult:
+def build(
+    settings: Settings,
+    selection: list[str] | None = None,
+    full_refresh: bool = False,
+    reporter: Reporter = _quiet,
+    command: str = "build",
+) -> BuildResult:
     """Bring the environment `settings.env` up to date with the project."""
     started = time.perf_counter()
     with writer_lock(settings.warehouse):
@@ -364,26 +447,45 @@ def build(settings: Settings, selection: list[str] | None = None, full_refresh: 
             plan = make_plan(project, state, settings.env, selection, full_refresh)
             check_sql(plan.to_compute)
             build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-            state.start_build(build_id, command, settings.env,
-                              ",".join(selection) if selection else None, os.getpid())
+            state.start_build(
+                build_id,
+                command,
+                settings.env,
+                ",".join(selection) if selection else None,
+                os.getpid(),
+            )
             if not plan.to_compute and not plan.publishes_something:
                 state.finish_build(build_id, "noop")
-                return BuildResult(build_id, settings.env, "noop", plan, [], None,
-                                   time.perf_counter() - started)
+                return BuildResult(
+                    build_id, settings.env, "noop", plan, [], None, time.perf_counter() - started
+                )
             try:
                 results = _execute(plan, settings, state, build_id, reporter)
                 head = plan.head
                 published = None
                 if plan.publishes_something:
-                    published = publish(settings, state, settings.env, plan.mapping, "build",
-                                        build_id, head.id if head else None)
+                    published = publish(
+                        settings,
+                        state,
+                        settings.env,
+                        plan.mapping,
+                        "build",
+                        build_id,
+                        head.id if head else None,
+                    )
             except BaseException as exc:
                 state.finish_build(build_id, "failed", error=str(exc) or type(exc).__name__)
                 raise
             rows = sum(r.rows_processed for r in results)
-            state.finish_build(build_id, "ok", len(results), len(plan.models) - len(results),
-                               rows)
-            return BuildResult(build_id, settings.env, "ok", plan, results, published,
-                               time.perf_counter() - started)
+            state.finish_build(build_id, "ok", len(results), len(plan.models) - len(results), rows)
+            return BuildResult(
+                build_id,
+                settings.env,
+                "ok",
+                plan,
+                results,
+                published,
+                time.perf_counter() - started,
+            )
         finally:
             state.close()

@@ -60,12 +60,24 @@ def write_catalog(settings: Settings, publish: Publish, versions: dict[str, Vers
                 raise engine.Error("; ".join(errors))
             pending = failed
         con.execute("CREATE SCHEMA wh_meta")
-        con.execute("CREATE TABLE wh_meta.models (model VARCHAR, fingerprint VARCHAR, "
-                    "kind VARCHAR, row_count BIGINT, built_at TIMESTAMP, env VARCHAR, "
-                    "publish_id BIGINT, published_at TIMESTAMP)")
-        rows = [(m, fp, versions[fp].kind, versions[fp].row_count,
-                 _ts(versions[fp].created_at), publish.env, publish.id, _ts(publish.created_at))
-                for m, fp in sorted(publish.mapping.items())]
+        con.execute(
+            "CREATE TABLE wh_meta.models (model VARCHAR, fingerprint VARCHAR, "
+            "kind VARCHAR, row_count BIGINT, built_at TIMESTAMP, env VARCHAR, "
+            "publish_id BIGINT, published_at TIMESTAMP)"
+        )
+        rows = [
+            (
+                m,
+                fp,
+                versions[fp].kind,
+                versions[fp].row_count,
+                _ts(versions[fp].created_at),
+                publish.env,
+                publish.id,
+                _ts(publish.created_at),
+            )
+            for m, fp in sorted(publish.mapping.items())
+        ]
         if rows:
             con.executemany("INSERT INTO wh_meta.models VALUES (?,?,?,?,?,?,?,?)", rows)
         con.execute("CHECKPOINT")
@@ -89,8 +101,9 @@ def swap_pointer(settings: Settings, env: str, target: Path) -> None:
 
 
 def publish_catalog(settings: Settings, state: State, publish: Publish) -> None:
-    versions = {fp: v for fp in set(publish.mapping.values())
-                if (v := state.get_version(fp)) is not None}
+    versions = {
+        fp: v for fp in set(publish.mapping.values()) if (v := state.get_version(fp)) is not None
+    }
     target = write_catalog(settings, publish, versions)
     swap_pointer(settings, publish.env, target)
 

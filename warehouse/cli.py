@@ -14,16 +14,26 @@ import typer
 
 from warehouse.errors import WhError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="wh: versioned SQL + Python models in DuckDB, for demand forecasting.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="wh: versioned SQL + Python models in DuckDB, for demand forecasting.",
+)
 F = TypeVar("F", bound=Callable[..., Any])
 _options: dict[str, Any] = {"debug": False, "project": None}
 
-EnvOpt = Annotated[str | None, typer.Option("--env", "-e", help="Environment (default: prod "
-                                            "or WH_ENV).")]
-SelectOpt = Annotated[list[str] | None, typer.Option(
-    "--select", "-s", help="Models: name, +name (ancestors), name+ (descendants), schema.*, "
-    "tag:x. Repeatable.")]
+EnvOpt = Annotated[
+    str | None, typer.Option("--env", "-e", help="Environment (default: prod or WH_ENV).")
+]
+SelectOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--select",
+        "-s",
+        help="Models: name, +name (ancestors), name+ (descendants), schema.*, tag:x. Repeatable.",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, only errors.")]
 
@@ -60,21 +70,23 @@ def handle_errors(func: F) -> F:
 def settings(env: str | None = None, threads: int | None = None, **overrides: Any) -> Any:
     from warehouse.config import load_settings
 
-    return load_settings(_options["project"]).with_overrides(env=env, threads=threads,
-                                                             **overrides)
+    return load_settings(_options["project"]).with_overrides(env=env, threads=threads, **overrides)
 
 
 @app.callback()
 def root(
-    project: Annotated[Path | None, typer.Option("--project", "-p", help="Project folder "
-                                                 "(default: nearest with wh.toml).")] = None,
+    project: Annotated[
+        Path | None,
+        typer.Option("--project", "-p", help="Project folder (default: nearest with wh.toml)."),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     _options.update(project=project, debug=debug)
 
 
-def run_build(cfg: Any, select: list[str] | None, full_refresh: bool, quiet: bool,
-              as_json: bool) -> None:
+def run_build(
+    cfg: Any, select: list[str] | None, full_refresh: bool, quiet: bool, as_json: bool
+) -> None:
     from warehouse import console
     from warehouse.build import build
 
@@ -88,19 +100,28 @@ def run_build(cfg: Any, select: list[str] | None, full_refresh: bool, quiet: boo
 
 @app.command("build")
 @handle_errors
-def build_cmd(env: EnvOpt = None, select: SelectOpt = None,
-              full_refresh: Annotated[bool, typer.Option(
-                  "--full-refresh", help="Recompute incremental models from scratch.")] = False,
-              threads: Annotated[int | None, typer.Option(help="Models built at once.")] = None,
-              quiet: QuietOpt = False, as_json: JsonOpt = False) -> None:
+def build_cmd(
+    env: EnvOpt = None,
+    select: SelectOpt = None,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Recompute incremental models from scratch.")
+    ] = False,
+    threads: Annotated[int | None, typer.Option(help="Models built at once.")] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
     """Build new model versions, audit them, then publish the environment atomically."""
     run_build(settings(env, threads), select, full_refresh, quiet, as_json)
 
 
 @app.command("plan")
 @handle_errors
-def plan_cmd(env: EnvOpt = None, select: SelectOpt = None, as_json: JsonOpt = False,
-             full_refresh: Annotated[bool, typer.Option("--full-refresh")] = False) -> None:
+def plan_cmd(
+    env: EnvOpt = None,
+    select: SelectOpt = None,
+    as_json: JsonOpt = False,
+    full_refresh: Annotated[bool, typer.Option("--full-refresh")] = False,
+) -> None:
     """Show what a build would compute, reuse and publish, with SQL diffs; runs nothing."""
     from warehouse import console
     from warehouse.build import state_for
@@ -121,38 +142,51 @@ def plan_cmd(env: EnvOpt = None, select: SelectOpt = None, as_json: JsonOpt = Fa
 
 @app.command("rollback")
 @handle_errors
-def rollback_cmd(env: EnvOpt = None, to: Annotated[int | None, typer.Option(
-        help="Publish id to restore (default: the one before the current).")] = None) -> None:
+def rollback_cmd(
+    env: EnvOpt = None,
+    to: Annotated[
+        int | None,
+        typer.Option(help="Publish id to restore (default: the one before the current)."),
+    ] = None,
+) -> None:
     """Point the environment back at its previous publish, instantly (no recompute)."""
     from warehouse.console import out
     from warehouse.environments import rollback
 
     old, new = rollback(settings(env), to)
-    out.print(f"env [bold]{new.env}[/]: publish #{old.id} rolled back; now serving the models "
-              f"of #{new.previous_id if new.previous_id else 'first'}+1 as publish #{new.id}.")
+    out.print(
+        f"env [bold]{new.env}[/]: publish #{old.id} rolled back; now serving the models "
+        f"of #{new.previous_id if new.previous_id else 'first'}+1 as publish #{new.id}."
+    )
 
 
 @app.command("gc")
 @handle_errors
-def gc_cmd(retention_days: Annotated[float | None, typer.Option(
-        help="Keep versions younger than this (default: gc_retention_days).")] = None) -> None:
+def gc_cmd(
+    retention_days: Annotated[
+        float | None,
+        typer.Option(help="Keep versions younger than this (default: gc_retention_days)."),
+    ] = None,
+) -> None:
     """Delete versions no environment uses, and files of failed or killed builds."""
     from warehouse.console import out
     from warehouse.environments import gc
 
     result = gc(settings(), retention_days)
-    out.print(f"dropped {result.versions_dropped} versions, {result.files_deleted} files "
-              f"({result.bytes_freed / 1e6:.1f} MB), {result.catalogs_deleted} old catalogs.")
+    out.print(
+        f"dropped {result.versions_dropped} versions, {result.files_deleted} files "
+        f"({result.bytes_freed / 1e6:.1f} MB), {result.catalogs_deleted} old catalogs."
+    )
 
 
 @app.command("sql")
 @handle_errors
-def sql_cmd(query: Annotated[str, typer.Argument(help="SQL to run, read-only.")],
-            env: EnvOpt = None,
-            output: Annotated[str, typer.Option("--format", "-f",
-                                                help="table, csv or json")] = "table",
-            limit: Annotated[int | None, typer.Option(help="Rows to fetch at most.")] = None,
-            ) -> None:
+def sql_cmd(
+    query: Annotated[str, typer.Argument(help="SQL to run, read-only.")],
+    env: EnvOpt = None,
+    output: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
+    limit: Annotated[int | None, typer.Option(help="Rows to fetch at most.")] = None,
+) -> None:
     """Query a published environment (read-only)."""
     from warehouse import console
     from warehouse.errors import UsageError
@@ -173,11 +207,13 @@ def sql_cmd(query: Annotated[str, typer.Argument(help="SQL to run, read-only.")]
 
 @app.command("runs")
 @handle_errors
-def runs_cmd(limit: Annotated[int, typer.Option(help="Most recent N.")] = 20,
-             as_json: JsonOpt = False,
-             publishes: Annotated[bool, typer.Option(
-                 "--publishes", help="List publishes (rollback targets) instead.")] = False,
-             ) -> None:
+def runs_cmd(
+    limit: Annotated[int, typer.Option(help="Most recent N.")] = 20,
+    as_json: JsonOpt = False,
+    publishes: Annotated[
+        bool, typer.Option("--publishes", help="List publishes (rollback targets) instead.")
+    ] = False,
+) -> None:
     """List builds with status and duration (or publishes)."""
     from warehouse import console
     from warehouse.build import state_for
@@ -185,15 +221,21 @@ def runs_cmd(limit: Annotated[int, typer.Option(help="Most recent N.")] = 20,
     state = state_for(settings())
     try:
         if publishes:
-            rows = state.query("SELECT id, env, action, build_id, previous_id, created_at, "
-                               "json_array_length(mapping) AS models FROM publishes "
-                               "ORDER BY id DESC LIMIT ?", (limit,))
+            rows = state.query(
+                "SELECT id, env, action, build_id, previous_id, created_at, "
+                "json_array_length(mapping) AS models FROM publishes "
+                "ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
         else:
-            rows = state.query("SELECT build_id, env, status, started_at, "
-                               "round(finished_at - started_at, 2) AS seconds, models_built AS "
-                               "built, models_reused AS reused, rows_written AS rows, error "
-                               "FROM builds "
-                               "ORDER BY started_at DESC LIMIT ?", (limit,))
+            rows = state.query(
+                "SELECT build_id, env, status, started_at, "
+                "round(finished_at - started_at, 2) AS seconds, models_built AS "
+                "built, models_reused AS reused, rows_written AS rows, error "
+                "FROM builds "
+                "ORDER BY started_at DESC LIMIT ?",
+                (limit,),
+            )
     finally:
         state.close()
     records = [dict(r) for r in rows]
@@ -204,15 +246,17 @@ def runs_cmd(limit: Annotated[int, typer.Option(help="Most recent N.")] = 20,
     if as_json:
         console.print_json(records)
     else:
-        console.table(list(records[0]) if records else ["(no runs yet)"],
-                      [list(r.values()) for r in records])
+        console.table(
+            list(records[0]) if records else ["(no runs yet)"], [list(r.values()) for r in records]
+        )
 
 
 @app.command("lineage")
 @handle_errors
-def lineage_cmd(target: Annotated[str, typer.Argument(help="schema.table or "
-                                                      "schema.table.column")],
-                env: EnvOpt = None) -> None:
+def lineage_cmd(
+    target: Annotated[str, typer.Argument(help="schema.table or schema.table.column")],
+    env: EnvOpt = None,
+) -> None:
     """Upstream and downstream models of a table, or the source columns of a column."""
     from warehouse.build import state_for
     from warehouse.console import out
@@ -225,8 +269,10 @@ def lineage_cmd(target: Annotated[str, typer.Argument(help="schema.table or "
     table = ".".join(parts[:2])
     if len(parts) == 2:
         up, down = table_lineage(project, table)
-        out.print(f"[bold]{table}[/]\n  upstream:   {', '.join(up) or '-'}\n"
-                  f"  downstream: {', '.join(down) or '-'}")
+        out.print(
+            f"[bold]{table}[/]\n  upstream:   {', '.join(up) or '-'}\n"
+            f"  downstream: {', '.join(down) or '-'}"
+        )
         return
     state = state_for(cfg)
     try:
@@ -239,11 +285,13 @@ def lineage_cmd(target: Annotated[str, typer.Argument(help="schema.table or "
 
 @app.command("demo")
 @handle_errors
-def demo_cmd(products: Annotated[int, typer.Option(help="Products to generate.")] = 60,
-             customers: Annotated[int, typer.Option(help="Customers to generate.")] = 400,
-             days: Annotated[int, typer.Option(help="Days of order history.")] = 120,
-             seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
-             quiet: QuietOpt = False) -> None:
+def demo_cmd(
+    products: Annotated[int, typer.Option(help="Products to generate.")] = 60,
+    customers: Annotated[int, typer.Option(help="Customers to generate.")] = 400,
+    days: Annotated[int, typer.Option(help="Days of order history.")] = 120,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    quiet: QuietOpt = False,
+) -> None:
     """Generate demo sources (seeded), build every model, and show what was made."""
     from warehouse import console
     from warehouse.demo import DemoSpec, write_demo_sources
@@ -251,14 +299,20 @@ def demo_cmd(products: Annotated[int, typer.Option(help="Products to generate.")
 
     cfg = settings()
     counts = write_demo_sources(cfg.sources, DemoSpec(products, customers, days, seed=seed))
-    console.err.print(f"demo sources in {cfg.sources}: " +
-                      ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    console.err.print(
+        f"demo sources in {cfg.sources}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    )
     run_build(cfg, None, False, quiet, False)
-    top = run_query(cfg, "SELECT product_id, sum(units) AS units, round(sum(revenue), 2) AS "
-                    "revenue FROM features.demand GROUP BY ALL ORDER BY units DESC LIMIT 5")
+    top = run_query(
+        cfg,
+        "SELECT product_id, sum(units) AS units, round(sum(revenue), 2) AS "
+        "revenue FROM features.demand GROUP BY ALL ORDER BY units DESC LIMIT 5",
+    )
     console.table(top.columns, top.rows, title="Top products by units (features.demand)")
-    console.out.print(f"Query it: wh sql \"select * from features.demand limit 10\" or open "
-                      f"{cfg.warehouse / 'warehouse.duckdb'} read-only with DuckDB.")
+    console.out.print(
+        f'Query it: wh sql "select * from features.demand limit 10" or open '
+        f"{cfg.warehouse / 'warehouse.duckdb'} read-only with DuckDB."
+    )
 
 
 def main() -> None:

@@ -84,7 +84,8 @@ def find_project_dir(start: Path | None = None) -> Path:
             return candidate
     raise ConfigError(
         f"no {CONFIG_FILE} found in {here} or any parent directory",
-        hint="run wh inside a project (a folder with wh.toml, sql/ and pipeline/) or set WH_PROJECT",
+        hint="run wh inside a project (a folder with wh.toml, sql/ and pipeline/) "
+        "or set WH_PROJECT",
     )
 
 
@@ -103,9 +104,7 @@ def _coerce(key: str, value: Any, kind: type, origin: str, path: Path) -> Any:
             return kind(value)
         except ValueError:
             pass
-    raise ConfigError(
-        f"{key} must be {kind.__name__}, found {value!r} (from {origin})", path
-    )
+    raise ConfigError(f"{key} must be {kind.__name__}, found {value!r} (from {origin})", path)
 
 
 def _warn_unknown(keys: list[str], known: set[str], where: str) -> None:
@@ -113,8 +112,9 @@ def _warn_unknown(keys: list[str], known: set[str], where: str) -> None:
         if key not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
-            warnings.warn(f"{where}: unknown key '{key}' is ignored{hint}", ConfigWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"{where}: unknown key '{key}' is ignored{hint}", ConfigWarning, stacklevel=3
+            )
 
 
 def load_settings(project_dir: Path | None = None) -> Settings:
@@ -122,13 +122,15 @@ def load_settings(project_dir: Path | None = None) -> Settings:
     root = (project_dir or find_project_dir()).resolve()
     path = root / CONFIG_FILE
     if not path.is_file():
-        raise ConfigError(f"no {CONFIG_FILE} in {root}",
-                          hint="pass the folder that holds the project's wh.toml")
+        raise ConfigError(
+            f"no {CONFIG_FILE} in {root}", hint="pass the folder that holds the project's wh.toml"
+        )
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid TOML: {exc}", path, _toml_error_line(exc),
-                          hint="fix the syntax at that line") from None
+        raise ConfigError(
+            f"invalid TOML: {exc}", path, _toml_error_line(exc), hint="fix the syntax at that line"
+        ) from None
     _warn_unknown(list(raw), KNOWN_TABLES, str(path))
     project = raw.get("project", {})
     if not isinstance(project, dict):
@@ -148,5 +150,10 @@ def load_settings(project_dir: Path | None = None) -> Settings:
     if values.get("threads", 1) < 1:
         raise ConfigError("threads must be at least 1", path)
     extra = {k: v for k, v in raw.items() if k != "project"}
-    return Settings(project_dir=root, sources=sources.resolve(), warehouse=warehouse.resolve(),
-                    extra=extra, **values)
+    return Settings(
+        project_dir=root,
+        sources=sources.resolve(),
+        warehouse=warehouse.resolve(),
+        extra=extra,
+        **values,
+    )

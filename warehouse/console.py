@@ -31,9 +31,14 @@ def build_progress(quiet: bool) -> Iterator[Reporter]:
     if quiet:
         yield lambda event, model, detail: None
         return
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                        TextColumn("{task.completed} models done"), TimeElapsedColumn(),
-                        console=err, transient=True)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed} models done"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
     task = progress.add_task("planning", total=None)
     running: set[str] = set()
 
@@ -57,13 +62,16 @@ def _rows(value: int) -> str:
 
 def build_summary(result: BuildResult) -> None:
     if result.status == "noop":
-        out.print(f"Nothing to do: env [bold]{result.env}[/] is up to date "
-                  f"({len(result.plan.models)} models, {result.seconds:.2f}s).")
+        out.print(
+            f"Nothing to do: env [bold]{result.env}[/] is up to date "
+            f"({len(result.plan.models)} models, {result.seconds:.2f}s)."
+        )
         return
     table = Table(title=f"wh build → {result.env} ({result.build_id})", title_justify="left")
     for column in ("model", "action", "rows processed", "rows", "seconds", "audits"):
-        table.add_column(column, justify="right" if column in ("rows processed", "rows",
-                                                               "seconds") else "left")
+        table.add_column(
+            column, justify="right" if column in ("rows processed", "rows", "seconds") else "left"
+        )
     computed = {r.plan.model.name: r for r in result.results}
     for item in result.plan.models:
         r = computed.get(item.model.name)
@@ -71,25 +79,41 @@ def build_summary(result: BuildResult) -> None:
             table.add_row(item.model.name, item.action.value, "", "", "", "")
             continue
         passed = sum(1 for a in r.audits if a[1] == 0)
-        table.add_row(item.model.name, item.action.value, _rows(r.rows_processed),
-                      _rows(r.version.row_count), f"{r.seconds:.2f}",
-                      f"{passed}/{len(r.audits)} passed" if r.audits else "")
+        table.add_row(
+            item.model.name,
+            item.action.value,
+            _rows(r.rows_processed),
+            _rows(r.version.row_count),
+            f"{r.seconds:.2f}",
+            f"{passed}/{len(r.audits)} passed" if r.audits else "",
+        )
     out.print(table)
     published = f"published #{result.published.id}" if result.published else "nothing to publish"
-    out.print(f"{len(result.results)} computed, {len(result.reused)} reused, "
-              f"{published} in {result.seconds:.2f}s.")
+    out.print(
+        f"{len(result.results)} computed, {len(result.reused)} reused, "
+        f"{published} in {result.seconds:.2f}s."
+    )
 
 
 def build_json(result: BuildResult) -> dict[str, Any]:
     return {
-        "build_id": result.build_id, "env": result.env, "status": result.status,
+        "build_id": result.build_id,
+        "env": result.env,
+        "status": result.status,
         "seconds": round(result.seconds, 3),
         "published": result.published.id if result.published else None,
-        "models": [{"model": r.plan.model.name, "action": r.plan.action.value,
-                    "fingerprint": r.version.fingerprint, "rows_processed": r.rows_processed,
-                    "rows": r.version.row_count, "seconds": round(r.seconds, 3),
-                    "audits": [{"audit": a[0], "failing_rows": a[1]} for a in r.audits]}
-                   for r in result.results],
+        "models": [
+            {
+                "model": r.plan.model.name,
+                "action": r.plan.action.value,
+                "fingerprint": r.version.fingerprint,
+                "rows_processed": r.rows_processed,
+                "rows": r.version.row_count,
+                "seconds": round(r.seconds, 3),
+                "audits": [{"audit": a[0], "failing_rows": a[1]} for a in r.audits],
+            }
+            for r in result.results
+        ],
         "reused": result.reused,
     }
 
@@ -103,8 +127,9 @@ def plan_summary(plan: Plan) -> None:
         table.add_column(column)
     for item in plan.models:
         style = CHANGE_STYLE.get(item.change.value, "")
-        table.add_row(item.model.name, f"[{style}]{item.change.value}[/]", item.action.value,
-                      item.fingerprint)
+        table.add_row(
+            item.model.name, f"[{style}]{item.change.value}[/]", item.action.value, item.fingerprint
+        )
     for name in plan.removed:
         table.add_row(name, "[red]removed[/]", "drop from env", "")
     out.print(table)
@@ -112,13 +137,19 @@ def plan_summary(plan: Plan) -> None:
         if item.diff:
             out.print(Syntax(item.diff, "diff", theme="ansi_dark", background_color="default"))
     compute = plan.to_compute
-    input_rows = sum(p.current.row_count for p in plan.models
-                     if p.current and any(p.model.name in c.model.depends_on for c in compute)
-                     and p.current.row_count > 0)
+    input_rows = sum(
+        p.current.row_count
+        for p in plan.models
+        if p.current
+        and any(p.model.name in c.model.depends_on for c in compute)
+        and p.current.row_count > 0
+    )
     verdict = "will publish" if plan.publishes_something else "nothing to publish"
-    out.print(f"{len(compute)} to compute, "
-              f"{sum(1 for p in plan.models if p.action.value == 'reuse')} to reuse, "
-              f"{verdict}; known input rows: {input_rows:,}.")
+    out.print(
+        f"{len(compute)} to compute, "
+        f"{sum(1 for p in plan.models if p.action.value == 'reuse')} to reuse, "
+        f"{verdict}; known input rows: {input_rows:,}."
+    )
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> None:

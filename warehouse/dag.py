@@ -80,12 +80,14 @@ def _select_term(dag: DAG, term: str, tags: Mapping[str, Iterable[str]]) -> set[
     else:
         base = {n for n in dag.order if n.split(".", 1)[-1] == core}
         if len(base) > 1:
-            raise UsageError(f"'{core}' is ambiguous: {', '.join(sorted(base))}",
-                             hint="select it as schema.name")
+            raise UsageError(
+                f"'{core}' is ambiguous: {', '.join(sorted(base))}", hint="select it as schema.name"
+            )
     if not base:
-        raise UsageError(f"selection '{term}' matches no model",
-                         hint="list models with: wh plan; syntax: name, +name, name+, "
-                         "schema.*, tag:x")
+        raise UsageError(
+            f"selection '{term}' matches no model",
+            hint="list models with: wh plan; syntax: name, +name, name+, schema.*, tag:x",
+        )
     result = set(base)
     for node in base:
         if up:

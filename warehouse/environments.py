@@ -26,24 +26,29 @@ def rollback(settings: Settings, to: int | None = None) -> tuple[Publish, Publis
         try:
             head = state.head(env)
             if head is None:
-                raise UsageError(f"environment '{env}' has never been published",
-                                 hint="run wh build first")
+                raise UsageError(
+                    f"environment '{env}' has never been published", hint="run wh build first"
+                )
             target_id = to if to is not None else head.previous_id
             if target_id is None:
                 raise UsageError(f"environment '{env}' has no earlier publish to roll back to")
             target = state.get_publish(target_id)
             if target is None or target.env != env:
-                raise UsageError(f"publish {target_id} is not a publish of environment '{env}'",
-                                 hint="list publishes with: wh runs --publishes")
+                raise UsageError(
+                    f"publish {target_id} is not a publish of environment '{env}'",
+                    hint="list publishes with: wh runs --publishes",
+                )
             missing = [m for m, fp in target.mapping.items() if state.get_version(fp) is None]
             if missing:
                 raise StateError(
                     f"publish {target_id} needs versions that were garbage-collected: "
                     f"{', '.join(sorted(missing))}",
                     hint="rebuild instead (wh build), or keep versions longer "
-                    "(gc_retention_days in wh.toml)")
-            new = publish(settings, state, env, target.mapping, "rollback", None,
-                          target.previous_id)
+                    "(gc_retention_days in wh.toml)",
+                )
+            new = publish(
+                settings, state, env, target.mapping, "rollback", None, target.previous_id
+            )
             return head, new
         finally:
             state.close()
@@ -70,13 +75,16 @@ def gc(settings: Settings, retention_days: float | None = None) -> GcResult:
         try:
             catalog.repair(settings, state)
             keep: set[str] = set()
-            for env, head in state.heads().items():
+            for head in state.heads().values():
                 keep |= set(head.mapping.values())
             for published in state.publishes():
                 if published.created_at >= cutoff:
                     keep |= set(published.mapping.values())
-            drop = [v.fingerprint for v in state.versions()
-                    if v.fingerprint not in keep and v.created_at < cutoff]
+            drop = [
+                v.fingerprint
+                for v in state.versions()
+                if v.fingerprint not in keep and v.created_at < cutoff
+            ]
             state.delete_versions(drop)
             referenced = {Path(f).resolve() for v in state.versions() for f in v.files}
             files = bytes_freed = 0

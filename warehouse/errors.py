@@ -46,7 +46,11 @@ class ConfigError(WhError):
     exit_code = 2
 
     def __init__(
-        self, message: str, path: Path | None = None, line: int | None = None, hint: str | None = None
+        self,
+        message: str,
+        path: Path | None = None,
+        line: int | None = None,
+        hint: str | None = None,
     ) -> None:
         self.path = path
         self.line = line
@@ -105,7 +109,10 @@ class SourceError(WhError):
     """A source file is missing, unreadable or breaks the source contract."""
 
     def __init__(
-        self, message: str, path: Path | str | None = None, column: str | None = None,
+        self,
+        message: str,
+        path: Path | str | None = None,
+        column: str | None = None,
         hint: str | None = None,
     ) -> None:
         self.path = path
@@ -133,7 +140,7 @@ class AuditError(BuildError):
         super().__init__(
             f"audit {audit} failed: {count} offending row(s)",
             model,
-            hint=f"inspect them with: wh sql \"{sql}\" after fixing the model or its inputs; "
+            hint=f'inspect them with: wh sql "{sql}" after fixing the model or its inputs; '
             "the published tables were left unchanged",
         )
 

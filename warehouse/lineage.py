@@ -74,8 +74,10 @@ def column_lineage(project: Project, table: str, column: str, schema: Schema) ->
     try:
         root = lineage(column, model.query, schema=schema, dialect=DIALECT)
     except Exception as exc:  # sqlglot raises plain errors for unknown columns
-        raise UsageError(f"cannot trace {table}.{column}: {exc}",
-                         hint=f"check the column exists: wh sql \"describe {table}\"") from None
+        raise UsageError(
+            f"cannot trace {table}.{column}: {exc}",
+            hint=f'check the column exists: wh sql "describe {table}"',
+        ) from None
     node = ColumnNode(table, column)
     seen: set[tuple[str, str]] = set()
     for leaf in root.walk():

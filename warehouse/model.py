@@ -38,7 +38,14 @@ class ModelKind(StrEnum):
 
 
 DIRECTIVES = {
-    "kind", "time_column", "lookback", "grain", "audits", "assert", "description", "tags",
+    "kind",
+    "time_column",
+    "lookback",
+    "grain",
+    "audits",
+    "assert",
+    "description",
+    "tags",
     "column",
 }
 
@@ -109,15 +116,24 @@ class Model:
     def data_hash(self) -> str:
         """Hash of everything that changes the model's data. Metadata (description, column
         docs, audits, tags) is left out on purpose: editing it never rebuilds a table."""
-        values = [self.language, self.kind.value, self.normalized, self.time_column,
-                  self.lookback, list(self.grain), list(self.inputs)]
+        values = [
+            self.language,
+            self.kind.value,
+            self.normalized,
+            self.time_column,
+            self.lookback,
+            list(self.grain),
+            list(self.inputs),
+        ]
         return hashlib.sha256(json.dumps(values).encode()).hexdigest()
 
 
 def check_identifier(value: str, what: str, path: Path | str, line: int | None = None) -> str:
     if not IDENTIFIER.match(value):
         raise ModelError(
-            f"invalid {what} '{value}'", path, line,
+            f"invalid {what} '{value}'",
+            path,
+            line,
             hint="use lower-case letters, digits and underscores, starting with a letter",
         )
     return value
@@ -128,15 +144,19 @@ def model_name_from_path(path: Path, sql_dir: Path) -> str:
     rel = path.relative_to(sql_dir)
     if len(rel.parts) < 2:
         raise ModelError(
-            "SQL model is not inside a schema folder", path,
+            "SQL model is not inside a schema folder",
+            path,
             hint="put it in sql/<schema>/<name>.sql; the folder names the schema",
         )
     schema, table = rel.parts[0], rel.stem
     check_identifier(schema, "schema name", path)
     check_identifier(table, "model name", path)
     if schema in RESERVED_SCHEMAS:
-        raise ModelError(f"schema '{schema}' is reserved", path,
-                         hint=f"rename the folder; reserved: {', '.join(sorted(RESERVED_SCHEMAS))}")
+        raise ModelError(
+            f"schema '{schema}' is reserved",
+            path,
+            hint=f"rename the folder; reserved: {', '.join(sorted(RESERVED_SCHEMAS))}",
+        )
     return f"{schema}.{table}"
 
 
@@ -176,8 +196,12 @@ def parse_audits(text: str, path: Path | str, line: int) -> tuple[AuditSpec, ...
     for call in split_top_level(text):
         found = AUDIT_CALL.match(call)
         if not found:
-            raise ModelError(f"cannot read audit '{call}'", path, line,
-                             hint="write audits as name(arg, ...), e.g. not_null(order_id)")
+            raise ModelError(
+                f"cannot read audit '{call}'",
+                path,
+                line,
+                hint="write audits as name(arg, ...), e.g. not_null(order_id)",
+            )
         args: list[str] = []
         options: list[tuple[str, str]] = []
         for arg in split_top_level(found.group(2) or ""):
@@ -213,8 +237,11 @@ def parse_header(text: str, path: Path | str) -> dict[str, Any]:
         key, value = directive.group(1).lower(), directive.group(2).strip()
         if key not in DIRECTIVES:
             close = difflib.get_close_matches(key, DIRECTIVES, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else \
-                f"known directives: {', '.join(sorted(DIRECTIVES))}"
+            hint = (
+                f"did you mean '{close[0]}'?"
+                if close
+                else f"known directives: {', '.join(sorted(DIRECTIVES))}"
+            )
             raise ModelError(f"unknown directive '{key}'", path, number, hint=hint)
         if key == "assert":
             found["assert"].append(value)
@@ -239,8 +266,12 @@ def header_config(header: dict[str, Any], path: Path | str) -> dict[str, Any]:
         try:
             config["kind"] = ModelKind(value.lower())
         except ValueError:
-            raise ModelError(f"unknown kind '{value}'", path, line,
-                             hint=f"use one of: {', '.join(k.value for k in ModelKind)}") from None
+            raise ModelError(
+                f"unknown kind '{value}'",
+                path,
+                line,
+                hint=f"use one of: {', '.join(k.value for k in ModelKind)}",
+            ) from None
     kind = config.get("kind", ModelKind.FULL)
     if "time_column" in header:
         value, line = header["time_column"]
@@ -249,20 +280,31 @@ def header_config(header: dict[str, Any], path: Path | str) -> dict[str, Any]:
         value, line = header["lookback"]
         number = re.match(r"^(\d+)\s*(days?)?$", value)
         if not number:
-            raise ModelError(f"lookback must be a whole number of days, found '{value}'",
-                             path, line)
+            raise ModelError(
+                f"lookback must be a whole number of days, found '{value}'", path, line
+            )
         config["lookback"] = int(number.group(1))
     if kind is ModelKind.INCREMENTAL_BY_TIME and "time_column" not in config:
-        raise ModelError("kind incremental_by_time needs a time_column directive", path,
-                         header["kind"][1], hint="add '-- time_column: <date column>'")
-    if kind is not ModelKind.INCREMENTAL_BY_TIME and ("time_column" in config or
-                                                        "lookback" in config):
-        raise ModelError("time_column and lookback apply only to kind incremental_by_time",
-                         path, header.get("time_column", header.get("lookback"))[1])
+        raise ModelError(
+            "kind incremental_by_time needs a time_column directive",
+            path,
+            header["kind"][1],
+            hint="add '-- time_column: <date column>'",
+        )
+    if kind is not ModelKind.INCREMENTAL_BY_TIME and (
+        "time_column" in config or "lookback" in config
+    ):
+        raise ModelError(
+            "time_column and lookback apply only to kind incremental_by_time",
+            path,
+            (header.get("time_column") or header["lookback"])[1],
+        )
     if "grain" in header:
         value, line = header["grain"]
-        config["grain"] = tuple(check_identifier(c.strip().lower(), "grain column", path, line)
-                                for c in value.split(","))
+        config["grain"] = tuple(
+            check_identifier(c.strip().lower(), "grain column", path, line)
+            for c in value.split(",")
+        )
     if "description" in header:
         config["description"] = header["description"][0]
     if "tags" in header:
@@ -293,17 +335,26 @@ def parse_query(sql: str, path: Path | str) -> exp.Query:
         statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
     except sqlglot.errors.ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
-        raise ModelError(f"SQL does not parse: {_parse_message(first.get('description', ''))}",
-                         path,
-                         first.get("line"), first.get("col"),
-                         hint="fix the SQL at that position") from None
+        raise ModelError(
+            f"SQL does not parse: {_parse_message(first.get('description', ''))}",
+            path,
+            first.get("line"),
+            first.get("col"),
+            hint="fix the SQL at that position",
+        ) from None
     if len(statements) != 1:
-        raise ModelError(f"a model holds exactly one SELECT, found {len(statements)} statements",
-                         path, hint="split it into one file per model")
+        raise ModelError(
+            f"a model holds exactly one SELECT, found {len(statements)} statements",
+            path,
+            hint="split it into one file per model",
+        )
     query = statements[0]
     if not isinstance(query, exp.Query):
-        raise ModelError(f"a model must be a SELECT, found {query.key.upper()}", path,
-                         hint="models are read-only queries; wh writes the results")
+        raise ModelError(
+            f"a model must be a SELECT, found {query.key.upper()}",
+            path,
+            hint="models are read-only queries; wh writes the results",
+        )
     return query
 
 
@@ -344,10 +395,20 @@ def sql_model(name: str, path: Path, text: str) -> Model:
     kind = config.get("kind", ModelKind.FULL)
     unknown = used - TIME_PARAMETERS
     if unknown:
-        raise ModelError(f"unknown parameter ${sorted(unknown)[0]}", path,
-                         hint=f"the parameters are ${', $'.join(sorted(TIME_PARAMETERS))}")
+        raise ModelError(
+            f"unknown parameter ${sorted(unknown)[0]}",
+            path,
+            hint=f"the parameters are ${', $'.join(sorted(TIME_PARAMETERS))}",
+        )
     if used and kind is not ModelKind.INCREMENTAL_BY_TIME:
         raise ModelError(f"${sorted(used)[0]} is only set for kind incremental_by_time", path)
-    return Model(name=name, path=path, language="sql", query=text.rstrip().rstrip(";"),
-                 normalized=normalize_sql(query), refs=table_refs(query, text),
-                 parameters=frozenset(used), **config)
+    return Model(
+        name=name,
+        path=path,
+        language="sql",
+        query=text.rstrip().rstrip(";"),
+        normalized=normalize_sql(query),
+        refs=table_refs(query, text),
+        parameters=frozenset(used),
+        **config,
+    )

@@ -18,17 +18,17 @@ from warehouse.state import Publish, State, Version
 
 class Change(StrEnum):
     NEW = "new"
-    CHANGED = "changed"            # the model's own SQL/code/config changed
-    INDIRECT = "indirect"          # an upstream model or source data changed
+    CHANGED = "changed"  # the model's own SQL/code/config changed
+    INDIRECT = "indirect"  # an upstream model or source data changed
     UNCHANGED = "unchanged"
 
 
 class Action(StrEnum):
-    FULL = "full"                  # compute the whole table
-    INCREMENTAL = "incremental"    # compute only new periods, reuse the rest
-    VIEW = "view"                  # create the view, nothing to compute
-    REUSE = "reuse"                # the version exists already: publish it, compute nothing
-    KEEP = "keep"                  # not selected: keep what the environment serves
+    FULL = "full"  # compute the whole table
+    INCREMENTAL = "incremental"  # compute only new periods, reuse the rest
+    VIEW = "view"  # create the view, nothing to compute
+    REUSE = "reuse"  # the version exists already: publish it, compute nothing
+    KEEP = "keep"  # not selected: keep what the environment serves
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class ModelPlan:
     change: Change
     action: Action
     current: Version | None = None
-    previous: Version | None = None    # the version an incremental build extends
+    previous: Version | None = None  # the version an incremental build extends
     diff: str = ""
 
     @property
@@ -70,10 +70,17 @@ class Plan:
     def to_json(self) -> dict[str, object]:
         return {
             "env": self.env,
-            "models": [{"model": p.model.name, "change": p.change.value,
-                        "action": p.action.value, "fingerprint": p.fingerprint,
-                        "current": p.current.fingerprint if p.current else None,
-                        "diff": p.diff} for p in self.models],
+            "models": [
+                {
+                    "model": p.model.name,
+                    "change": p.change.value,
+                    "action": p.action.value,
+                    "fingerprint": p.fingerprint,
+                    "current": p.current.fingerprint if p.current else None,
+                    "diff": p.diff,
+                }
+                for p in self.models
+            ],
             "removed": self.removed,
             "compute": [p.model.name for p in self.to_compute],
             "publish": self.publishes_something,
@@ -85,19 +92,28 @@ def _hash(*parts: object) -> str:
 
 
 def _diff(old: str, new: str, path: str) -> str:
-    lines = difflib.unified_diff(old.splitlines(), new.splitlines(), f"published/{path}",
-                                 path, lineterm="")
+    lines = difflib.unified_diff(
+        old.splitlines(), new.splitlines(), f"published/{path}", path, lineterm=""
+    )
     return "\n".join(lines)
 
 
-def make_plan(project: Project, state: State, env: str, selection: list[str] | None = None,
-              full_refresh: bool = False) -> Plan:
+def make_plan(
+    project: Project,
+    state: State,
+    env: str,
+    selection: list[str] | None = None,
+    full_refresh: bool = False,
+) -> Plan:
     """Decide, for each model in DAG order, which version the environment should serve."""
     head = state.head(env)
     served = head.mapping if head else {}
     chosen = select(project.dag, selection, project.tags) if selection else set(project.dag.order)
-    sources = {name: find_source(project.settings.sources, name)
-               for m in project.models.values() for name in sorted(m.sources)}
+    sources = {
+        name: find_source(project.settings.sources, name)
+        for m in project.models.values()
+        for name in sorted(m.sources)
+    }
     signatures = {name: s.signature() for name, s in sources.items()}
     fingerprints: dict[str, str] = {}
     logic: dict[str, str] = {}
@@ -105,17 +121,29 @@ def make_plan(project: Project, state: State, env: str, selection: list[str] | N
     for model in project.ordered():
         parents = sorted(model.depends_on)
         logic[model.name] = _hash(model.data_hash(), [logic[p] for p in parents])
-        computed = _hash(model.data_hash(), [(p, fingerprints[p]) for p in parents],
-                         [(s, signatures[s]) for s in sorted(model.sources)])[:20]
+        computed = _hash(
+            model.data_hash(),
+            [(p, fingerprints[p]) for p in parents],
+            [(s, signatures[s]) for s in sorted(model.sources)],
+        )[:20]
         current = state.get_version(served[model.name]) if model.name in served else None
         if model.name not in chosen:
             if current is None:
                 raise UsageError(
                     f"{model.name} is not selected and env '{env}' has no version of it",
-                    hint=f"select it too, e.g. --select +{model.name}")
+                    hint=f"select it too, e.g. --select +{model.name}",
+                )
             fingerprints[model.name] = current.fingerprint
-            plans.append(ModelPlan(model, current.fingerprint, logic[model.name],
-                                   Change.UNCHANGED, Action.KEEP, current))
+            plans.append(
+                ModelPlan(
+                    model,
+                    current.fingerprint,
+                    logic[model.name],
+                    Change.UNCHANGED,
+                    Action.KEEP,
+                    current,
+                )
+            )
             continue
         fingerprints[model.name] = computed
         if current is None:
@@ -126,19 +154,28 @@ def make_plan(project: Project, state: State, env: str, selection: list[str] | N
             change = Change.INDIRECT
         else:
             change = Change.UNCHANGED
-        diff = _diff(current.query, model.query, str(model.path)) \
-            if change is Change.CHANGED and current else ""
+        diff = (
+            _diff(current.query, model.query, str(model.path))
+            if change is Change.CHANGED and current
+            else ""
+        )
         previous = None
         if state.get_version(computed) is not None:
             action = Action.REUSE
         elif model.kind is ModelKind.VIEW:
             action = Action.VIEW
-        elif (model.kind is ModelKind.INCREMENTAL_BY_TIME and not full_refresh and current
-              and current.logic_fp == logic[model.name] and current.time_max is not None):
+        elif (
+            model.kind is ModelKind.INCREMENTAL_BY_TIME
+            and not full_refresh
+            and current
+            and current.logic_fp == logic[model.name]
+            and current.time_max is not None
+        ):
             action, previous = Action.INCREMENTAL, current
         else:
             action = Action.FULL
-        plans.append(ModelPlan(model, computed, logic[model.name], change, action, current,
-                               previous, diff))
+        plans.append(
+            ModelPlan(model, computed, logic[model.name], change, action, current, previous, diff)
+        )
     removed = sorted(set(served) - set(project.models)) if not selection else []
     return Plan(env=env, models=plans, sources=sources, head=head, removed=removed)

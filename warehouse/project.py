@@ -45,15 +45,18 @@ def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ModelError(f"file is not UTF-8 (byte {exc.start})", path,
-                         hint="save the file as UTF-8") from None
+        raise ModelError(
+            f"file is not UTF-8 (byte {exc.start})", path, hint="save the file as UTF-8"
+        ) from None
 
 
 def load_sql_models(sql_dir: Path) -> list[Model]:
     if not sql_dir.is_dir():
         return []
-    return [sql_model(model_name_from_path(path, sql_dir), path, _read(path))
-            for path in sorted(sql_dir.rglob("*.sql"))]
+    return [
+        sql_model(model_name_from_path(path, sql_dir), path, _read(path))
+        for path in sorted(sql_dir.rglob("*.sql"))
+    ]
 
 
 def _import_pipeline_file(path: Path) -> list[PythonModelSpec]:
@@ -71,9 +74,12 @@ def _import_pipeline_file(path: Path) -> list[PythonModelSpec]:
     except Exception as exc:
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
         line = frames[-1].lineno if frames else getattr(exc, "lineno", None)
-        raise ModelError(f"importing failed: {type(exc).__name__}: {exc}", path, line,
-                         hint="fix the Python file; run it with python to see the traceback"
-                         ) from exc
+        raise ModelError(
+            f"importing failed: {type(exc).__name__}: {exc}",
+            path,
+            line,
+            hint="fix the Python file; run it with python to see the traceback",
+        ) from exc
     finally:
         sys.modules.pop(module_name, None)
     return take_registered()
@@ -87,13 +93,21 @@ def _python_model(spec: PythonModelSpec, path: Path, source: str, normalized: st
     check_identifier(schema, "schema name", path, line)
     check_identifier(table, "model name", path, line)
     if spec.kind != ModelKind.FULL.value:
-        raise ModelError(f"Python models support kind 'full' only, found '{spec.kind}'", path,
-                         line)
+        raise ModelError(f"Python models support kind 'full' only, found '{spec.kind}'", path, line)
     return Model(
-        name=spec.name, path=path, language="python", kind=ModelKind.FULL,
-        query=source, normalized=normalized, inputs=spec.inputs, grain=spec.grain,
-        audits=parse_audits(spec.audits, path, line), asserts=spec.asserts,
-        description=spec.description.strip(), columns=spec.columns, tags=spec.tags,
+        name=spec.name,
+        path=path,
+        language="python",
+        kind=ModelKind.FULL,
+        query=source,
+        normalized=normalized,
+        inputs=spec.inputs,
+        grain=spec.grain,
+        audits=parse_audits(spec.audits, path, line),
+        asserts=spec.asserts,
+        description=spec.description.strip(),
+        columns=spec.columns,
+        tags=spec.tags,
         func=spec.func,
     )
 
@@ -110,14 +124,18 @@ def load_python_models(pipeline_dir: Path) -> list[Model]:
             # the whole module: helpers it calls change the data too; comments do not
             normalized = ast.dump(ast.parse(source))
         except SyntaxError as exc:
-            raise ModelError(f"Python syntax error: {exc.msg}", path, exc.lineno, exc.offset
-                             ) from None
-        found += [_python_model(spec, path, source, normalized) for spec in _import_pipeline_file(path)]
+            raise ModelError(
+                f"Python syntax error: {exc.msg}", path, exc.lineno, exc.offset
+            ) from None
+        found += [
+            _python_model(spec, path, source, normalized) for spec in _import_pipeline_file(path)
+        ]
     return found
 
 
 def _resolve(model: Model, names: set[str]) -> Model:
     """Split a model's table references into model parents and sources."""
+    refs: list[tuple[str, int | None, int | None]]
     if model.language == "python":
         refs = [(name, None, None) for name in model.inputs]
     else:
@@ -130,10 +148,14 @@ def _resolve(model: Model, names: set[str]) -> Model:
         elif table in names:
             parents.add(table)
         else:
-            close = [n for n in names if n.split(".")[1] == table] or \
-                difflib.get_close_matches(table, names, n=1)
-            hint = f"did you mean '{close[0]}'?" if close else \
-                "reference models as schema.table and sources as source.<name>"
+            close = [n for n in names if n.split(".")[1] == table] or difflib.get_close_matches(
+                table, names, n=1
+            )
+            hint = (
+                f"did you mean '{close[0]}'?"
+                if close
+                else "reference models as schema.table and sources as source.<name>"
+            )
             raise UnknownTableError(table, model.path, line, column, hint)
     return replace(model, depends_on=frozenset(parents), sources=frozenset(sources))
 
@@ -143,13 +165,18 @@ def load_project(settings: Settings) -> Project:
     by_name: dict[str, Model] = {}
     for model in models:
         if model.name in by_name:
-            raise ModelError(f"two models are named {model.name}", model.path,
-                             hint=f"the other is {by_name[model.name].path}; rename one")
+            raise ModelError(
+                f"two models are named {model.name}",
+                model.path,
+                hint=f"the other is {by_name[model.name].path}; rename one",
+            )
         by_name[model.name] = model
     if not by_name:
-        raise ModelError("no models found", settings.project_dir,
-                         hint="add sql/<schema>/<name>.sql files or @model functions in "
-                         "pipeline/*.py")
+        raise ModelError(
+            "no models found",
+            settings.project_dir,
+            hint="add sql/<schema>/<name>.sql files or @model functions in pipeline/*.py",
+        )
     names = set(by_name)
     resolved = {name: _resolve(m, names) for name, m in by_name.items()}
     dag = DAG({name: m.depends_on for name, m in resolved.items()})

@@ -54,11 +54,20 @@ def model(
     """
 
     def register(func: F) -> F:
-        _registry.append(PythonModelSpec(
-            name=name, inputs=tuple(inputs), func=func, kind=kind, grain=tuple(grain),
-            audits=audits, asserts=tuple(asserts), description=description or (func.__doc__ or ""),
-            columns=tuple((columns or {}).items()), tags=tuple(tags),
-        ))
+        _registry.append(
+            PythonModelSpec(
+                name=name,
+                inputs=tuple(inputs),
+                func=func,
+                kind=kind,
+                grain=tuple(grain),
+                audits=audits,
+                asserts=tuple(asserts),
+                description=description or (func.__doc__ or ""),
+                columns=tuple((columns or {}).items()),
+                tags=tuple(tags),
+            )
+        )
         return func
 
     return register

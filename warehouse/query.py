@@ -21,8 +21,10 @@ def run_query(settings: Settings, sql: str, limit: int | None = None) -> QueryRe
     """Run `sql` on the environment's published catalog, opened read-only."""
     path = catalog.pointer_path(settings, settings.env)
     if not path.exists():
-        raise UsageError(f"environment '{settings.env}' has not been published yet",
-                         hint=f"run: wh build --env {settings.env}")
+        raise UsageError(
+            f"environment '{settings.env}' has not been published yet",
+            hint=f"run: wh build --env {settings.env}",
+        )
     con = engine.connect(settings, path, read_only=True)
     try:
         cursor = con.execute(sql)
@@ -32,8 +34,9 @@ def run_query(settings: Settings, sql: str, limit: int | None = None) -> QueryRe
         rows = cursor.fetchmany(limit) if limit else cursor.fetchall()
         return QueryResult(columns, rows)
     except engine.Error as exc:
-        raise UsageError(f"query failed: {engine.short_message(str(exc))}",
-                         hint="the warehouse is read-only here; list tables with "
-                         "wh sql \"show all tables\"") from None
+        raise UsageError(
+            f"query failed: {engine.short_message(str(exc))}",
+            hint='the warehouse is read-only here; list tables with wh sql "show all tables"',
+        ) from None
     finally:
         con.close()

@@ -35,11 +35,20 @@ def find_source(sources_dir: Path, name: str) -> Source:
     if folder.is_dir():
         parts = tuple(sorted(p.resolve() for p in folder.rglob("*.parquet") if p.is_file()))
         if not parts:
-            raise SourceError(f"source '{name}' is a directory with no .parquet files", folder,
-                              hint="put the source's Parquet parts in it")
+            raise SourceError(
+                f"source '{name}' is a directory with no .parquet files",
+                folder,
+                hint="put the source's Parquet parts in it",
+            )
         return Source(name, parts)
     if not sources_dir.is_dir():
-        raise SourceError("sources directory does not exist", sources_dir,
-                          hint="set WH_SOURCES or `sources` in wh.toml, or run `wh demo`")
-    raise SourceError(f"source '{name}' not found", sources_dir,
-                      hint=f"expected {single.name} or a folder {name}/ of Parquet parts")
+        raise SourceError(
+            "sources directory does not exist",
+            sources_dir,
+            hint="set WH_SOURCES or `sources` in wh.toml, or run `wh demo`",
+        )
+    raise SourceError(
+        f"source '{name}' not found",
+        sources_dir,
+        hint=f"expected {single.name} or a folder {name}/ of Parquet parts",
+    )

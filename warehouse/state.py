@@ -127,19 +127,31 @@ class Publish:
 
 def _version(row: sqlite3.Row) -> Version:
     return Version(
-        fingerprint=row["fingerprint"], model=row["model"], kind=row["kind"],
-        data_hash=row["data_hash"], logic_fp=row["logic_fp"], query=row["query"],
+        fingerprint=row["fingerprint"],
+        model=row["model"],
+        kind=row["kind"],
+        data_hash=row["data_hash"],
+        logic_fp=row["logic_fp"],
+        query=row["query"],
         segments=tuple(Segment(**s) for s in json.loads(row["segments"])),
         columns=tuple((c[0], c[1]) for c in json.loads(row["columns"])),
-        row_count=row["row_count"], time_column=row["time_column"],
-        created_at=row["created_at"], build_id=row["build_id"],
+        row_count=row["row_count"],
+        time_column=row["time_column"],
+        created_at=row["created_at"],
+        build_id=row["build_id"],
     )
 
 
 def _publish(row: sqlite3.Row) -> Publish:
-    return Publish(id=row["id"], env=row["env"], created_at=row["created_at"],
-                   build_id=row["build_id"], action=row["action"],
-                   mapping=json.loads(row["mapping"]), previous_id=row["previous_id"])
+    return Publish(
+        id=row["id"],
+        env=row["env"],
+        created_at=row["created_at"],
+        build_id=row["build_id"],
+        action=row["action"],
+        mapping=json.loads(row["mapping"]),
+        previous_id=row["previous_id"],
+    )
 
 
 class State:
@@ -148,8 +160,7 @@ class State:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.db = sqlite3.connect(path, timeout=30, isolation_level=None,
-                                  check_same_thread=False)
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -170,8 +181,9 @@ class State:
 
     # versions -----------------------------------------------------------------------------
     def get_version(self, fingerprint: str) -> Version | None:
-        row = self.db.execute("SELECT * FROM versions WHERE fingerprint = ?",
-                              (fingerprint,)).fetchone()
+        row = self.db.execute(
+            "SELECT * FROM versions WHERE fingerprint = ?", (fingerprint,)
+        ).fetchone()
         return _version(row) if row else None
 
     def versions(self) -> list[Version]:
@@ -181,23 +193,34 @@ class State:
         with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO versions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (version.fingerprint, version.model, version.kind, version.data_hash,
-                 version.logic_fp, version.query,
-                 json.dumps([s.__dict__ for s in version.segments]),
-                 json.dumps([list(c) for c in version.columns]), version.row_count,
-                 version.time_column, version.created_at, version.build_id),
+                (
+                    version.fingerprint,
+                    version.model,
+                    version.kind,
+                    version.data_hash,
+                    version.logic_fp,
+                    version.query,
+                    json.dumps([s.__dict__ for s in version.segments]),
+                    json.dumps([list(c) for c in version.columns]),
+                    version.row_count,
+                    version.time_column,
+                    version.created_at,
+                    version.build_id,
+                ),
             )
 
     def delete_versions(self, fingerprints: list[str]) -> None:
         with self.transaction() as db:
-            db.executemany("DELETE FROM versions WHERE fingerprint = ?",
-                           [(f,) for f in fingerprints])
+            db.executemany(
+                "DELETE FROM versions WHERE fingerprint = ?", [(f,) for f in fingerprints]
+            )
 
     # environments -------------------------------------------------------------------------
     def head(self, env: str) -> Publish | None:
         row = self.db.execute(
             "SELECT p.* FROM env_heads h JOIN publishes p ON p.id = h.publish_id WHERE h.env = ?",
-            (env,)).fetchone()
+            (env,),
+        ).fetchone()
         return _publish(row) if row else None
 
     def get_publish(self, publish_id: int) -> Publish | None:
@@ -209,18 +232,32 @@ class State:
 
     def heads(self) -> dict[str, Publish]:
         rows = self.db.execute(
-            "SELECT p.* FROM env_heads h JOIN publishes p ON p.id = h.publish_id ORDER BY h.env")
+            "SELECT p.* FROM env_heads h JOIN publishes p ON p.id = h.publish_id ORDER BY h.env"
+        )
         return {r["env"]: _publish(r) for r in rows}
 
-    def publish(self, env: str, mapping: dict[str, str], action: str, build_id: str | None,
-                previous_id: int | None) -> Publish:
+    def publish(
+        self,
+        env: str,
+        mapping: dict[str, str],
+        action: str,
+        build_id: str | None,
+        previous_id: int | None,
+    ) -> Publish:
         """Point `env` at `mapping` in one transaction."""
         with self.transaction() as db:
             cursor = db.execute(
                 "INSERT INTO publishes (env, created_at, build_id, action, mapping, previous_id)"
                 " VALUES (?,?,?,?,?,?)",
-                (env, time.time(), build_id, action, json.dumps(mapping, sort_keys=True),
-                 previous_id))
+                (
+                    env,
+                    time.time(),
+                    build_id,
+                    action,
+                    json.dumps(mapping, sort_keys=True),
+                    previous_id,
+                ),
+            )
             publish_id = cursor.lastrowid
             db.execute("INSERT OR REPLACE INTO env_heads VALUES (?, ?)", (env, publish_id))
         published = self.get_publish(int(publish_id or 0))
@@ -228,19 +265,31 @@ class State:
         return published
 
     # runs ---------------------------------------------------------------------------------
-    def start_build(self, build_id: str, command: str, env: str, selection: str | None,
-                    pid: int) -> None:
+    def start_build(
+        self, build_id: str, command: str, env: str, selection: str | None, pid: int
+    ) -> None:
         with self.transaction() as db:
-            db.execute("INSERT INTO builds (build_id, command, env, started_at, status, "
-                       "selection, pid) VALUES (?,?,?,?,?,?,?)",
-                       (build_id, command, env, time.time(), "running", selection, pid))
+            db.execute(
+                "INSERT INTO builds (build_id, command, env, started_at, status, "
+                "selection, pid) VALUES (?,?,?,?,?,?,?)",
+                (build_id, command, env, time.time(), "running", selection, pid),
+            )
 
-    def finish_build(self, build_id: str, status: str, built: int = 0, reused: int = 0,
-                     rows: int = 0, error: str | None = None) -> None:
+    def finish_build(
+        self,
+        build_id: str,
+        status: str,
+        built: int = 0,
+        reused: int = 0,
+        rows: int = 0,
+        error: str | None = None,
+    ) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE builds SET finished_at = ?, status = ?, models_built = ?, "
-                       "models_reused = ?, rows_written = ?, error = ? WHERE build_id = ?",
-                       (time.time(), status, built, reused, rows, error, build_id))
+            db.execute(
+                "UPDATE builds SET finished_at = ?, status = ?, models_built = ?, "
+                "models_reused = ?, rows_written = ?, error = ? WHERE build_id = ?",
+                (time.time(), status, built, reused, rows, error, build_id),
+            )
 
     def abandon_running_builds(self) -> int:
         """Mark builds left 'running' by a killed process; call while holding the lock."""
@@ -248,21 +297,35 @@ class State:
             cursor = db.execute(
                 "UPDATE builds SET status = 'abandoned', finished_at = ?, "
                 "error = 'process stopped before the build finished' WHERE status = 'running'",
-                (time.time(),))
+                (time.time(),),
+            )
             return cursor.rowcount
 
-    def record_model(self, build_id: str, model: str, fingerprint: str, action: str,
-                     status: str, rows: int | None, seconds: float,
-                     error: str | None = None) -> None:
+    def record_model(
+        self,
+        build_id: str,
+        model: str,
+        fingerprint: str,
+        action: str,
+        status: str,
+        rows: int | None,
+        seconds: float,
+        error: str | None = None,
+    ) -> None:
         with self.transaction() as db:
-            db.execute("INSERT INTO build_models VALUES (?,?,?,?,?,?,?,?)",
-                       (build_id, model, fingerprint, action, status, rows, seconds, error))
+            db.execute(
+                "INSERT INTO build_models VALUES (?,?,?,?,?,?,?,?)",
+                (build_id, model, fingerprint, action, status, rows, seconds, error),
+            )
 
-    def record_audit(self, build_id: str, model: str, fingerprint: str, audit: str,
-                     failing: int, query: str) -> None:
+    def record_audit(
+        self, build_id: str, model: str, fingerprint: str, audit: str, failing: int, query: str
+    ) -> None:
         with self.transaction() as db:
-            db.execute("INSERT INTO audit_results VALUES (?,?,?,?,?,?,?)",
-                       (build_id, model, fingerprint, audit, int(failing == 0), failing, query))
+            db.execute(
+                "INSERT INTO audit_results VALUES (?,?,?,?,?,?,?)",
+                (build_id, model, fingerprint, audit, int(failing == 0), failing, query),
+            )
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         return list(self.db.execute(sql, params))

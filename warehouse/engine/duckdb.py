@@ -33,8 +33,9 @@ def parquet_scan(files: Sequence[str | Path]) -> str:
     return f"read_parquet([{listed}], union_by_name = true)"
 
 
-def connect(settings: Settings, database: str | Path = ":memory:",
-            read_only: bool = False) -> Connection:
+def connect(
+    settings: Settings, database: str | Path = ":memory:", read_only: bool = False
+) -> Connection:
     """A connection tuned for builds: bounded memory, spilling into the warehouse's tmp dir."""
     config: dict[str, Any] = {"threads": settings.threads}
     if not read_only:
@@ -58,13 +59,15 @@ def view_over_files(con: Connection, model_name: str, files: Sequence[str | Path
     create_view(con, model_name, f"SELECT * FROM {parquet_scan(files)}")
 
 
-def copy_to_parquet(con: Connection, select_sql: str, path: Path,
-                    params: dict[str, Any] | None = None) -> int:
+def copy_to_parquet(
+    con: Connection, select_sql: str, path: Path, params: dict[str, Any] | None = None
+) -> int:
     """Stream a query into one Parquet file; returns the rows written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # the query starts on the first line so DuckDB's error line numbers match the file
-    statement = (f"COPY ({select_sql}\n) TO {quote_literal(str(path))} "
-                 "(FORMAT parquet, COMPRESSION zstd)")
+    statement = (
+        f"COPY ({select_sql}\n) TO {quote_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)"
+    )
     result = con.execute(statement, params or {}).fetchone()
     return int(result[0]) if result else 0
 
