@@ -177,5 +177,5 @@ def make_plan(
         plans.append(
             ModelPlan(model, computed, logic[model.name], change, action, current, previous, diff)
         )
-    removed = sorted(set(served) - set(project.models)) if not selection else []
+    removed = sorted(set(served) - set(project.models))
     return Plan(env=env, models=plans, sources=sources, head=head, removed=removed)
