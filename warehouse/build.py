@@ -25,11 +25,12 @@ from warehouse.config import Settings
 from warehouse.engine import duckdb as engine
 from warehouse.errors import AuditError, BuildError, ModelError, WhError
 from warehouse.lock import writer_lock
-from warehouse.model import Model, ModelKind
+from warehouse.model import ModelKind
 from warehouse.plan import Action, ModelPlan, Plan, make_plan
 from warehouse.project import load_project
 from warehouse.sources import Source
 from warehouse.state import Publish, Segment, State, Version
+from warehouse.storage import new_segment_path, remove_orphans
 
 FIRST_DAY, LAST_DAY = date(1, 1, 1), date(9999, 12, 31)
 Reporter = Callable[[str, str, str], None]  # (event, model, detail)
@@ -65,14 +66,6 @@ class BuildResult:
 
 def state_for(settings: Settings) -> State:
     return State(settings.warehouse / "state.db")
-
-
-def version_dir(settings: Settings, model: Model, fingerprint: str) -> Path:
-    return settings.warehouse / "versions" / model.schema / model.table / fingerprint
-
-
-def _new_file(settings: Settings, item: ModelPlan) -> Path:
-    return version_dir(settings, item.model, item.fingerprint) / f"{uuid.uuid4().hex[:12]}.parquet"
 
 
 def _day(value: str) -> date:
@@ -188,7 +181,7 @@ class ModelRunner:
         sql: str,
         params: dict[str, Any] | None = None,
     ) -> Segment:
-        path = _new_file(self.settings, item)
+        path = new_segment_path(self.settings, item.model, item.fingerprint)
         rows = engine.copy_to_parquet(cursor, sql, path, params)
         tmin = tmax = None
         column = item.model.time_column
@@ -283,7 +276,7 @@ class ModelRunner:
                 model.path,
                 model.func.__code__.co_firstlineno,
             )
-        path = _new_file(self.settings, item)
+        path = new_segment_path(self.settings, item.model, item.fingerprint)
         path.parent.mkdir(parents=True, exist_ok=True)
         result.write_parquet(path, compression="zstd")
         return Segment(str(path), result.height)
@@ -443,6 +436,7 @@ def build(
         try:
             state.abandon_running_builds()
             catalog.repair(settings, state)
+            remove_orphans(settings, state)
             project = load_project(settings)
             plan = make_plan(project, state, settings.env, selection, full_refresh)
             check_sql(plan.to_compute)

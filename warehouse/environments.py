@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from warehouse import catalog
 from warehouse.build import publish, state_for
@@ -13,6 +12,7 @@ from warehouse.config import Settings
 from warehouse.errors import StateError, UsageError
 from warehouse.lock import writer_lock
 from warehouse.state import Publish
+from warehouse.storage import remove_orphans
 
 
 def rollback(settings: Settings, to: int | None = None) -> tuple[Publish, Publish]:
@@ -86,18 +86,7 @@ def gc(settings: Settings, retention_days: float | None = None) -> GcResult:
                 if v.fingerprint not in keep and v.created_at < cutoff
             ]
             state.delete_versions(drop)
-            referenced = {Path(f).resolve() for v in state.versions() for f in v.files}
-            files = bytes_freed = 0
-            root = settings.warehouse / "versions"
-            for path in sorted(root.rglob("*.parquet")) if root.exists() else []:
-                # we hold the writer lock, so no build is writing: unlisted files are orphans
-                if path.resolve() not in referenced:
-                    bytes_freed += path.stat().st_size
-                    path.unlink()
-                    files += 1
-            for folder in sorted(root.rglob("*"), reverse=True) if root.exists() else []:
-                if folder.is_dir() and not any(folder.iterdir()):
-                    folder.rmdir()
+            files, bytes_freed = remove_orphans(settings, state)
             live = {catalog.current_target(settings, env) for env in state.heads()}
             catalogs = 0
             for path in (settings.warehouse / "catalogs").glob("*.duckdb"):

@@ -86,10 +86,19 @@ class ModelError(WhError):
 class DagCycleError(ModelError):
     """Models depend on each other in a loop."""
 
-    def __init__(self, cycle: list[str]) -> None:
+    def __init__(
+        self,
+        cycle: list[str],
+        path: Path | str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
         self.cycle = cycle
         super().__init__(
             "dependency cycle: " + " -> ".join(cycle),
+            path,
+            line,
+            column,
             hint="a model cannot read its own descendants; move the shared logic into a new "
             "upstream model and have both read it",
         )

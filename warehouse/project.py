@@ -13,7 +13,7 @@ from pathlib import Path
 
 from warehouse.config import Settings
 from warehouse.dag import DAG
-from warehouse.errors import ModelError, UnknownTableError, WhError
+from warehouse.errors import DagCycleError, ModelError, UnknownTableError, WhError
 from warehouse.model import (
     Model,
     ModelKind,
@@ -179,5 +179,15 @@ def load_project(settings: Settings) -> Project:
         )
     names = set(by_name)
     resolved = {name: _resolve(m, names) for name, m in by_name.items()}
-    dag = DAG({name: m.depends_on for name, m in resolved.items()})
+    try:
+        dag = DAG({name: m.depends_on for name, m in resolved.items()})
+    except DagCycleError as exc:
+        raise _locate_cycle(exc.cycle, resolved) from None
     return Project(settings=settings, models=resolved, dag=dag)
+
+
+def _locate_cycle(cycle: list[str], models: dict[str, Model]) -> DagCycleError:
+    """Point the cycle error at the reference that closes the loop in the first model."""
+    first, second = models[cycle[0]], cycle[1]
+    ref = next((r for r in first.refs if r.qualified == second), None)
+    return DagCycleError(cycle, first.path, ref.line if ref else None, ref.column if ref else None)
