@@ -153,10 +153,10 @@ def rollback_cmd(
     from warehouse.console import out
     from warehouse.environments import rollback
 
-    old, new = rollback(settings(env), to)
+    old, restored, new = rollback(settings(env), to)
     out.print(
-        f"env [bold]{new.env}[/]: publish #{old.id} rolled back; now serving the models "
-        f"of #{new.previous_id if new.previous_id else 'first'}+1 as publish #{new.id}."
+        f"env [bold]{new.env}[/]: rolled back publish #{old.id}; now serving what publish "
+        f"#{restored.id} served (recorded as publish #{new.id})."
     )
 
 
@@ -223,7 +223,7 @@ def runs_cmd(
         if publishes:
             rows = state.query(
                 "SELECT id, env, action, build_id, previous_id, created_at, "
-                "json_array_length(mapping) AS models FROM publishes "
+                "(SELECT count(*) FROM json_each(mapping)) AS models FROM publishes "
                 "ORDER BY id DESC LIMIT ?",
                 (limit,),
             )

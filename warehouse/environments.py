@@ -15,10 +15,10 @@ from warehouse.state import Publish
 from warehouse.storage import remove_orphans
 
 
-def rollback(settings: Settings, to: int | None = None) -> tuple[Publish, Publish]:
+def rollback(settings: Settings, to: int | None = None) -> tuple[Publish, Publish, Publish]:
     """Point the environment back at its previous publish (or publish `to`): no recompute.
 
-    Returns (the publish rolled back from, the new publish).
+    Returns (the publish rolled back from, the publish restored, the new publish).
     """
     env = settings.env
     with writer_lock(settings.warehouse):
@@ -49,7 +49,7 @@ def rollback(settings: Settings, to: int | None = None) -> tuple[Publish, Publis
             new = publish(
                 settings, state, env, target.mapping, "rollback", None, target.previous_id
             )
-            return head, new
+            return head, target, new
         finally:
             state.close()
 

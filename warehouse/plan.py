@@ -160,7 +160,9 @@ def make_plan(
             else ""
         )
         previous = None
-        if state.get_version(computed) is not None:
+        if change is Change.UNCHANGED:
+            action = Action.KEEP
+        elif state.get_version(computed) is not None:
             action = Action.REUSE
         elif model.kind is ModelKind.VIEW:
             action = Action.VIEW
