@@ -25,7 +25,7 @@ from warehouse.config import Settings
 from warehouse.engine import duckdb as engine
 from warehouse.errors import AuditError, BuildError, ModelError, WhError
 from warehouse.lock import writer_lock
-from warehouse.model import ModelKind
+from warehouse.model import TIME_PARAMETERS, ModelKind
 from warehouse.plan import Action, ModelPlan, Plan, make_plan
 from warehouse.project import load_project
 from warehouse.sources import Source
@@ -200,12 +200,20 @@ class ModelRunner:
             f"WHERE CAST({column} AS DATE) BETWEEN $start_date AND $end_date"
         )
 
+    def _params(self, item: ModelPlan, start: date | None = None) -> dict[str, Any]:
+        """Values of the project variables the query uses (and the time window's bounds)."""
+        values = self.settings.variables
+        params = {name: values[name] for name in item.model.parameters - TIME_PARAMETERS}
+        if item.model.kind is ModelKind.INCREMENTAL_BY_TIME:
+            params.update(start_date=start or FIRST_DAY, end_date=LAST_DAY)
+        return params
+
     def _full(self, cursor: engine.Connection, item: ModelPlan) -> tuple[list[Segment], int]:
         if item.model.kind is ModelKind.INCREMENTAL_BY_TIME:
-            params = {"start_date": FIRST_DAY, "end_date": LAST_DAY}
-            segment = self._write(cursor, item, self._time_window(item), params)
+            sql = self._time_window(item)
         else:
-            segment = self._write(cursor, item, item.model.query)
+            sql = item.model.query
+        segment = self._write(cursor, item, sql, self._params(item))
         return [segment], segment.rows
 
     def _incremental(self, cursor: engine.Connection, item: ModelPlan) -> tuple[list[Segment], int]:
@@ -228,8 +236,7 @@ class ModelRunner:
                         {"start_date": start},
                     )
                 )
-        params = {"start_date": start, "end_date": LAST_DAY}
-        new = self._write(cursor, item, self._time_window(item), params)
+        new = self._write(cursor, item, self._time_window(item), self._params(item, start))
         if new.rows or not kept:
             kept.append(new)
         else:

@@ -8,6 +8,7 @@ import re
 import tomllib
 import warnings
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,12 @@ PROJECT_KEYS: dict[str, tuple[str | None, type]] = {
     "threads": ("WH_THREADS", int),
     "memory_limit": ("WH_MEMORY_LIMIT", str),
     "gc_retention_days": (None, float),
+    "freq": ("WH_FREQ", str),
+    "as_of_date": ("WH_AS_OF_DATE", str),
 }
+FREQS = ("day", "week", "month")
 # Tables other issues own (forecast, serve, ...) are passed through untouched.
-KNOWN_TABLES = {"project", "forecast", "customers", "serve", "docs"}
+KNOWN_TABLES = {"project", "vars", "forecast", "customers", "serve", "docs"}
 
 
 class ConfigWarning(UserWarning):
@@ -44,7 +48,15 @@ class Settings:
     memory_limit: str | None = None
     gc_retention_days: float = 7.0
     name: str = "wh"
+    freq: str = "day"
+    as_of_date: date | None = None
+    vars: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        """What SQL models may read as `$name` parameters."""
+        return {**self.vars, "freq": self.freq, "as_of_date": self.as_of_date}
 
     @property
     def sql_dir(self) -> Path:
@@ -144,12 +156,35 @@ def load_settings(project_dir: Path | None = None) -> Settings:
         elif key in project:
             values[key] = _coerce(key, project[key], kind, CONFIG_FILE, path)
 
+    if values.get("freq", "day") not in FREQS:
+        raise ConfigError(f"freq must be one of {', '.join(FREQS)}, found '{values['freq']}'", path)
+    if values.get("as_of_date"):
+        try:
+            values["as_of_date"] = date.fromisoformat(values["as_of_date"])
+        except ValueError:
+            raise ConfigError(
+                f"as_of_date must be a date like 2024-12-31, found '{values['as_of_date']}'",
+                path,
+            ) from None
+    else:
+        values.pop("as_of_date", None)
+    variables = raw.get("vars", {})
+    if not isinstance(variables, dict):
+        raise ConfigError("[vars] must be a table of name = value", path)
+    for name in variables:
+        if not re.match(r"^[a-z_][a-z0-9_]*$", name) or name in ("start_date", "end_date"):
+            raise ConfigError(
+                f"[vars] name '{name}' is not allowed",
+                path,
+                hint="use lower-case identifiers other than start_date/end_date",
+            )
+    values["vars"] = variables
     sources = root / values.pop("sources", "data/sources")
     warehouse = root / values.pop("warehouse", "data/warehouse")
     check_env_name(values.get("env", "prod"))
     if values.get("threads", 1) < 1:
         raise ConfigError("threads must be at least 1", path)
-    extra = {k: v for k, v in raw.items() if k != "project"}
+    extra = {k: v for k, v in raw.items() if k not in ("project", "vars")}
     return Settings(
         project_dir=root,
         sources=sources.resolve(),

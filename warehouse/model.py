@@ -11,7 +11,7 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -88,6 +88,7 @@ class Model:
     normalized: str = ""
     refs: tuple[TableRef, ...] = ()
     parameters: frozenset[str] = frozenset()
+    variables: tuple[tuple[str, str], ...] = ()  # project variables the query uses, and values
     depends_on: frozenset[str] = frozenset()
     sources: frozenset[str] = frozenset()
     inputs: tuple[str, ...] = ()
@@ -124,6 +125,7 @@ class Model:
             self.lookback,
             list(self.grain),
             list(self.inputs),
+            [list(v) for v in self.variables],
         ]
         return hashlib.sha256(json.dumps(values).encode()).hexdigest()
 
@@ -386,22 +388,42 @@ def parameters(query: exp.Query) -> set[str]:
     return {p.name.lower() for p in query.find_all(exp.Placeholder) if p.name}
 
 
-def sql_model(name: str, path: Path, text: str) -> Model:
-    """Build a Model from a SQL file's text (without resolving its references)."""
-    header = parse_header(text, path)
-    config = header_config(header, path)
+def sql_model(
+    name: str,
+    path: Path,
+    text: str,
+    variables: Mapping[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+) -> Model:
+    """Build a Model from SQL text (without resolving its references).
+
+    `variables` are the project variables a query may use as `$name` parameters; their
+    values join the fingerprint. `config` replaces the header (for SQL generated in Python).
+    """
+    config = header_config(parse_header(text, path), path) if config is None else config
     query = parse_query(text, path)
     used = parameters(query)
+    known = dict(variables or {})
     kind = config.get("kind", ModelKind.FULL)
-    unknown = used - TIME_PARAMETERS
+    unknown = used - TIME_PARAMETERS - set(known)
     if unknown:
+        available = ", ".join(f"${v}" for v in sorted(known)) or "none"
         raise ModelError(
             f"unknown parameter ${sorted(unknown)[0]}",
             path,
-            hint=f"the parameters are ${', $'.join(sorted(TIME_PARAMETERS))}",
+            hint=f"project variables: {available} ([vars] in wh.toml); $start_date and "
+            "$end_date in incremental_by_time models",
         )
-    if used and kind is not ModelKind.INCREMENTAL_BY_TIME:
-        raise ModelError(f"${sorted(used)[0]} is only set for kind incremental_by_time", path)
+    if used & TIME_PARAMETERS and kind is not ModelKind.INCREMENTAL_BY_TIME:
+        time_parameter = sorted(used & TIME_PARAMETERS)[0]
+        raise ModelError(f"${time_parameter} is only set for kind incremental_by_time", path)
+    if used and kind is ModelKind.VIEW:
+        raise ModelError(
+            f"a view cannot take parameters (${sorted(used)[0]})",
+            path,
+            hint="make it kind full, or compute the value in SQL",
+        )
+    values = tuple((v, json.dumps(known[v], default=str)) for v in sorted(used - TIME_PARAMETERS))
     return Model(
         name=name,
         path=path,
@@ -410,5 +432,6 @@ def sql_model(name: str, path: Path, text: str) -> Model:
         normalized=normalize_sql(query),
         refs=table_refs(query, text),
         parameters=frozenset(used),
+        variables=values,
         **config,
     )

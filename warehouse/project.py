@@ -10,6 +10,7 @@ import sys
 import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from warehouse.config import Settings
 from warehouse.dag import DAG
@@ -18,6 +19,7 @@ from warehouse.model import (
     Model,
     ModelKind,
     check_identifier,
+    header_config,
     model_name_from_path,
     parse_audits,
     sql_model,
@@ -50,11 +52,11 @@ def _read(path: Path) -> str:
         ) from None
 
 
-def load_sql_models(sql_dir: Path) -> list[Model]:
+def load_sql_models(sql_dir: Path, variables: dict[str, Any]) -> list[Model]:
     if not sql_dir.is_dir():
         return []
     return [
-        sql_model(model_name_from_path(path, sql_dir), path, _read(path))
+        sql_model(model_name_from_path(path, sql_dir), path, _read(path), variables)
         for path in sorted(sql_dir.rglob("*.sql"))
     ]
 
@@ -72,8 +74,7 @@ def _import_pipeline_file(path: Path) -> list[PythonModelSpec]:
     except WhError:
         raise
     except Exception as exc:
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
-        line = frames[-1].lineno if frames else getattr(exc, "lineno", None)
+        line = _line_in(exc, path)
         raise ModelError(
             f"importing failed: {type(exc).__name__}: {exc}",
             path,
@@ -85,13 +86,54 @@ def _import_pipeline_file(path: Path) -> list[PythonModelSpec]:
     return take_registered()
 
 
-def _python_model(spec: PythonModelSpec, path: Path, source: str, normalized: str) -> Model:
+def _generated_sql_model(
+    spec: PythonModelSpec, path: Path, line: int, variables: dict[str, Any]
+) -> Model:
+    """Call a @sql_model function and treat what it returns like a SQL file."""
+    try:
+        text = spec.func(dict(variables))
+    except Exception as exc:
+        raise ModelError(
+            f"generating SQL failed: {type(exc).__name__}: {exc}", path, _line_in(exc, path)
+        ) from exc
+    if not isinstance(text, str):
+        raise ModelError(
+            f"@sql_model function returned {type(text).__name__}, expected SQL text", path, line
+        )
+    header: dict[str, Any] = {
+        "kind": (spec.kind, line),
+        "audits": parse_audits(spec.audits, path, line),
+        "assert": list(spec.asserts),
+        "column": list(spec.columns),
+        "description": (spec.description.strip(), line),
+    }
+    if spec.time_column:
+        header["time_column"] = (spec.time_column, line)
+    if spec.lookback:
+        header["lookback"] = (str(spec.lookback), line)
+    if spec.grain:
+        header["grain"] = (", ".join(spec.grain), line)
+    if spec.tags:
+        header["tags"] = (", ".join(spec.tags), line)
+    return sql_model(spec.name, path, text, variables, header_config(header, path))
+
+
+def _line_in(exc: BaseException, path: Path) -> int | None:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+    return frames[-1].lineno if frames else getattr(exc, "lineno", None)
+
+
+def _python_model(
+    spec: PythonModelSpec, path: Path, source: str, normalized: str, variables: dict[str, Any]
+) -> Model:
     schema, _, table = spec.name.partition(".")
     line = spec.func.__code__.co_firstlineno
     if not table:
         raise ModelError(f"model name '{spec.name}' must be schema.table", path, line)
     check_identifier(schema, "schema name", path, line)
     check_identifier(table, "model name", path, line)
+    if spec.generates_sql:
+        return _generated_sql_model(spec, path, line, variables)
     if spec.kind != ModelKind.FULL.value:
         raise ModelError(f"Python models support kind 'full' only, found '{spec.kind}'", path, line)
     return Model(
@@ -112,7 +154,7 @@ def _python_model(spec: PythonModelSpec, path: Path, source: str, normalized: st
     )
 
 
-def load_python_models(pipeline_dir: Path) -> list[Model]:
+def load_python_models(pipeline_dir: Path, variables: dict[str, Any]) -> list[Model]:
     if not pipeline_dir.is_dir():
         return []
     found = []
@@ -128,7 +170,8 @@ def load_python_models(pipeline_dir: Path) -> list[Model]:
                 f"Python syntax error: {exc.msg}", path, exc.lineno, exc.offset
             ) from None
         found += [
-            _python_model(spec, path, source, normalized) for spec in _import_pipeline_file(path)
+            _python_model(spec, path, source, normalized, variables)
+            for spec in _import_pipeline_file(path)
         ]
     return found
 
@@ -161,7 +204,10 @@ def _resolve(model: Model, names: set[str]) -> Model:
 
 
 def load_project(settings: Settings) -> Project:
-    models = load_sql_models(settings.sql_dir) + load_python_models(settings.pipeline_dir)
+    variables = settings.variables
+    models = load_sql_models(settings.sql_dir, variables) + load_python_models(
+        settings.pipeline_dir, variables
+    )
     by_name: dict[str, Model] = {}
     for model in models:
         if model.name in by_name:

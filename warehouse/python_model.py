@@ -8,6 +8,10 @@
 
 Each input arrives as a Polars LazyFrame (scanned from the input's Parquet files, or read
 through Arrow for views), in the order of `inputs`. Sources are `source.<name>`.
+
+`@sql_model` registers a function that *writes SQL* from the project variables (freq, ...):
+for queries whose shape depends on configuration, such as one lag column per lag. The SQL it
+returns is a model like any file in sql/: parsed for dependencies, fingerprinted, incremental.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ class PythonModelSpec:
     description: str
     columns: tuple[tuple[str, str], ...]
     tags: tuple[str, ...]
+    generates_sql: bool = False
+    time_column: str | None = None
+    lookback: int = 0
 
 
 _registry: list[PythonModelSpec] = []
@@ -66,6 +73,44 @@ def model(
                 description=description or (func.__doc__ or ""),
                 columns=tuple((columns or {}).items()),
                 tags=tuple(tags),
+            )
+        )
+        return func
+
+    return register
+
+
+def sql_model(
+    name: str,
+    *,
+    kind: str = "full",
+    time_column: str | None = None,
+    lookback: int = 0,
+    grain: Iterable[str] = (),
+    audits: str = "",
+    asserts: Iterable[str] = (),
+    description: str = "",
+    columns: dict[str, str] | None = None,
+    tags: Iterable[str] = (),
+) -> Callable[[F], F]:
+    """Register the decorated `f(variables: dict) -> str` as the SQL model `name`."""
+
+    def register(func: F) -> F:
+        _registry.append(
+            PythonModelSpec(
+                name=name,
+                inputs=(),
+                func=func,
+                kind=kind,
+                grain=tuple(grain),
+                audits=audits,
+                asserts=tuple(asserts),
+                description=description or (func.__doc__ or ""),
+                columns=tuple((columns or {}).items()),
+                tags=tuple(tags),
+                generates_sql=True,
+                time_column=time_column,
+                lookback=lookback,
             )
         )
         return func

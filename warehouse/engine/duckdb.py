@@ -46,7 +46,10 @@ def connect(
         config["preserve_insertion_order"] = False
     if settings.memory_limit:
         config["memory_limit"] = settings.memory_limit
-    return duckdb.connect(str(database), read_only=read_only, config=config)
+    con = duckdb.connect(str(database), read_only=read_only, config=config)
+    # dates of timestamps with time zones are UTC dates, whatever the machine's zone
+    con.execute("SET TimeZone = 'UTC'")
+    return con
 
 
 def create_view(con: Connection, model_name: str, select_sql: str) -> None:
