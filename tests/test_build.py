@@ -20,12 +20,22 @@ def computed(result: object) -> set[str]:
 
 
 ALL_MODELS = {
-    "staging.customers",
-    "staging.products",
-    "staging.orders",
-    "staging.order_items",
-    "staging.promotions",
+    *(f"checks.{t}" for t in ("customers", "products", "orders", "order_items", "promotions")),
+    *(
+        f"staging.{t}"
+        for t in (
+            "customers",
+            "products",
+            "orders",
+            "order_items",
+            "promotions",
+            "inventory",
+            "rejects",
+        )
+    ),
     "features.demand",
+    "features.demand_features",
+    "features.customer_profile",
     "features.product_demand_stats",
 }
 
@@ -43,10 +53,7 @@ def test_full_build_publishes_every_model(project: Settings) -> None:
     expected = rows(
         project,
         "SELECT sum(i.quantity) FROM staging.order_items i JOIN "
-        "staging.orders o USING (order_id) JOIN staging.products p USING "
-        "(product_id) WHERE o.status <> 'cancelled' AND o.order_date >= "
-        "p.launch_date AND (p.discontinued_date IS NULL OR o.order_date <= "
-        "p.discontinued_date)",
+        "staging.orders o USING (order_id) WHERE o.status <> 'cancelled'",
     )[0][0]
     assert total == expected
 
@@ -84,12 +91,13 @@ def test_editing_one_model_rebuilds_it_and_its_descendants_only(project: Setting
     edit(
         project,
         "sql/staging/promotions.sql",
-        lambda s: s + "\nwhere discount_pct between 0 and 100\n",
+        lambda s: s + "  and discount_pct between 0 and 100\n",
     )
     result = build(project)
     assert computed(result) == {
         "staging.promotions",
         "features.demand",
+        "features.demand_features",
         "features.product_demand_stats",
     }
 
@@ -102,7 +110,7 @@ def test_failing_audit_leaves_published_views_unchanged(project: Settings) -> No
         "sql/staging/orders.sql",
         lambda s: (
             "-- assert: status = 'completed'\n"
-            + s.replace("lower(status) as status", "lower(status) as status, 1 as changed")
+            + s.replace("    o.status,\n", "    o.status,\n    1 as changed,\n")
         ),
     )
     with pytest.raises(AuditError) as failure:
@@ -119,7 +127,7 @@ def test_sql_error_mid_build_leaves_published_views_unchanged(project: Settings)
     edit(
         project,
         "sql/staging/orders.sql",
-        lambda s: s.replace("lower(status) as status", "lower(status) as status, 1 as changed"),
+        lambda s: s.replace("    o.status,\n", "    o.status,\n    1 as changed,\n"),
     )
     edit(
         project,
@@ -151,7 +159,7 @@ def test_rollback_restores_previous_rows(project: Settings) -> None:
 
     build(project)
     before = published(project)
-    edit(project, "sql/staging/products.sql", lambda s: s + "\nwhere product_id <> 1\n")
+    edit(project, "sql/staging/products.sql", lambda s: s + "  and product_id <> '1'\n")
     build(project)
     assert published(project) != before
     rollback(project)
@@ -162,7 +170,7 @@ def test_dev_and_prod_are_isolated_and_promotion_is_virtual(project: Settings) -
     build(project)
     prod_before = published(project)
     dev = project.with_overrides(env="dev")
-    edit(project, "sql/staging/products.sql", lambda s: s + "\nwhere product_id <> 1\n")
+    edit(project, "sql/staging/products.sql", lambda s: s + "  and product_id <> '1'\n")
     dev_result = build(dev)
     assert "staging.products" in computed(dev_result)
     assert published(project) == prod_before
@@ -215,7 +223,7 @@ def test_changed_query_forces_full_rebuild_of_incremental_model(project: Setting
     edit(
         project,
         "sql/features/demand.sql",
-        lambda s: s.replace("avg(discount) as avg_discount", "avg(discount) * 1.0 as avg_discount"),
+        lambda s: s.replace("sum(paid) as revenue", "sum(paid) * 1.0 as revenue"),
     )
     result = build(project)
     demand = next(r for r in result.results if r.plan.model.name == "features.demand")
@@ -231,7 +239,7 @@ def test_plan_matches_what_build_does(project: Settings) -> None:
     edit(
         project,
         "sql/staging/customers.sql",
-        lambda s: s.replace("segment", "upper(segment) as segment"),
+        lambda s: s.replace("channel, segment", "channel, upper(segment) as segment"),
     )
     state = state_for(project)
     try:
@@ -239,10 +247,14 @@ def test_plan_matches_what_build_does(project: Settings) -> None:
     finally:
         state.close()
     changes = {p.model.name: p.change.value for p in plan.models}
-    assert changes["staging.customers"] == "changed"
-    assert all(v == "unchanged" for k, v in changes.items() if k != "staging.customers")
+    assert changes.pop("staging.customers") == "changed"
+    assert changes.pop("features.customer_profile") == "indirect"  # its input changed
+    assert set(changes.values()) == {"unchanged"}
     customers = next(p for p in plan.models if p.model.name == "staging.customers")
-    assert "-    segment" in customers.diff and "+    upper(segment) as segment" in customers.diff
+    assert "-select customer_id, signup_date, country, channel, segment\n" in customers.diff
+    assert "+select customer_id, signup_date, country, channel, upper(segment) as segment" in (
+        customers.diff
+    )
     result = build(project)
     assert computed(result) == {p.model.name for p in plan.to_compute}
 
@@ -252,15 +264,17 @@ def test_selection_builds_only_the_selected_models(project: Settings) -> None:
     edit(
         project,
         "sql/staging/customers.sql",
-        lambda s: s.replace("segment", "upper(segment) as segment"),
+        lambda s: s.replace("channel, segment", "channel, upper(segment) as segment"),
     )
-    edit(project, "sql/staging/products.sql", lambda s: s + "\nwhere base_price >= 0\n")
+    edit(project, "sql/staging/products.sql", lambda s: s + "  and base_price >= 0\n")
     result = build(project, ["staging.customers"])
     assert computed(result) == {"staging.customers"}
     result = build(project, ["staging.products+"])
     assert computed(result) == {
         "staging.products",
         "features.demand",
+        "features.demand_features",
+        "features.customer_profile",
         "features.product_demand_stats",
     }
 
@@ -270,7 +284,7 @@ def test_readers_keep_their_snapshot_and_never_block_a_build(project: Settings) 
     reader = duckdb.connect(str(pointer_path(project, "prod")), read_only=True)
     try:
         before = reader.execute("SELECT count(*) FROM staging.products").fetchone()
-        edit(project, "sql/staging/products.sql", lambda s: s + "\nwhere product_id <> 1\n")
+        edit(project, "sql/staging/products.sql", lambda s: s + "  and product_id <> '1'\n")
         build(project)  # would fail with a lock error if the build opened the reader's file
         assert reader.execute("SELECT count(*) FROM staging.products").fetchone() == before
     finally:

@@ -26,7 +26,7 @@ def test_build_plan_and_query(project: Settings) -> None:
     code, out, _ = wh(project, "build", "--json")
     assert code == 0, out
     built = json.loads(out)
-    assert built["status"] == "ok" and len(built["models"]) == 7
+    assert built["status"] == "ok" and len(built["models"]) == 16
     code, out, _ = wh(project, "build", "--quiet")
     assert (code, out) == (0, "")
     code, out, _ = wh(project, "build")
@@ -53,7 +53,7 @@ def test_audit_failure_exits_1_with_one_line_and_no_traceback(project: Settings)
     edit(
         project,
         "sql/staging/products.sql",
-        lambda s: "-- assert: base_price < 0\n" + s + "\nwhere product_id <> 1\n",
+        lambda s: "-- assert: base_price < 0\n" + s + "  and product_id <> '1'\n",
     )
     code, out, err = wh(project, "build", "--quiet")
     assert code == 1
@@ -77,12 +77,12 @@ def test_usage_and_config_errors_exit_2(project: Settings) -> None:
 def test_model_error_exits_1_naming_file_line_column(project: Settings) -> None:
     edit(
         project,
-        "sql/staging/orders.sql",
+        "sql/checks/orders.sql",
         lambda s: s.replace("from source.orders", "from source.orders where"),
     )
     code, _, err = wh(project, "build")
     assert code == 1
-    assert "sql/staging/orders.sql:" in err and "SQL does not parse" in err
+    assert "sql/checks/orders.sql:" in err and "SQL does not parse" in err
 
 
 def test_lineage(project: Settings) -> None:
@@ -96,13 +96,14 @@ def test_lineage(project: Settings) -> None:
 def test_rollback_and_gc(project: Settings) -> None:
     wh(project, "build", "--quiet")
     first = published(project)
-    edit(project, "sql/staging/products.sql", lambda s: s + "\nwhere product_id <> 1\n")
-    wh(project, "build", "--quiet")
+    edit(project, "sql/staging/products.sql", lambda s: s + "  and product_id <> '1'\n")
+    _, second, _ = wh(project, "build", "--json")
     code, out, _ = wh(project, "rollback")
     assert code == 0 and "rolled back" in out
     assert published(project) == first
     code, out, _ = wh(project, "gc", "--retention-days", "0")
-    assert code == 0 and "dropped 3 versions" in out
+    computed_by_second = len(json.loads(second)["models"])
+    assert code == 0 and f"dropped {computed_by_second} versions" in out
     assert published(project) == first
     code, _, err = wh(project, "rollback", "--to", "2")
     assert code == 1 and "garbage-collected" in err

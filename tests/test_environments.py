@@ -20,10 +20,10 @@ from warehouse.errors import BusyError, ModelError, UsageError
 def test_rollback_twice_walks_back_through_publishes(project: Settings) -> None:
     build(project)
     first = published(project)
-    edit(project, "sql/staging/products.sql", lambda s: s + "\nwhere product_id <> 1\n")
+    edit(project, "sql/staging/products.sql", lambda s: s + "  and product_id <> '1'\n")
     build(project)
     second = published(project)
-    edit(project, "sql/staging/products.sql", lambda s: s.replace("<> 1", "<> 2"))
+    edit(project, "sql/staging/products.sql", lambda s: s.replace("<> '1'", "<> '2'"))
     build(project)
     rollback(project)
     assert published(project) == second

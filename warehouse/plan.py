@@ -12,7 +12,7 @@ from warehouse.dag import select
 from warehouse.errors import UsageError
 from warehouse.model import Model, ModelKind
 from warehouse.project import Project
-from warehouse.sources import Source, find_source
+from warehouse.sources import Source, load_sources
 from warehouse.state import Publish, State, Version
 
 
@@ -109,11 +109,9 @@ def make_plan(
     head = state.head(env)
     served = head.mapping if head else {}
     chosen = select(project.dag, selection, project.tags) if selection else set(project.dag.order)
-    sources = {
-        name: find_source(project.settings.sources, name)
-        for m in project.models.values()
-        for name in sorted(m.sources)
-    }
+    sources = load_sources(
+        project.settings.sources, (name for m in project.models.values() for name in m.sources)
+    )
     signatures = {name: s.signature() for name, s in sources.items()}
     fingerprints: dict[str, str] = {}
     logic: dict[str, str] = {}

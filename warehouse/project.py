@@ -115,7 +115,8 @@ def _generated_sql_model(
         header["grain"] = (", ".join(spec.grain), line)
     if spec.tags:
         header["tags"] = (", ".join(spec.tags), line)
-    return sql_model(spec.name, path, text, variables, header_config(header, path))
+    generated = sql_model(spec.name, path, text, variables, header_config(header, path))
+    return replace(generated, func=spec.func)
 
 
 def _line_in(exc: BaseException, path: Path) -> int | None:

@@ -4,59 +4,84 @@
 -- grain: product_id, period
 -- audits: row_count(min=1)
 -- assert: units >= 0
--- description: Daily units of non-cancelled orders per product, zero-filled from launch to discontinuation (or the last order date).
--- column units: Units ordered (returned orders count as demand).
--- column on_promo: A promotion covered the product that day.
+-- description: Units of non-cancelled orders (returned orders count) per product and period ($freq: day, week or month), zero-filled from launch (or the first sale, if earlier) to discontinuation (or the last order date; later sales extend it). Products missing from staging.products are kept from their first sale.
+-- column period: First day of the period.
+-- column units: Units of non-cancelled orders; 0 when none.
+-- column revenue: Sum of quantity * unit_price * (1 - discount).
+-- column orders: Distinct non-cancelled orders with the product.
+-- column avg_price: Revenue per unit actually paid; null without sales.
+-- column avg_discount: Unit-weighted discount fraction; null without sales.
+-- column on_promo: A planned promotion overlaps the period.
+-- column promo_discount_pct: Deepest overlapping promotion, 0-100; 0 without one.
 with lines as (
-    select i.product_id, o.order_date as period, o.order_id, i.quantity, i.unit_price, i.discount
+    select
+        i.product_id,
+        cast(date_trunc($freq, o.order_date) as date) as period,
+        o.order_date,
+        o.order_id,
+        i.quantity,
+        i.quantity * i.unit_price * (1 - i.discount) as paid,
+        i.discount
     from staging.order_items as i
     join staging.orders as o on o.order_id = i.order_id
     where o.status <> 'cancelled'
-      and o.order_date between $start_date and $end_date
 ),
-daily as (
+bounds as (
+    select
+        coalesce(p.product_id, s.product_id) as product_id,
+        least(p.launch_date, s.first_sale, max_day.day) as first_day,
+        greatest(least(coalesce(p.discontinued_date, max_day.day), max_day.day), s.last_sale)
+            as last_day
+    from staging.products as p
+    full join (
+        select product_id, min(order_date) as first_sale, max(order_date) as last_sale
+        from lines group by product_id
+    ) as s on s.product_id = p.product_id
+    cross join (select max(order_date) as day from staging.orders) as max_day
+),
+calendar as (
+    select
+        product_id,
+        cast(unnest(generate_series(
+            date_trunc($freq, greatest(first_day, $start_date)),
+            date_trunc($freq, least(last_day, $end_date)),
+            cast('1 ' || $freq as interval)
+        )) as date) as period
+    from bounds
+    where first_day is not null and greatest(first_day, $start_date) <= least(last_day, $end_date)
+),
+sales as (
     select
         product_id,
         period,
         sum(quantity) as units,
-        sum(quantity * unit_price * (1 - discount)) as revenue,
+        sum(paid) as revenue,
         count(distinct order_id) as orders,
-        avg(unit_price) as avg_price,
-        avg(discount) as avg_discount
+        sum(paid) / sum(quantity) as avg_price,
+        sum(discount * quantity) / sum(quantity) as avg_discount
     from lines
+    where order_date >= $start_date
     group by product_id, period
-),
-last_day as (
-    select max(order_date) as day from staging.orders
-),
-calendar as (
-    select
-        p.product_id,
-        cast(unnest(generate_series(
-            cast(greatest(p.launch_date, $start_date) as timestamp),
-            cast(least(coalesce(p.discontinued_date, l.day), l.day, $end_date) as timestamp),
-            interval 1 day
-        )) as date) as period
-    from staging.products as p
-    cross join last_day as l
 ),
 promos as (
     select c.product_id, c.period, max(pr.discount_pct) as promo_discount_pct
     from calendar as c
     join staging.promotions as pr
-      on pr.product_id = c.product_id and c.period between pr.start_date and pr.end_date
+        on pr.product_id = c.product_id
+        and pr.start_date < c.period + cast('1 ' || $freq as interval)
+        and pr.end_date >= c.period
     group by c.product_id, c.period
 )
 select
     c.product_id,
     c.period,
-    cast(coalesce(d.units, 0) as bigint) as units,
-    coalesce(d.revenue, 0) as revenue,
-    cast(coalesce(d.orders, 0) as bigint) as orders,
-    d.avg_price,
-    d.avg_discount,
+    cast(coalesce(s.units, 0) as bigint) as units,
+    coalesce(s.revenue, 0) as revenue,
+    cast(coalesce(s.orders, 0) as bigint) as orders,
+    s.avg_price,
+    s.avg_discount,
     pr.product_id is not null as on_promo,
     coalesce(pr.promo_discount_pct, 0) as promo_discount_pct
 from calendar as c
-left join daily as d on d.product_id = c.product_id and d.period = c.period
+left join sales as s on s.product_id = c.product_id and s.period = c.period
 left join promos as pr on pr.product_id = c.product_id and pr.period = c.period

@@ -1,12 +1,10 @@
--- kind: full
--- audits: not_null(order_id, product_id), row_count(min=1)
+-- kind: view
+-- audits: not_null(order_id, product_id, quantity, unit_price), row_count(min=1)
 -- assert: quantity > 0
--- description: Order lines, typed; exact duplicate lines and non-positive quantities removed.
-select distinct
-    cast(order_id as varchar) as order_id,
-    cast(product_id as varchar) as product_id,
-    cast(quantity as integer) as quantity,
-    cast(unit_price as double) as unit_price,
-    coalesce(cast(discount as double), 0) as discount
-from source.order_items
-where quantity > 0
+-- assert: discount between 0 and 1
+-- description: Clean order lines: exact duplicates, bad quantities or prices and lines without a (clean) order are in staging.rejects.
+-- column discount: Fraction off unit_price, 0 when missing.
+-- column unknown_product: The product is not in staging.products; the line still counts as demand.
+select order_id, product_id, quantity, unit_price, discount, unknown_product
+from checks.order_items
+where reject_reason is null

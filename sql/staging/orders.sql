@@ -1,13 +1,21 @@
--- kind: full
+-- kind: view
 -- grain: order_id
 -- audits: accepted_values(status, 'completed', 'cancelled', 'returned'), row_count(min=1)
--- description: Orders with the timestamp normalised to a UTC date; guest orders keep a null customer.
+-- description: Orders; timestamps normalised to UTC and a UTC date; rejected orders are in staging.rejects.
+-- column customer_id: Null for guest checkouts.
 -- column order_date: Day of the order (UTC).
+-- column is_guest: No customer id.
+-- column unknown_customer: The customer id is not in staging.customers; the order is kept.
 select
-    cast(order_id as varchar) as order_id,
-    cast(customer_id as varchar) as customer_id,
-    cast(order_ts as timestamp) as order_ts,
-    cast(order_ts as date) as order_date,
-    channel,
-    lower(status) as status
-from source.orders
+    o.order_id,
+    o.customer_id,
+    o.order_ts,
+    o.order_date,
+    o.channel,
+    o.status,
+    o.customer_id is null as is_guest,
+    o.customer_id is not null and c.customer_id is null as unknown_customer
+from checks.orders as o
+left join (select customer_id from checks.customers where reject_reason is null) as c
+    on c.customer_id = o.customer_id
+where o.reject_reason is null

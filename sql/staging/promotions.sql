@@ -1,8 +1,5 @@
--- kind: full
--- description: Promotion windows per product.
-select
-    cast(product_id as varchar) as product_id,
-    cast(start_date as date) as start_date,
-    cast(end_date as date) as end_date,
-    cast(discount_pct as double) as discount_pct
-from source.promotions
+-- kind: view
+-- description: Promotion windows per product (planned, so known ahead of time).
+select product_id, start_date, end_date, discount_pct
+from checks.promotions
+where reject_reason is null
