@@ -251,6 +251,41 @@ def runs_cmd(
         )
 
 
+sources_app = typer.Typer(help="Source files: check them against the contract.")
+app.add_typer(sources_app, name="sources")
+
+
+@sources_app.command("check")
+@handle_errors
+def sources_check_cmd(as_json: JsonOpt = False) -> None:
+    """Check the source files against the contract and summarise each (runs no model)."""
+    from dataclasses import asdict
+
+    from warehouse import console
+    from warehouse.sources import summarize
+
+    cfg = settings()
+    summaries = summarize(cfg.sources, cfg.threads)
+    if as_json:
+        console.print_json([asdict(s) for s in summaries])
+        return
+    console.table(
+        ["source", "files", "rows", "first date", "last date", "nulls"],
+        [
+            (
+                s.name,
+                s.files or "absent (optional)",
+                f"{s.rows:,}",
+                s.first_date,
+                s.last_date,
+                ", ".join(f"{k}={v:,}" for k, v in s.nulls.items()),
+            )
+            for s in summaries
+        ],
+        title=f"sources in {cfg.sources}: all files match the contract",
+    )
+
+
 @app.command("lineage")
 @handle_errors
 def lineage_cmd(
@@ -286,33 +321,24 @@ def lineage_cmd(
 @app.command("demo")
 @handle_errors
 def demo_cmd(
-    products: Annotated[int, typer.Option(help="Products to generate.")] = 60,
-    customers: Annotated[int, typer.Option(help="Customers to generate.")] = 400,
-    days: Annotated[int, typer.Option(help="Days of order history.")] = 120,
+    products: Annotated[int, typer.Option(help="Products to generate.")] = 100,
+    customers: Annotated[int, typer.Option(help="Customers to generate.")] = 1000,
+    days: Annotated[int, typer.Option(help="Days of order history.")] = 730,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     quiet: QuietOpt = False,
 ) -> None:
-    """Generate demo sources (seeded), build every model, and show what was made."""
+    """Generate demo sources (seeded, once), build every model, and summarise the result."""
     from warehouse import console
     from warehouse.demo import DemoSpec, write_demo_sources
-    from warehouse.query import run_query
 
     cfg = settings()
-    counts = write_demo_sources(cfg.sources, DemoSpec(products, customers, days, seed=seed))
+    spec = DemoSpec(products=products, customers=customers, days=days, seed=seed)
+    counts = write_demo_sources(cfg.sources, spec)
     console.err.print(
         f"demo sources in {cfg.sources}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
     )
     run_build(cfg, None, False, quiet, False)
-    top = run_query(
-        cfg,
-        "SELECT product_id, sum(units) AS units, round(sum(revenue), 2) AS "
-        "revenue FROM features.demand GROUP BY ALL ORDER BY units DESC LIMIT 5",
-    )
-    console.table(top.columns, top.rows, title="Top products by units (features.demand)")
-    console.out.print(
-        f'Query it: wh sql "select * from features.demand limit 10" or open '
-        f"{cfg.warehouse / 'warehouse.duckdb'} read-only with DuckDB."
-    )
+    console.demo_summary(cfg)
 
 
 def main() -> None:

@@ -153,6 +153,32 @@ def plan_summary(plan: Plan) -> None:
     )
 
 
+def demo_summary(settings: Any) -> None:
+    """What the demo made, where it is, and what to try next."""
+    from warehouse.query import run_query
+
+    tables = run_query(settings, "SELECT model, kind, row_count FROM wh_meta.models ORDER BY 1")
+    table(
+        ["table", "kind", "rows"],
+        [(m, k, "-" if n < 0 else f"{n:,}") for m, k, n in tables.rows],
+        title="Tables in the prod environment",
+    )
+    rejects = run_query(
+        settings,
+        "SELECT source, reason, count(*) AS rows FROM staging.rejects "
+        "GROUP BY ALL ORDER BY source, rows DESC",
+    )
+    table(rejects.columns, rejects.rows, title="Rows cleaning rejected (staging.rejects)")
+    out.print(
+        f"Warehouse: {settings.warehouse / 'warehouse.duckdb'} (open it read-only with DuckDB)\n"
+        "Next:\n"
+        '  python -m uv run wh sql "select * from features.demand_features limit 5"\n'
+        "  python -m uv run wh lineage features.demand.units\n"
+        "  python -m uv run wh plan            # after editing a model in sql/\n"
+        "  python -m uv run wh sources check"
+    )
+
+
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> None:
     view = Table(title=title or None, title_justify="left")
     for column in columns:

@@ -225,3 +225,51 @@ def check_contract(source: Source) -> int:
 
 def load_sources(sources_dir: Path, names: Iterable[str]) -> dict[str, Source]:
     return {name: find_source(sources_dir, name) for name in sorted(set(names))}
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    name: str
+    files: int
+    rows: int
+    first_date: str | None
+    last_date: str | None
+    nulls: dict[str, int]
+
+
+def summarize(sources_dir: Path, threads: int = 2) -> list[SourceSummary]:
+    """Check every contract source and describe it: rows, date range, nulls per column."""
+    import duckdb
+
+    summaries = []
+    con = duckdb.connect(config={"threads": threads})
+    try:
+        for name, contract in CONTRACTS.items():
+            source = find_source(sources_dir, name)
+            if source.absent:
+                summaries.append(SourceSummary(name, 0, 0, None, None, {}))
+                continue
+            files = ", ".join("'" + str(f).replace("'", "''") + "'" for f in source.files)
+            dated = next(
+                (c.name for c in contract.columns if c.kind in ("date", "timestamp")), None
+            )
+            nulls = [f'count(*) - count("{c.name}")' for c in contract.columns]
+            dates = (
+                [f'min("{dated}")::VARCHAR', f'max("{dated}")::VARCHAR']
+                if dated
+                else ["NULL", "NULL"]
+            )
+            row = con.execute(
+                f"SELECT count(*), {', '.join(dates)}, {', '.join(nulls)} "
+                f"FROM read_parquet([{files}], union_by_name = true)"
+            ).fetchone()
+            assert row is not None
+            null_counts = {
+                c.name: int(n) for c, n in zip(contract.columns, row[3:], strict=True) if n
+            }
+            summaries.append(
+                SourceSummary(name, len(source.files), int(row[0]), row[1], row[2], null_counts)
+            )
+    finally:
+        con.close()
+    return summaries
