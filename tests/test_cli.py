@@ -115,7 +115,7 @@ def test_demo_builds_on_generated_sources(project: Settings, tmp_path: object) -
     shutil.rmtree(project.sources)
     code, out, err = wh(project, "demo", "--products", "8", "--customers", "20", "--days", "20")
     assert code == 0, err
-    assert "Top products by units" in out
+    assert "Rows cleaning rejected (staging.rejects)" in out and "duplicate_line" in out
     assert "orders" in err
     code, out, _ = wh(
         project, "sql", "select count(distinct product_id) from features.demand", "--format", "csv"
