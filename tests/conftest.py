@@ -70,6 +70,11 @@ def rows(settings: Settings, sql: str) -> list[tuple[object, ...]]:
         con.close()
 
 
+def rounded(table: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    """Floats to 9 places: parallel sums may add in another order."""
+    return [tuple(round(v, 9) if isinstance(v, float) else v for v in row) for row in table]
+
+
 def edit(settings: Settings, relative: str, change: Callable[[str], str]) -> None:
     path = settings.project_dir / relative
     path.write_text(change(path.read_text()))
@@ -100,3 +105,16 @@ def split_last_day(sources: Path) -> None:
 def append_last_day(sources: Path) -> None:
     for name in ("orders", "order_items"):
         (sources / f".held-{name}.parquet").rename(sources / name / "part-1.parquet")
+
+
+def load_demand_features_module() -> object:
+    """pipeline/demand_features.py, imported for its LAGS and WINDOWS tables."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "demand_features_for_tests", REPO / "pipeline" / "demand_features.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

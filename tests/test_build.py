@@ -6,7 +6,7 @@ import re
 
 import duckdb
 import pytest
-from conftest import append_last_day, edit, published, rows, split_last_day
+from conftest import append_last_day, edit, published, rounded, rows, split_last_day
 
 from warehouse.build import build
 from warehouse.catalog import pointer_path
@@ -214,6 +214,11 @@ def test_incremental_model_processes_only_new_periods(project: Settings, tmp_pat
         "FROM features.demand ORDER BY product_id, period"
     )
     assert rows(project, query) == rows(fresh, query)
+    features = next(r for r in second.results if r.plan.model.name == "features.demand_features")
+    assert features.plan.action is Action.INCREMENTAL
+    assert features.rows_processed == window
+    everything = "SELECT * FROM features.demand_features ORDER BY product_id, period"
+    assert rounded(rows(project, everything)) == rounded(rows(fresh, everything))
 
 
 def test_changed_query_forces_full_rebuild_of_incremental_model(project: Settings) -> None:

@@ -179,6 +179,14 @@ def _kind_matches(kind: str, arrow_type: Any) -> bool:
     return checks[kind]
 
 
+def _type_name(arrow_type: Any) -> str:
+    """Arrow's name for a type, with string flavours (large, dictionary) called string."""
+    import pyarrow as pa
+
+    t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    return "string" if pa.types.is_string(t) or pa.types.is_large_string(t) else str(t)
+
+
 def check_contract(source: Source) -> int:
     """Check every file's schema and the row count from Parquet metadata; returns rows."""
     import pyarrow.parquet as pq
@@ -209,7 +217,7 @@ def check_contract(source: Source) -> int:
             found = schema.field(names[column.name]).type
             if not _kind_matches(column.kind, found):
                 raise SourceError(
-                    f"expected {EXPECTED[column.kind]}, found {found}",
+                    f"expected {EXPECTED[column.kind]}, found {_type_name(found)}",
                     path,
                     column.name,
                     hint=f"write {column.name} as {SQL_TYPES[column.kind]} in the Parquet file",

@@ -4,7 +4,7 @@
 -- grain: product_id, period
 -- audits: row_count(min=1)
 -- assert: units >= 0
--- description: Units of non-cancelled orders (returned orders count) per product and period ($freq: day, week or month), zero-filled from launch (or the first sale, if earlier) to discontinuation (or the last order date; later sales extend it). Products missing from staging.products are kept from their first sale.
+-- description: Units of non-cancelled orders (returned orders count) per product and period ($freq: day, week or month), zero-filled from launch (or the first sale, if earlier; never before the first order in the data) to discontinuation (or the last order date; later sales extend it). Products missing from staging.products are kept from their first sale.
 -- column period: First day of the period.
 -- column units: Units of non-cancelled orders; 0 when none.
 -- column revenue: Sum of quantity * unit_price * (1 - discount).
@@ -29,15 +29,18 @@ with lines as (
 bounds as (
     select
         coalesce(p.product_id, s.product_id) as product_id,
-        least(p.launch_date, s.first_sale, max_day.day) as first_day,
-        greatest(least(coalesce(p.discontinued_date, max_day.day), max_day.day), s.last_sale)
-            as last_day
+        greatest(least(p.launch_date, s.first_sale, history.last_day), history.first_day)
+            as first_day,
+        greatest(least(coalesce(p.discontinued_date, history.last_day), history.last_day),
+            s.last_sale) as last_day
     from staging.products as p
     full join (
         select product_id, min(order_date) as first_sale, max(order_date) as last_sale
         from lines group by product_id
     ) as s on s.product_id = p.product_id
-    cross join (select max(order_date) as day from staging.orders) as max_day
+    cross join (
+        select min(order_date) as first_day, max(order_date) as last_day from staging.orders
+    ) as history
 ),
 calendar as (
     select
