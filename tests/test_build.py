@@ -298,25 +298,6 @@ def test_readers_keep_their_snapshot_and_never_block_a_build(project: Settings) 
     assert after != [before]
 
 
-def test_python_model_reads_lazyframes_and_writes_a_table(project: Settings) -> None:
-    build(project)
-    classes = rows(project, "SELECT DISTINCT demand_class FROM features.product_demand_stats")
-    assert {c for (c,) in classes} <= {"smooth", "erratic", "intermittent", "lumpy"}
-    # the oracle: the same statistic computed in SQL
-    sql_adi = rows(
-        project,
-        "SELECT product_id, count(*) / count(*) FILTER (units > 0) FROM "
-        "features.demand GROUP BY ALL HAVING count(*) FILTER (units > 0) > 0 "
-        "ORDER BY 1",
-    )
-    py_adi = rows(
-        project,
-        "SELECT product_id, adi FROM features.product_demand_stats "
-        "WHERE periods_with_demand > 0 ORDER BY 1",
-    )
-    assert [(p, round(a, 9)) for p, a in sql_adi] == [(p, round(a, 9)) for p, a in py_adi]
-
-
 def test_python_model_that_raises_names_its_file_and_line(project: Settings) -> None:
     build(project)
     before = published(project)

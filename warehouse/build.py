@@ -265,8 +265,9 @@ class ModelRunner:
         if files:
             return pl.scan_parquet(files)
         # a view, or an absent optional source: through DuckDB, handed over as Arrow
-        arrow = cursor.sql(f"SELECT * FROM {engine.qualified(name)}").to_arrow_table()
-        return pl.DataFrame(arrow).lazy()
+        return frame_from_arrow(
+            cursor.sql(f"SELECT * FROM {engine.qualified(name)}").to_arrow_table()
+        )
 
     def _python(self, cursor: engine.Connection, item: ModelPlan) -> Segment:
         import polars as pl
@@ -300,6 +301,13 @@ class ModelRunner:
         path.parent.mkdir(parents=True, exist_ok=True)
         result.write_parquet(path, compression="zstd")
         return Segment(str(path), result.height)
+
+
+def frame_from_arrow(table: Any) -> Any:
+    """A LazyFrame over an Arrow table's own buffers (Polars adopts them without copying)."""
+    import polars as pl
+
+    return pl.DataFrame(table).lazy()
 
 
 def _execute(

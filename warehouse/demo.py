@@ -290,8 +290,14 @@ def _dirty_items(items: pl.DataFrame, orders_max: int, rng: np.random.Generator)
     return pl.concat([duplicates, null_qty, negative, bad_price, orphan])
 
 
-def generate(out_dir: Path, spec: DemoSpec | None = None) -> dict[str, int]:
-    """Write the demo sources into `out_dir` (and truth.parquet beside it); rows per file."""
+def generate(
+    out_dir: Path, spec: DemoSpec | None = None, chunk_cells: int = 2_000_000
+) -> dict[str, int]:
+    """Write the demo sources into `out_dir` (and truth.parquet beside it); rows per file.
+
+    Days are generated in chunks of about `chunk_cells` product-days, each appended to the
+    files as row groups, so memory stays flat however long the history.
+    """
     spec = spec or DemoSpec()
     rng = np.random.default_rng(spec.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -300,7 +306,7 @@ def generate(out_dir: Path, spec: DemoSpec | None = None) -> dict[str, int]:
     customers, weight, churn = _customers(spec, rng)
     signup_day = np.array([(d - spec.start).days for d in customers["signup_date"]])
     writers = _Writers(out_dir, {}, {})
-    chunk_days = max(1, min(spec.days, 2_000_000 // max(spec.products, 1)))
+    chunk_days = max(1, min(spec.days, chunk_cells // max(spec.products, 1)))
     next_order = 1
     try:
         for first in range(0, spec.days, chunk_days):
