@@ -113,7 +113,7 @@ def test_demo_builds_on_generated_sources(project: Settings, tmp_path: object) -
     import shutil
 
     shutil.rmtree(project.sources)
-    code, out, err = wh(project, "demo", "--products", "8", "--customers", "20", "--days", "20")
+    code, out, err = wh(project, "demo", "--products", "8", "--customers", "20", "--days", "130")
     assert code == 0, err
     assert "Rows cleaning rejected (staging.rejects)" in out and "duplicate_line" in out
     assert "orders" in err
@@ -121,3 +121,14 @@ def test_demo_builds_on_generated_sources(project: Settings, tmp_path: object) -
         project, "sql", "select count(distinct product_id) from features.demand", "--format", "csv"
     )
     assert out.splitlines()[1] == "8"
+
+
+def test_forecast_on_too_short_history_says_what_to_change(project: Settings) -> None:
+    wh(project, "build", "--quiet")
+    code, _, err = wh(project, "forecast", "--quiet")
+    assert code == 2
+    assert "not enough history to backtest: 30 days" in err and "--horizon" in err
+    code, _, err = wh(project, "forecast", "--cutoff", "yesterday")
+    assert code == 2 and "--cutoff must be a date" in err
+    code, out, _ = wh(project, "sql", "select status from forecast.model_runs", "-f", "csv")
+    assert out.splitlines() == ["status", "failed"]  # the run is recorded; nothing else changed

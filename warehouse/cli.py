@@ -251,6 +251,56 @@ def runs_cmd(
         )
 
 
+@app.command("forecast")
+@handle_errors
+def forecast_cmd(
+    env: EnvOpt = None,
+    horizon: Annotated[int | None, typer.Option(help="Periods ahead (default per freq).")] = None,
+    models: Annotated[str | None, typer.Option(help="Comma-separated models to compare.")] = None,
+    cutoff: Annotated[
+        str | None,
+        typer.Option(help="Forecast as of this date (YYYY-MM-DD): later data is ignored."),
+    ] = None,
+    against_truth: Annotated[
+        Path | None,
+        typer.Option(
+            "--against-truth",
+            help="Also score the backtest against known expected demand "
+            "(a Parquet of product_id, date, expected_units, like the demo's truth.parquet).",
+        ),
+    ] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Backtest the models, refit the winner, publish forecasts and metrics as tables."""
+    from datetime import date
+
+    from warehouse import console
+    from warehouse.errors import UsageError
+    from warehouse.forecast.run import forecast
+
+    try:
+        as_of = date.fromisoformat(cutoff) if cutoff else None
+    except ValueError:
+        raise UsageError(f"--cutoff must be a date like 2024-06-30, found '{cutoff}'") from None
+    chosen = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    with console.stage_progress(quiet or as_json) as progress:
+        result = forecast(settings(env), horizon, chosen, as_of, progress, against_truth)
+    if as_json:
+        console.print_json(
+            {
+                "run_id": result.run_id,
+                "winner": result.winner,
+                "scores": result.scores,
+                "truth_wape": result.truth_wape,
+                "seconds": round(result.seconds, 2),
+                "forecast_rows": result.forecast.height,
+            }
+        )
+    elif not quiet:
+        console.forecast_summary(result)
+
+
 sources_app = typer.Typer(help="Source files: check them against the contract.")
 app.add_typer(sources_app, name="sources")
 
@@ -327,7 +377,7 @@ def demo_cmd(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
     quiet: QuietOpt = False,
 ) -> None:
-    """Generate demo sources (seeded, once), build every model, and summarise the result."""
+    """Generate demo sources (seeded, once), build every model, forecast, and summarise."""
     from warehouse import console
     from warehouse.demo import DemoSpec, write_demo_sources
 
@@ -338,7 +388,13 @@ def demo_cmd(
         f"demo sources in {cfg.sources}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
     )
     run_build(cfg, None, False, quiet, False)
+    from warehouse.forecast.run import forecast
+
+    truth = cfg.sources.parent / "truth.parquet"
+    with console.stage_progress(quiet) as progress:
+        result = forecast(cfg, progress=progress, truth=truth if truth.exists() else None)
     console.demo_summary(cfg)
+    console.forecast_summary(result)
 
 
 def main() -> None:

@@ -57,6 +57,49 @@ def build_progress(quiet: bool) -> Iterator[Reporter]:
         yield report
 
 
+@contextmanager
+def stage_progress(quiet: bool) -> Iterator[Any]:
+    """A spinner line on stderr naming the current stage of a long run."""
+    if quiet:
+        yield lambda stage: None
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), TimeElapsedColumn(), console=err, transient=True
+    )
+    task = progress.add_task("starting", total=None)
+    with progress:
+        yield lambda stage: progress.update(task, description=stage)
+
+
+def forecast_summary(result: Any) -> None:
+    metric = result.spec.metric
+    ordered = sorted(result.scores.items(), key=lambda kv: (kv[1][metric], kv[0]))
+    view = Table(
+        title=f"wh forecast {result.run_id}: backtest, {result.spec.folds} folds x "
+        f"{result.spec.horizon} {result.spec.freq}s (mean over folds)",
+        title_justify="left",
+    )
+    truth = result.truth_wape or {}
+    columns = ["model", "wape", "mase", "mae", "rmse", "bias"]
+    if truth:
+        columns.append("wape vs truth")
+    for column in [*columns, ""]:
+        view.add_column(column, justify="left" if column in ("model", "") else "right")
+    for model, s in ordered:
+        cells = [f"{s[k]:.3f}" for k in ("wape", "mase", "mae", "rmse", "bias")]
+        if truth:
+            cells.append(f"{truth[model]:.3f}" if model in truth else "")
+        view.add_row(model, *cells, "[bold green]winner[/]" if model == result.winner else "")
+    out.print(view)
+    products = result.forecast["product_id"].n_unique()
+    out.print(
+        f"Published {result.forecast.height:,} forecasts for {products:,} products "
+        f"({result.winner}, p10/p50/p90) in {result.seconds:.1f}s.\n"
+        'Next: wh sql "select * from forecast.demand_forecast limit 10", '
+        "\"select * from forecast.forecast_metrics where scope = 'overall'\""
+    )
+
+
 def _rows(value: int) -> str:
     return "-" if value < 0 else f"{value:,}"
 

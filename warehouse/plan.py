@@ -15,6 +15,9 @@ from warehouse.project import Project
 from warehouse.sources import Source, load_sources
 from warehouse.state import Publish, State, Version
 
+# the kind of versions that commands other than build write (forecast tables)
+PRODUCED = "produced"
+
 
 class Change(StrEnum):
     NEW = "new"
@@ -54,10 +57,12 @@ class Plan:
     sources: dict[str, Source]
     head: Publish | None
     removed: list[str] = field(default_factory=list)
+    # tables written by other commands (wh forecast), served on beside the models
+    produced: dict[str, str] = field(default_factory=dict)
 
     @property
     def mapping(self) -> dict[str, str]:
-        return {p.model.name: p.fingerprint for p in self.models}
+        return {**self.produced, **{p.model.name: p.fingerprint for p in self.models}}
 
     @property
     def to_compute(self) -> list[ModelPlan]:
@@ -177,5 +182,12 @@ def make_plan(
         plans.append(
             ModelPlan(model, computed, logic[model.name], change, action, current, previous, diff)
         )
-    removed = sorted(set(served) - set(project.models))
-    return Plan(env=env, models=plans, sources=sources, head=head, removed=removed)
+    produced = {
+        name: fp
+        for name, fp in served.items()
+        if name not in project.models and (v := state.get_version(fp)) and v.kind == PRODUCED
+    }
+    removed = sorted(set(served) - set(project.models) - set(produced))
+    return Plan(
+        env=env, models=plans, sources=sources, head=head, removed=removed, produced=produced
+    )

@@ -1,0 +1,257 @@
+"""wh forecast: tables, quantiles, runs, failure safety, leakage, frequencies."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import REPO, published, rows
+
+from warehouse.build import build
+from warehouse.config import Settings, load_settings
+from warehouse.demo import DemoSpec, generate
+from warehouse.forecast import models as forecast_models
+from warehouse.forecast.data import load, scoring_rows, training_rows
+from warehouse.forecast.metrics import accuracy
+from warehouse.forecast.run import ForecastError, forecast
+from warehouse.forecast.spec import load_spec
+
+FORECAST_TOML = """
+[forecast]
+horizon = {horizon}
+folds = 2
+train_periods = {train}
+origin_step = {step}
+[forecast.lightgbm]
+num_boost_round = 60
+"""
+
+
+@pytest.fixture(scope="session")
+def forecast_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("forecast") / "sources"
+    generate(out, DemoSpec(products=16, customers=60, days=160, seed=4))
+    return out
+
+
+def make_project(tmp_path: Path, sources: Path, freq: str = "day") -> Settings:
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copytree(REPO / "sql", root / "sql")
+    shutil.copytree(
+        REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copytree(sources, root / "sources")
+    horizon, train, step = {"day": (7, 90, 5), "week": (4, 20, 1), "month": (2, 4, 1)}[freq]
+    (root / "wh.toml").write_text(
+        f'[project]\nsources = "sources"\nwarehouse = "warehouse"\nfreq = "{freq}"\n'
+        + FORECAST_TOML.format(horizon=horizon, train=train, step=step)
+    )
+    return load_settings(root)
+
+
+def test_forecast_publishes_every_table(tmp_path: Path, forecast_sources: Path) -> None:
+    settings = make_project(tmp_path, forecast_sources)
+    build(settings)
+    result = forecast(settings, truth=forecast_sources.parent / "truth.parquet")
+    assert result.truth_wape is not None and set(result.truth_wape) == set(result.scores)
+    assert all(0 < w < 2 for w in result.truth_wape.values())
+    cutoff = rows(settings, "SELECT max(period) FROM features.demand")[0][0]
+    got = rows(settings, "SELECT * FROM forecast.demand_forecast LIMIT 0")
+    assert got == []
+    columns = [
+        c
+        for (c,) in rows(
+            settings,
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'demand_forecast' ORDER BY ordinal_position",
+        )
+    ]
+    assert columns == [
+        "product_id",
+        "forecast_date",
+        "units_forecast",
+        "units_p10",
+        "units_p50",
+        "units_p90",
+        "cutoff_date",
+        "model",
+        "run_id",
+    ]
+    # every active product gets every horizon step, after the cutoff, with ordered quantiles
+    steps = rows(
+        settings,
+        "SELECT product_id, count(*), min(forecast_date), max(forecast_date) "
+        "FROM forecast.demand_forecast GROUP BY 1",
+    )
+    active = rows(settings, f"SELECT count(*) FROM features.demand WHERE period = DATE '{cutoff}'")[
+        0
+    ][0]
+    assert len(steps) == active
+    for _, n, first, last in steps:
+        assert (n, first, last) == (7, cutoff + timedelta(days=1), cutoff + timedelta(days=7))
+    assert rows(
+        settings,
+        "SELECT count(*) FROM forecast.demand_forecast WHERE NOT (0 <= "
+        "units_p10 AND units_p10 <= units_p50 AND units_p50 <= units_p90)",
+    ) == [(0,)]
+    assert rows(settings, "SELECT DISTINCT model, run_id FROM forecast.demand_forecast") == [
+        (result.winner, result.run_id)
+    ]
+    # backtests and metrics for every model and fold
+    assert rows(
+        settings, "SELECT count(DISTINCT model), count(DISTINCT fold) FROM forecast.demand_backtest"
+    ) == [(6, 2)]
+    assert rows(
+        settings, "SELECT count(*) FROM forecast.forecast_metrics WHERE scope = 'overall'"
+    ) == [(12,)]
+    coverage = rows(
+        settings,
+        "SELECT p10_p90_coverage FROM forecast.forecast_metrics WHERE "
+        "scope = 'overall' AND model = 'lightgbm'",
+    )
+    assert all(0 <= c <= 1 for (c,) in coverage)
+    assert rows(settings, "SELECT status, model, error FROM forecast.model_runs") == [
+        ("ok", result.winner, None)
+    ]
+    assert rows(settings, "SELECT count(*) > 0 FROM forecast.feature_importance") == [(True,)]
+    assert list((settings.warehouse / "runs" / result.run_id).glob("lightgbm-*.txt"))
+    # a second run appends history, replaces the current forecast
+    forecast(settings)
+    assert rows(
+        settings, "SELECT count(DISTINCT run_id) FROM forecast.demand_forecast_history"
+    ) == [(2,)]
+    assert rows(settings, "SELECT count(DISTINCT run_id) FROM forecast.demand_forecast") == [(1,)]
+    # builds serve the forecast tables on
+    assert build(settings).status == "noop"
+    assert rows(settings, "SELECT count(*) FROM forecast.model_runs") == [(2,)]
+
+
+def test_failed_run_is_recorded_and_changes_no_forecast_table(
+    tmp_path: Path, forecast_sources: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_project(tmp_path, forecast_sources)
+    build(settings)
+    forecast(settings, models=["naive", "lightgbm"])
+    before = {k: v for k, v in published(settings).items() if k != "forecast.model_runs"}
+
+    def broken(*args: object) -> object:
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setitem(forecast_models.FORECASTERS, "lightgbm", broken)
+    with pytest.raises(ForecastError, match="injected failure"):
+        forecast(settings, models=["naive", "lightgbm"])
+    after = {k: v for k, v in published(settings).items() if k != "forecast.model_runs"}
+    assert after == before
+    assert rows(settings, "SELECT status, error FROM forecast.model_runs ORDER BY started_at") == [
+        ("ok", None),
+        ("failed", "RuntimeError: injected failure"),
+    ]
+
+
+def test_metrics_on_a_hand_checked_fixture() -> None:
+    y = np.array([0.0, 2.0, 4.0, 6.0])
+    f = np.array([1.0, 2.0, 2.0, 7.0])
+    got = accuracy(y, f, low=np.array([0, 1, 3, 7.5]), high=np.array([1, 3, 5, 9]), scale=2.0)
+    assert got["mae"] == 1.0  # (1 + 0 + 2 + 1) / 4
+    assert got["rmse"] == pytest.approx(np.sqrt(6 / 4))
+    assert got["wape"] == pytest.approx(4 / 12)
+    assert got["mase"] == 0.5
+    assert got["bias"] == pytest.approx(0 / 12)
+    assert got["r2"] == pytest.approx(1 - 6 / 20)
+    assert got["p10_p90_coverage"] == 0.75  # 6 is below its interval [7.5, 9]
+    assert got["n"] == 4
+    assert accuracy(np.array([0.0]), np.array([0.0]))["wape"] is None
+
+
+def _noise_after(sources: Path, cutoff: date) -> None:
+    """Every order line after the cutoff gets a random quantity; some vanish."""
+    orders = pl.read_parquet(sources / "orders.parquet")
+    late = orders.filter(pl.col("order_ts").dt.date() > cutoff)["order_id"].implode()
+    items = pl.read_parquet(sources / "order_items.parquet")
+    rng = np.random.default_rng(0)
+    noisy = pl.Series(rng.integers(1, 20, items.height), dtype=pl.Int32)
+    items = items.with_columns(
+        quantity=pl.when(pl.col("order_id").is_in(late)).then(noisy).otherwise("quantity")
+    ).filter(~pl.col("order_id").is_in(late) | pl.Series(rng.random(items.height) > 0.3))
+    items.write_parquet(sources / "order_items.parquet")
+
+
+def test_fold_forecasts_ignore_everything_after_the_cutoff(
+    tmp_path: Path, forecast_sources: Path
+) -> None:
+    settings = make_project(tmp_path, forecast_sources)
+    build(settings)
+    data = load(settings)
+    spec = load_spec(settings, models=["lag_linear", "lightgbm"])
+    cutoff = data.last_period - timedelta(days=20)
+
+    def fold_forecasts(target: Settings) -> dict[str, list[float]]:
+        loaded = load(target)
+        train = training_rows(
+            loaded, cutoff, spec.horizon, spec.season, spec.train_periods, spec.origin_step
+        )
+        test = scoring_rows(loaded, cutoff, spec.horizon, spec.season).sort(
+            "product_id", "target_period"
+        )
+        return {
+            name: list(
+                np.round(forecast_models.FORECASTERS[name](train, spec).predict(test).point, 9)
+            )
+            for name in spec.models
+        }
+
+    noisy = settings.with_overrides(sources=tmp_path / "noisy", warehouse=tmp_path / "wh2")
+    shutil.copytree(settings.sources, noisy.sources)
+    _noise_after(noisy.sources, cutoff)
+    build(noisy)
+    assert (
+        load(noisy).demand.filter(pl.col("period") > cutoff)["units"].sum()
+        != data.demand.filter(pl.col("period") > cutoff)["units"].sum()
+    )
+    assert fold_forecasts(noisy) == fold_forecasts(settings)
+
+
+@pytest.mark.parametrize("freq", ["week", "month"])
+def test_weekly_and_monthly_forecast_dates(tmp_path: Path, freq: str) -> None:
+    sources = tmp_path / "sources"
+    generate(sources, DemoSpec(products=12, customers=40, days=400, seed=9))
+    products = pl.read_parquet(sources / "products.parquet")
+    start = date(2023, 1, 2)
+    products.with_columns(
+        # product 1 stops before the end; product 2 launches shortly before it
+        discontinued_date=pl.when(pl.col("product_id") == 1)
+        .then(start + timedelta(days=200))
+        .otherwise(pl.lit(None, dtype=pl.Date)),
+        launch_date=pl.when(pl.col("product_id") == 2)
+        .then(start + timedelta(days=330))
+        .otherwise("launch_date"),
+    ).write_parquet(sources / "products.parquet")
+    settings = make_project(tmp_path, sources, freq)
+    build(settings)
+    forecast(settings, models=["seasonal_naive", "lightgbm"])
+    cutoff = rows(settings, "SELECT max(period) FROM features.demand")[0][0]
+    horizon = load_spec(settings).horizon
+    unit = {"week": "week", "month": "month"}[freq]
+    expected = {
+        str(d)
+        for (d,) in rows(
+            settings,
+            f"SELECT unnest(generate_series(DATE "
+            f"'{cutoff}' + INTERVAL 1 {unit}, DATE '{cutoff}' + "
+            f"INTERVAL {horizon} {unit}, INTERVAL 1 {unit}))::DATE",
+        )
+    }
+    by_product = rows(
+        settings,
+        "SELECT product_id, list(forecast_date ORDER BY forecast_date) "
+        "FROM forecast.demand_forecast GROUP BY 1",
+    )
+    dates = {p: {str(d) for d in ds} for p, ds in by_product}
+    assert "1" not in dates  # discontinued: no forecast
+    assert "2" in dates  # new, short history: the global model forecasts it
+    assert all(d == expected for d in dates.values())

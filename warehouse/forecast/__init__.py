@@ -1,0 +1,1 @@
+"""Demand forecasting: features for training, models, rolling-origin backtest, metrics, tables."""

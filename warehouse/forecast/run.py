@@ -1,0 +1,345 @@
+"""`wh forecast`: backtest every model on the same folds, refit the winner up to the cutoff,
+forecast the horizon, and publish all forecast tables at once.
+
+The run is recorded in forecast.model_runs as `running` before any work and finished as `ok`
+or `failed` (with the error); a crash leaves it `running` until the next run marks it
+`abandoned`. The forecast tables change only in the final publish, so a failed or killed run
+leaves every published table as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from warehouse import __version__
+from warehouse.build import state_for
+from warehouse.config import Settings
+from warehouse.errors import UsageError, WhError
+from warehouse.forecast.backtest import Backtest, run_backtest
+from warehouse.forecast.data import UNIT, load, scoring_rows, training_rows
+from warehouse.forecast.models import FORECASTERS, Fitted
+from warehouse.forecast.spec import ForecastSpec, load_spec
+from warehouse.lock import writer_lock
+from warehouse.produced import TableWrite, publish_tables
+from warehouse.state import State
+
+RUNS = "forecast.model_runs"
+Progress = Callable[[str], None]
+
+
+class ForecastError(WhError):
+    """The forecast run failed; the published forecast tables are unchanged."""
+
+
+@dataclass
+class ForecastResult:
+    run_id: str
+    spec: ForecastSpec
+    winner: str
+    scores: dict[str, dict[str, float]]  # model -> metric -> mean over folds
+    forecast: pl.DataFrame
+    seconds: float
+    truth_wape: dict[str, float] | None = None  # backtest WAPE against known expected demand
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _served(settings: Settings, state: State, name: str) -> pl.DataFrame | None:
+    head = state.head(settings.env)
+    version = state.get_version(head.mapping[name]) if head and name in head.mapping else None
+    return pl.read_parquet(version.files) if version else None
+
+
+def _runs_table(settings: Settings, state: State, record: dict[str, Any]) -> pl.DataFrame:
+    """All runs with this one's row replaced; runs left `running` are abandoned."""
+    current = pl.DataFrame([record], schema=RUN_SCHEMA)
+    previous = _served(settings, state, RUNS)
+    if previous is None:
+        return current
+    previous = previous.filter(pl.col("run_id") != record["run_id"]).with_columns(
+        status=pl.when(pl.col("status") == "running").then(pl.lit("abandoned")).otherwise("status")
+    )
+    return pl.concat([previous.select(list(RUN_SCHEMA)).cast(RUN_SCHEMA), current])  # type: ignore[arg-type]
+
+
+RUN_SCHEMA: dict[str, Any] = {
+    "run_id": pl.String,
+    "kind": pl.String,
+    "started_at": pl.Datetime("us"),
+    "finished_at": pl.Datetime("us"),
+    "status": pl.String,
+    "model": pl.String,
+    "params": pl.String,
+    "feature_fingerprints": pl.String,
+    "cutoff_date": pl.Date,
+    "horizon": pl.Int32,
+    "freq": pl.String,
+    "train_rows": pl.Int64,
+    "wh_version": pl.String,
+    "error": pl.String,
+}
+
+
+def forecast(
+    settings: Settings,
+    horizon: int | None = None,
+    models: list[str] | None = None,
+    cutoff: date | None = None,
+    progress: Progress = lambda _: None,
+    truth: Path | None = None,
+) -> ForecastResult:
+    """Backtest, refit the winner, publish. `truth`: a Parquet file of (product_id, date,
+    expected_units), such as the demo's truth.parquet, to score the backtest against."""
+    spec = load_spec(settings, horizon, models)
+    started = time.perf_counter()
+    run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    with writer_lock(settings.warehouse):
+        state = state_for(settings)
+        try:
+            head = state.head(settings.env)
+            record: dict[str, Any] = {
+                "run_id": run_id,
+                "kind": "demand",
+                "started_at": _now(),
+                "finished_at": None,
+                "status": "running",
+                "model": None,
+                "params": json.dumps(
+                    {"spec": {k: v for k, v in spec.__dict__.items()}}, default=str
+                ),
+                "feature_fingerprints": json.dumps(
+                    {
+                        k: v
+                        for k, v in (head.mapping if head else {}).items()
+                        if k.startswith("features.")
+                    }
+                ),
+                "cutoff_date": cutoff,
+                "horizon": spec.horizon,
+                "freq": spec.freq,
+                "train_rows": None,
+                "wh_version": __version__,
+                "error": None,
+            }
+            publish_tables(
+                settings,
+                state,
+                {RUNS: TableWrite(_runs_table(settings, state, record))},
+                run_id,
+                "forecast",
+            )
+            try:
+                result, tables = _run(settings, state, spec, run_id, cutoff, record, progress)
+            except BaseException as exc:
+                record.update(
+                    status="failed", finished_at=_now(), error=f"{type(exc).__name__}: {exc}"
+                )
+                publish_tables(
+                    settings,
+                    state,
+                    {RUNS: TableWrite(_runs_table(settings, state, record))},
+                    run_id,
+                    "forecast",
+                )
+                if isinstance(exc, WhError | KeyboardInterrupt):
+                    raise
+                raise ForecastError(
+                    f"forecast run {run_id} failed: {type(exc).__name__}: {exc}",
+                    hint="the published forecast tables are unchanged; rerun with --debug "
+                    "for the traceback",
+                ) from exc
+            record.update(status="ok", finished_at=_now())
+            tables[RUNS] = TableWrite(_runs_table(settings, state, record))
+            progress("publishing")
+            publish_tables(settings, state, tables, run_id, "forecast")
+            result.seconds = time.perf_counter() - started
+            if truth is not None:
+                result.truth_wape = truth_wape(
+                    tables["forecast.demand_backtest"].frame, truth, spec.freq
+                )
+            return result
+        finally:
+            state.close()
+
+
+def _run(
+    settings: Settings,
+    state: State,
+    spec: ForecastSpec,
+    run_id: str,
+    cutoff: date | None,
+    record: dict[str, Any],
+    progress: Progress,
+) -> tuple[ForecastResult, dict[str, TableWrite]]:
+    progress("loading features")
+    data = load(settings)
+    last = data.last_period
+    if cutoff is not None:
+        if cutoff > last:
+            raise UsageError(f"--cutoff {cutoff} is after the last period {last}")
+        data = data.until(cutoff)
+        last = data.last_period
+    record["cutoff_date"] = last
+    backtest = run_backtest(data, spec, last, progress)
+    winner = backtest.winner(spec.metric)
+    progress(f"refitting {winner} up to {last}")
+    train = training_rows(
+        data, last, spec.horizon, spec.season, spec.train_periods, spec.origin_step
+    )
+    fitted = FORECASTERS[winner](train, spec)
+    record.update(model=winner, train_rows=train.height)
+    future = scoring_rows(data, last, spec.horizon, spec.season)
+    predicted = _forecast_frame(future, fitted, backtest, winner, last, run_id)
+    _save_models(settings, run_id, fitted, backtest)
+    scores = {
+        m: {k: _mean(backtest, m, k) for k in ("wape", "mase", "mae", "rmse", "bias")}
+        for m in spec.models
+    }
+    tables = {
+        "forecast.demand_forecast": TableWrite(predicted),
+        "forecast.demand_forecast_history": TableWrite(predicted, append=True),
+        "forecast.demand_backtest": TableWrite(
+            backtest.predictions.with_columns(run_id=pl.lit(run_id)).select(
+                "run_id",
+                "model",
+                "fold",
+                "cutoff_date",
+                "product_id",
+                "forecast_date",
+                "horizon",
+                "units_forecast",
+                "units_actual",
+                "units_p10",
+                "units_p90",
+            ),
+            append=True,
+        ),
+        "forecast.forecast_metrics": TableWrite(
+            backtest.metrics.with_columns(run_id=pl.lit(run_id)).select(
+                "run_id",
+                "model",
+                "fold",
+                "scope",
+                "product_id",
+                "horizon",
+                "mae",
+                "rmse",
+                "wape",
+                "mase",
+                "bias",
+                "r2",
+                "p10_p90_coverage",
+                "n",
+            ),
+            append=True,
+        ),
+        "forecast.feature_importance": TableWrite(
+            _importance(fitted, backtest, run_id), append=True
+        ),
+    }
+    return ForecastResult(run_id, spec, winner, scores, predicted, 0.0), tables
+
+
+def truth_wape(backtest: pl.DataFrame, truth: Path, freq: str) -> dict[str, float]:
+    """WAPE of each model's backtest forecasts against the expected demand that generated
+    the data (not the noisy realisation): how close each model gets to the signal."""
+    if not truth.exists():
+        raise UsageError(f"truth file not found: {truth}")
+    expected = (
+        pl.read_parquet(truth)
+        .with_columns(
+            product_id=pl.col("product_id").cast(pl.String),
+            forecast_date=pl.col("date").dt.truncate("1" + UNIT[freq]),
+        )
+        .group_by("product_id", "forecast_date")
+        .agg(expected=pl.col("expected_units").sum())
+    )
+    joined = backtest.join(expected, on=["product_id", "forecast_date"], how="inner")
+    scores = joined.group_by("model").agg(
+        wape=(pl.col("units_forecast") - pl.col("expected")).abs().sum() / pl.col("expected").sum()
+    )
+    return {m: float(w) for m, w in scores.iter_rows()}
+
+
+def _mean(backtest: Backtest, model: str, metric: str) -> float:
+    overall = backtest.metrics.filter((pl.col("scope") == "overall") & (pl.col("model") == model))
+    value = overall[metric].mean() if overall.height else None
+    return float(value) if isinstance(value, int | float) else float("nan")
+
+
+def _forecast_frame(
+    rows: pl.DataFrame, fitted: Fitted, backtest: Backtest, winner: str, cutoff: date, run_id: str
+) -> pl.DataFrame:
+    prediction = fitted.predict(rows)
+    point = prediction.point
+    if prediction.quantiles is not None:
+        q = prediction.quantiles
+    else:  # conformal: the winner's backtest errors per horizon step, added to its forecast
+        errors = backtest.predictions.filter(pl.col("model") == winner).with_columns(
+            e=pl.col("units_actual") - pl.col("units_forecast")
+        )
+        by_h = {int(h): part["e"].to_numpy() for (h,), part in errors.group_by("horizon")}
+        horizons = rows["horizon"].to_numpy()
+        q = np.zeros((rows.height, 3))
+        for h, e in by_h.items():
+            mask = horizons == h
+            q[mask] = point[mask, None] + np.quantile(e, [0.1, 0.5, 0.9])[None, :]
+        q = np.maximum.accumulate(np.clip(q, 0, None), axis=1)
+    return (
+        rows.select("product_id", forecast_date="target_period")
+        .with_columns(
+            units_forecast=pl.Series(point, dtype=pl.Float64),
+            units_p10=pl.Series(q[:, 0], dtype=pl.Float64),
+            units_p50=pl.Series(q[:, 1], dtype=pl.Float64),
+            units_p90=pl.Series(q[:, 2], dtype=pl.Float64),
+            cutoff_date=pl.lit(cutoff),
+            model=pl.lit(winner),
+            run_id=pl.lit(run_id),
+        )
+        .sort("product_id", "forecast_date")
+    )
+
+
+def _importance(fitted: Fitted, backtest: Backtest, run_id: str) -> pl.DataFrame:
+    source = fitted if fitted.boosters else backtest.last_fits.get("lightgbm")
+    schema = {
+        "run_id": pl.String,
+        "model": pl.String,
+        "feature": pl.String,
+        "gain": pl.Float64,
+        "split": pl.Int64,
+    }
+    if source is None or not source.boosters:
+        return pl.DataFrame(schema=schema)
+    booster = next(iter(source.boosters.values()))
+    return pl.DataFrame(
+        {
+            "run_id": run_id,
+            "model": source.name,
+            "feature": booster.feature_name(),
+            "gain": booster.feature_importance("gain").astype(float),
+            "split": booster.feature_importance("split").astype(np.int64),
+        },
+        schema=schema,
+    ).sort("gain", descending=True)
+
+
+def _save_models(settings: Settings, run_id: str, fitted: Fitted, backtest: Backtest) -> None:
+    """LightGBM text files beside the run, so a run can be inspected and reproduced."""
+    folder = settings.warehouse / "runs" / run_id
+    for fit in {fitted.name: fitted, **backtest.last_fits}.values():
+        for key, booster in fit.boosters.items():
+            folder.mkdir(parents=True, exist_ok=True)
+            booster.save_model(str(folder / f"{fit.name}-{key}.txt"))

@@ -1,0 +1,118 @@
+"""The forecast spec: the [forecast] table of wh.toml, defaults per freq, CLI overrides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from warehouse.config import Settings
+from warehouse.errors import ConfigError
+
+MODELS = ("naive", "seasonal_naive", "moving_average", "lag_linear", "random_forest", "lightgbm")
+METRICS = ("wape", "mae", "rmse", "mase")
+HORIZON = {"day": 28, "week": 8, "month": 6}
+SEASON = {"day": 7, "week": 52, "month": 12}
+MOVING_AVERAGE = {"day": 7, "week": 4, "month": 3}
+TRAIN_PERIODS = {"day": 365, "week": 104, "month": 36}
+# origins sampled for training; day 14 measured on the demo: half the fit time of 7,
+# backtest WAPE 0.557 vs 0.554
+ORIGIN_STEP = {"day": 14, "week": 1, "month": 1}
+LIGHTGBM_DEFAULTS: dict[str, Any] = {
+    "objective": "tweedie",
+    "tweedie_variance_power": 1.2,
+    "learning_rate": 0.08,
+    "num_leaves": 31,
+    "min_data_in_leaf": 20,
+    "feature_fraction": 0.9,
+    "num_boost_round": 300,
+    "early_stopping_rounds": 30,
+}
+
+
+@dataclass(frozen=True)
+class ForecastSpec:
+    freq: str
+    horizon: int
+    folds: int = 3
+    fold_step: int = 0  # periods between fold cutoffs; 0 = the horizon
+    quantiles: tuple[float, float, float] = (0.1, 0.5, 0.9)
+    models: tuple[str, ...] = MODELS
+    metric: str = "wape"
+    train_periods: int = 365  # history each fit sees, counted back from its cutoff
+    origin_step: int = 7  # forecast origins sampled for training, every N periods
+    seed: int = 7
+    lightgbm: dict[str, Any] = field(default_factory=lambda: dict(LIGHTGBM_DEFAULTS))
+
+    @property
+    def season(self) -> int:
+        return SEASON[self.freq]
+
+    @property
+    def step(self) -> int:
+        return self.fold_step or self.horizon
+
+
+KEYS = {
+    "horizon",
+    "folds",
+    "fold_step",
+    "quantiles",
+    "models",
+    "metric",
+    "train_periods",
+    "origin_step",
+    "seed",
+    "lightgbm",
+}
+
+
+def load_spec(
+    settings: Settings, horizon: int | None = None, models: list[str] | None = None
+) -> ForecastSpec:
+    raw = dict(settings.extra.get("forecast", {}))
+    unknown = set(raw) - KEYS
+    if unknown:
+        raise ConfigError(
+            f"[forecast] has unknown key '{sorted(unknown)[0]}'",
+            settings.project_dir / "wh.toml",
+            hint=f"known keys: {', '.join(sorted(KEYS))}",
+        )
+    freq = settings.freq
+    lightgbm = {**LIGHTGBM_DEFAULTS, **raw.pop("lightgbm", {})}
+    spec = ForecastSpec(
+        freq=freq,
+        horizon=HORIZON[freq],
+        train_periods=TRAIN_PERIODS[freq],
+        origin_step=ORIGIN_STEP[freq],
+        lightgbm=lightgbm,
+    )
+    if "quantiles" in raw:
+        raw["quantiles"] = tuple(sorted(float(q) for q in raw["quantiles"]))
+    if "models" in raw:
+        raw["models"] = tuple(raw["models"])
+    spec = replace(spec, **raw)
+    if horizon is not None:
+        spec = replace(spec, horizon=horizon)
+    if models:
+        spec = replace(spec, models=tuple(models))
+    _check(spec, settings)
+    return spec
+
+
+def _check(spec: ForecastSpec, settings: Settings) -> None:
+    where = settings.project_dir / "wh.toml"
+    bad = [m for m in spec.models if m not in MODELS]
+    if bad:
+        raise ConfigError(
+            f"unknown forecast model '{bad[0]}'", where, hint=f"models: {', '.join(MODELS)}"
+        )
+    if spec.metric not in METRICS:
+        raise ConfigError(
+            f"unknown metric '{spec.metric}'", where, hint=f"metrics: {', '.join(METRICS)}"
+        )
+    if spec.horizon < 1 or spec.folds < 1 or spec.train_periods < 2 or spec.origin_step < 1:
+        raise ConfigError(
+            "horizon, folds and origin_step must be at least 1, train_periods 2", where
+        )
+    if len(spec.quantiles) != 3 or not all(0 < q < 1 for q in spec.quantiles):
+        raise ConfigError("quantiles must be three numbers between 0 and 1", where)
