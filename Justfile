@@ -33,9 +33,9 @@ lint:
 gc *ARGS:
     {{uv}} wh gc {{ARGS}}
 
-# forecasts arrive with issue 5 (wh forecast); until then this fails on purpose
-forecast:
-    @echo "wh forecast is not built yet (issue 5)"; exit 1
+# backtest, refit and publish demand forecasts (pass flags: just forecast --horizon 14)
+forecast *ARGS:
+    {{uv}} wh forecast {{ARGS}}
 
 # the Postgres-wire endpoint arrives with issue 6 (wh serve)
 serve:
