@@ -37,6 +37,7 @@ def project(tmp_path: Path, tiny_sources: Path) -> Settings:
     shutil.copytree(tiny_sources, root / "sources")
     (root / "wh.toml").write_text(
         '[project]\nsources = "sources"\nwarehouse = "warehouse"\nthreads = 2\n'
+        "[vars]\nrecommendation_min_support = 2\nrecommendation_top_k = 5\n"
     )
     return load_settings(root)
 

@@ -37,6 +37,7 @@ ALL_MODELS = {
     "features.demand_features",
     "features.customer_profile",
     "features.product_demand_stats",
+    "marts.product_recommendations",
 }
 
 

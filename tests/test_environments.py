@@ -62,7 +62,7 @@ def test_crash_between_state_and_pointer_is_repaired(project: Settings) -> None:
 
 def test_view_models_are_views_in_the_catalog(project: Settings) -> None:
     path = project.sql_dir / "marts" / "weekly.sql"
-    path.parent.mkdir()
+    path.parent.mkdir(exist_ok=True)
     path.write_text(
         "-- kind: view\n-- audits: row_count(min=1)\n"
         "select product_id, date_trunc('week', period) as week, sum(units) as units\n"

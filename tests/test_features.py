@@ -303,7 +303,7 @@ def test_customer_profile_matches_hand_checked_fixture(project: Settings, tmp_pa
 
 def test_weekly_and_monthly_settings_from_wh_toml(project: Settings) -> None:
     toml = project.project_dir / "wh.toml"
-    toml.write_text(toml.read_text() + 'freq = "week"\n')
+    toml.write_text(toml.read_text().replace("[project]\n", '[project]\nfreq = "week"\n'))
     weekly = load_settings(project.project_dir)
     assert weekly.freq == "week"
     build(weekly)
@@ -316,3 +316,36 @@ def test_weekly_and_monthly_settings_from_wh_toml(project: Settings) -> None:
     ) == [(1,)]
     first = rows(weekly, "SELECT min(period) FROM features.demand")[0][0]
     assert first.weekday() == 0 and first - timedelta(days=7) < first
+
+
+def test_recommendations_are_cosine_co_purchase_with_min_support(project: Settings) -> None:
+    build(project)
+    baskets = rows(
+        project,
+        "SELECT DISTINCT i.order_id, i.product_id FROM staging.order_items i "
+        "JOIN staging.orders o USING (order_id) WHERE o.status <> 'cancelled'",
+    )
+    frame = pl.DataFrame(baskets, schema=["order_id", "product_id"], orient="row")
+    orders = dict(frame.group_by("product_id").len().iter_rows())
+    pairs = (
+        frame.join(frame, on="order_id")
+        .filter(pl.col("product_id") != pl.col("product_id_right"))
+        .group_by("product_id", "product_id_right")
+        .len()
+    )
+    expected = {
+        (a, b): (n, n / (orders[a] * orders[b]) ** 0.5) for a, b, n in pairs.iter_rows() if n >= 2
+    }
+    got = rows(
+        project,
+        "SELECT product_id, recommended_product_id, rank, score, support "
+        "FROM marts.product_recommendations ORDER BY product_id, rank",
+    )
+    assert got, "the tiny demo has co-purchases"
+    for product, other, rank, score, support in got:
+        assert expected[(product, other)] == (support, pytest.approx(score))
+        assert rank <= 5
+    for product in {g[0] for g in got}:
+        scores = [g[3] for g in got if g[0] == product]
+        assert scores == sorted(scores, reverse=True)
+        assert len(scores) == min(5, sum(1 for a, _ in expected if a == product))

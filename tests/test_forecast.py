@@ -49,6 +49,7 @@ def make_project(tmp_path: Path, sources: Path, freq: str = "day") -> Settings:
     horizon, train, step = {"day": (7, 90, 5), "week": (4, 20, 1), "month": (2, 4, 1)}[freq]
     (root / "wh.toml").write_text(
         f'[project]\nsources = "sources"\nwarehouse = "warehouse"\nfreq = "{freq}"\n'
+        "[vars]\nrecommendation_min_support = 2\nrecommendation_top_k = 5\n"
         + FORECAST_TOML.format(horizon=horizon, train=train, step=step)
     )
     return load_settings(root)
@@ -120,6 +121,23 @@ def test_forecast_publishes_every_table(tmp_path: Path, forecast_sources: Path) 
     ]
     assert rows(settings, "SELECT count(*) > 0 FROM forecast.feature_importance") == [(True,)]
     assert list((settings.warehouse / "runs" / result.run_id).glob("lightgbm-*.txt"))
+    # customer propensity for every customer, three models compared on a time split
+    assert rows(
+        settings,
+        "SELECT count(*), min(p_purchase) >= 0, max(p_purchase) <= 1 FROM "
+        "forecast.customer_propensity",
+    ) == [(rows(settings, "SELECT count(*) FROM staging.customers")[0][0], True, True)]
+    assert rows(
+        settings,
+        "SELECT list(model ORDER BY model), bool_and(auc BETWEEN 0 AND 1) "
+        "FROM forecast.propensity_metrics",
+    ) == [(["lightgbm", "logistic_regression", "recency_frequency"], True)]
+    # replenishment: one row per forecast product, reorder point above median demand
+    assert rows(
+        settings,
+        "SELECT count(*), bool_and(reorder_point >= demand_p50), "
+        "bool_and(suggested_order >= 0) FROM marts.replenishment_plan",
+    ) == [(len(steps), True, True)]
     # a second run appends history, replaces the current forecast
     forecast(settings)
     assert rows(
@@ -255,3 +273,56 @@ def test_weekly_and_monthly_forecast_dates(tmp_path: Path, freq: str) -> None:
     assert "1" not in dates  # discontinued: no forecast
     assert "2" in dates  # new, short history: the global model forecasts it
     assert all(d == expected for d in dates.values())
+
+
+def test_classification_metrics_on_a_hand_checked_fixture() -> None:
+    from warehouse.customers.propensity import classification_metrics
+
+    y = np.array([1, 0, 1, 0])
+    p = np.array([0.9, 0.4, 0.35, 0.1])
+    got = classification_metrics(y, p)
+    assert got["auc"] == 0.75  # 3 of the 4 positive-negative pairs are ordered right
+    assert (got["accuracy"], got["precision"], got["recall"]) == (0.75, 1.0, 0.5)
+    assert got["f1"] == pytest.approx(2 / 3)
+    assert got["log_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.6, 0.35, 0.9])))
+    assert got["base_rate"] == 0.5
+
+
+def test_replenishment_covers_the_lead_time() -> None:
+    from warehouse.customers.replenishment import replenishment_plan
+
+    days = [date(2024, 1, d) for d in range(1, 8)]
+    forecast_frame = pl.DataFrame(
+        {
+            "product_id": ["a"] * 7 + ["b"] * 7,
+            "forecast_date": days * 2,
+            "units_p50": [1.0] * 14,
+            "units_p90": [2.0] * 14,
+        }
+    )
+    inventory = pl.DataFrame({"product_id": ["a"], "on_hand": [1], "lead_time_days": [3]})
+    plan = replenishment_plan(forecast_frame, inventory, "day", default_lead_time_days=5)
+    assert plan.rows(named=True) == [
+        {
+            "product_id": "a",
+            "lead_time_days": 3,
+            "covered_days": 3,
+            "demand_p50": 3.0,
+            "demand_p90": 6.0,
+            "safety_stock": 3.0,
+            "reorder_point": 6.0,
+            "on_hand": 1,
+            "suggested_order": 5.0,
+        },
+        {
+            "product_id": "b",
+            "lead_time_days": 5,
+            "covered_days": 5,
+            "demand_p50": 5.0,
+            "demand_p90": 10.0,
+            "safety_stock": 5.0,
+            "reorder_point": 10.0,
+            "on_hand": None,
+            "suggested_order": 10.0,
+        },
+    ]

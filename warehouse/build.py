@@ -197,9 +197,9 @@ class ModelRunner:
         column = item.model.time_column
         if column and rows:
             ident = engine.quote_ident(column)
-            lo, hi = cursor.execute(
-                f"SELECT min({ident}), max({ident}) FROM {engine.parquet_scan([path])}"
-            ).fetchone() or (None, None)
+            lo, hi = engine.first_row(
+                cursor, f"SELECT min({ident}), max({ident}) FROM {engine.parquet_scan([path])}"
+            ) or (None, None)
             tmin, tmax = str(lo), str(hi)
         return Segment(str(path), rows, tmin, tmax)
 

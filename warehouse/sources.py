@@ -267,10 +267,11 @@ def summarize(sources_dir: Path, threads: int = 2) -> list[SourceSummary]:
                 if dated
                 else ["NULL", "NULL"]
             )
-            row = con.execute(
+            rows = con.execute(
                 f"SELECT count(*), {', '.join(dates)}, {', '.join(nulls)} "
                 f"FROM read_parquet([{files}], union_by_name = true)"
-            ).fetchone()
+            ).fetchall()
+            row = rows[0] if rows else None
             assert row is not None
             null_counts = {
                 c.name: int(n) for c, n in zip(contract.columns, row[3:], strict=True) if n

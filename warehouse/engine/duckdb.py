@@ -71,7 +71,7 @@ def copy_to_parquet(
     statement = (
         f"COPY ({select_sql}\n) TO {quote_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)"
     )
-    result = con.execute(statement, params or {}).fetchone()
+    result = first_row(con, statement, params or {})
     return int(result[0]) if result else 0
 
 
@@ -81,8 +81,15 @@ def describe(con: Connection, relation_sql: str) -> list[tuple[str, str]]:
 
 
 def scalar(con: Connection, sql: str, params: Iterable[Any] | None = None) -> Any:
-    row = con.execute(sql, list(params) if params else []).fetchone()
+    row = first_row(con, sql, list(params) if params else [])
     return row[0] if row else None
+
+
+def first_row(con: Connection, sql: str, params: Any = None) -> tuple[Any, ...] | None:
+    """The first row, with the result fully consumed (DuckDB 2.0 refuses new work on a
+    connection that still holds an unfinished result)."""
+    rows = con.execute(sql, params or []).fetchall()
+    return tuple(rows[0]) if rows else None
 
 
 LINE_MARK = re.compile(r"LINE (\d+):( ?)(.*)\n(\s*)\^", re.MULTILINE)

@@ -211,7 +211,7 @@ def matrix(rows: pl.DataFrame, names: list[str], categories: dict[str, list[str]
         if name in categories:
             lookup = {v: i for i, v in enumerate(categories[name])}
             values = rows[name].to_list()
-            columns.append(np.array([lookup.get(v, -1) for v in values], dtype=np.float32))
+            columns.append(np.array([lookup.get(v, np.nan) for v in values], dtype=np.float32))
         else:
             columns.append(rows[name].cast(pl.Float32).to_numpy().astype(np.float32))
     return np.column_stack(columns) if columns else np.zeros((rows.height, 0), np.float32)

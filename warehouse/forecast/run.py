@@ -249,7 +249,62 @@ def _run(
             _importance(fitted, backtest, run_id), append=True
         ),
     }
+    tables.update(_plans_and_customers(settings, state, spec, predicted, run_id, progress))
     return ForecastResult(run_id, spec, winner, scores, predicted, 0.0), tables
+
+
+def _plans_and_customers(
+    settings: Settings,
+    state: State,
+    spec: ForecastSpec,
+    predicted: pl.DataFrame,
+    run_id: str,
+    progress: Progress,
+) -> dict[str, TableWrite]:
+    """Replenishment from this forecast; purchase propensity from the customer profiles."""
+    from warehouse import catalog
+    from warehouse.customers.propensity import run_propensity
+    from warehouse.customers.replenishment import replenishment_plan
+    from warehouse.engine import duckdb as engine
+
+    tables: dict[str, TableWrite] = {}
+    con = engine.connect(settings, catalog.pointer_path(settings, settings.env), read_only=True)
+    try:
+        inventory = pl.DataFrame(con.sql("SELECT * FROM staging.inventory").to_arrow_table())
+        tables["marts.replenishment_plan"] = TableWrite(
+            replenishment_plan(predicted, inventory, spec.freq, spec.default_lead_time_days)
+        )
+        head = state.head(settings.env)
+        profile = head.mapping.get("features.customer_profile") if head else None
+        version = state.get_version(profile) if profile else None
+        if not spec.customers or version is None:
+            return tables
+        progress("purchase propensity")
+        last = engine.first_row(con, "SELECT max(order_date) FROM staging.orders")
+        result = None
+        if last is not None and last[0] is not None:
+            result = run_propensity(con, version.query, last[0], spec.propensity_days, spec.seed)
+    finally:
+        con.close()
+    if result is not None:
+        tables["forecast.customer_propensity"] = TableWrite(
+            result.scores.with_columns(run_id=pl.lit(run_id))
+        )
+        tables["forecast.propensity_metrics"] = TableWrite(
+            result.metrics.with_columns(run_id=pl.lit(run_id)).select(
+                "run_id",
+                "model",
+                "auc",
+                "accuracy",
+                "precision",
+                "recall",
+                "f1",
+                "log_loss",
+                "base_rate",
+            ),
+            append=True,
+        )
+    return tables
 
 
 def truth_wape(backtest: pl.DataFrame, truth: Path, freq: str) -> dict[str, float]:

@@ -42,6 +42,9 @@ class ForecastSpec:
     origin_step: int = 7  # forecast origins sampled for training, every N periods
     seed: int = 7
     lightgbm: dict[str, Any] = field(default_factory=lambda: dict(LIGHTGBM_DEFAULTS))
+    customers: bool = True  # also fit purchase propensity
+    propensity_days: int = 30  # the window a customer may purchase in
+    default_lead_time_days: int = 7  # for products without an inventory row
 
     @property
     def season(self) -> int:
@@ -63,6 +66,9 @@ KEYS = {
     "origin_step",
     "seed",
     "lightgbm",
+    "customers",
+    "propensity_days",
+    "default_lead_time_days",
 }
 
 

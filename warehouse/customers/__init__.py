@@ -1,0 +1,1 @@
+"""Customer models: purchase propensity (and replenishment from the demand forecast)."""
