@@ -115,6 +115,19 @@ def current_target(settings: Settings, env: str) -> Path | None:
     return (pointer.parent / os.readlink(pointer)).resolve()
 
 
+def open_published(settings: Settings) -> engine.Connection:
+    """A read-only connection to what the environment publishes."""
+    from warehouse.errors import UsageError
+
+    path = pointer_path(settings, settings.env)
+    if not path.exists():
+        raise UsageError(
+            f"environment '{settings.env}' has not been published yet",
+            hint=f"run: wh build --env {settings.env}",
+        )
+    return engine.connect(settings, path, read_only=True)
+
+
 def repair(settings: Settings, state: State) -> list[str]:
     """Re-publish environments whose file does not show their head (a crash mid-publish)."""
     repaired = []

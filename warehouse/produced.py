@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from warehouse import catalog
+from warehouse.build import publish
 from warehouse.config import Settings
 from warehouse.engine import duckdb as engine
 from warehouse.plan import PRODUCED
@@ -66,6 +66,4 @@ def publish_tables(
             served[name] = fingerprint
     finally:
         con.close()
-    published = state.publish(settings.env, served, action, run_id, head.id if head else None)
-    catalog.publish_catalog(settings, state, published)
-    return published
+    return publish(settings, state, settings.env, served, action, run_id, head.id if head else None)

@@ -60,24 +60,7 @@ def model(
     `audits` uses the SQL header syntax, e.g. "not_null(product_id), row_count(min=1)".
     """
 
-    def register(func: F) -> F:
-        _registry.append(
-            PythonModelSpec(
-                name=name,
-                inputs=tuple(inputs),
-                func=func,
-                kind=kind,
-                grain=tuple(grain),
-                audits=audits,
-                asserts=tuple(asserts),
-                description=description or (func.__doc__ or ""),
-                columns=tuple((columns or {}).items()),
-                tags=tuple(tags),
-            )
-        )
-        return func
-
-    return register
+    return _registrar(name, tuple(inputs), kind, grain, audits, asserts, description, columns, tags)
 
 
 def sql_model(
@@ -95,11 +78,39 @@ def sql_model(
 ) -> Callable[[F], F]:
     """Register the decorated `f(variables: dict) -> str` as the SQL model `name`."""
 
+    return _registrar(
+        name,
+        (),
+        kind,
+        grain,
+        audits,
+        asserts,
+        description,
+        columns,
+        tags,
+        generates_sql=True,
+        time_column=time_column,
+        lookback=lookback,
+    )
+
+
+def _registrar(
+    name: str,
+    inputs: tuple[str, ...],
+    kind: str,
+    grain: Iterable[str],
+    audits: str,
+    asserts: Iterable[str],
+    description: str,
+    columns: dict[str, str] | None,
+    tags: Iterable[str],
+    **extra: Any,
+) -> Callable[[F], F]:
     def register(func: F) -> F:
         _registry.append(
             PythonModelSpec(
                 name=name,
-                inputs=(),
+                inputs=inputs,
                 func=func,
                 kind=kind,
                 grain=tuple(grain),
@@ -108,9 +119,7 @@ def sql_model(
                 description=description or (func.__doc__ or ""),
                 columns=tuple((columns or {}).items()),
                 tags=tuple(tags),
-                generates_sql=True,
-                time_column=time_column,
-                lookback=lookback,
+                **extra,
             )
         )
         return func

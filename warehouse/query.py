@@ -19,13 +19,7 @@ class QueryResult:
 
 def run_query(settings: Settings, sql: str, limit: int | None = None) -> QueryResult:
     """Run `sql` on the environment's published catalog, opened read-only."""
-    path = catalog.pointer_path(settings, settings.env)
-    if not path.exists():
-        raise UsageError(
-            f"environment '{settings.env}' has not been published yet",
-            hint=f"run: wh build --env {settings.env}",
-        )
-    con = engine.connect(settings, path, read_only=True)
+    con = catalog.open_published(settings)
     try:
         cursor = con.execute(sql)
         if cursor.description is None:

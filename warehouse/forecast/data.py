@@ -68,13 +68,7 @@ def _frame(con: engine.Connection, sql: str) -> pl.DataFrame:
 
 def load(settings: Settings) -> ForecastData:
     """Read the published feature tables of the environment (read-only)."""
-    path = catalog.pointer_path(settings, settings.env)
-    if not path.exists():
-        raise UsageError(
-            f"environment '{settings.env}' has no published tables",
-            hint=f"run: wh build --env {settings.env}",
-        )
-    con = engine.connect(settings, path, read_only=True)
+    con = catalog.open_published(settings)
     try:
         try:
             features = _frame(con, "SELECT * FROM features.demand_features")

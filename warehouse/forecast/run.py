@@ -13,7 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,12 @@ def _served(settings: Settings, state: State, name: str) -> pl.DataFrame | None:
     head = state.head(settings.env)
     version = state.get_version(head.mapping[name]) if head and name in head.mapping else None
     return pl.read_parquet(version.files) if version else None
+
+
+def _record_run(settings: Settings, state: State, record: dict[str, Any]) -> None:
+    """Publish forecast.model_runs alone, with this run's current row."""
+    table = TableWrite(_runs_table(settings, state, record))
+    publish_tables(settings, state, {RUNS: table}, record["run_id"], "forecast")
 
 
 def _runs_table(settings: Settings, state: State, record: dict[str, Any]) -> pl.DataFrame:
@@ -116,9 +122,7 @@ def forecast(
                 "finished_at": None,
                 "status": "running",
                 "model": None,
-                "params": json.dumps(
-                    {"spec": {k: v for k, v in spec.__dict__.items()}}, default=str
-                ),
+                "params": json.dumps({"spec": asdict(spec)}, default=str),
                 "feature_fingerprints": json.dumps(
                     {
                         k: v
@@ -133,26 +137,18 @@ def forecast(
                 "wh_version": __version__,
                 "error": None,
             }
-            publish_tables(
-                settings,
-                state,
-                {RUNS: TableWrite(_runs_table(settings, state, record))},
-                run_id,
-                "forecast",
-            )
+            _record_run(settings, state, record)
             try:
                 result, tables = _run(settings, state, spec, run_id, cutoff, record, progress)
+                record.update(status="ok", finished_at=_now())
+                tables[RUNS] = TableWrite(_runs_table(settings, state, record))
+                progress("publishing")
+                publish_tables(settings, state, tables, run_id, "forecast")
             except BaseException as exc:
                 record.update(
                     status="failed", finished_at=_now(), error=f"{type(exc).__name__}: {exc}"
                 )
-                publish_tables(
-                    settings,
-                    state,
-                    {RUNS: TableWrite(_runs_table(settings, state, record))},
-                    run_id,
-                    "forecast",
-                )
+                _record_run(settings, state, record)
                 if isinstance(exc, WhError | KeyboardInterrupt):
                     raise
                 raise ForecastError(
@@ -160,10 +156,6 @@ def forecast(
                     hint="the published forecast tables are unchanged; rerun with --debug "
                     "for the traceback",
                 ) from exc
-            record.update(status="ok", finished_at=_now())
-            tables[RUNS] = TableWrite(_runs_table(settings, state, record))
-            progress("publishing")
-            publish_tables(settings, state, tables, run_id, "forecast")
             result.seconds = time.perf_counter() - started
             if truth is not None:
                 result.truth_wape = truth_wape(
@@ -268,7 +260,7 @@ def _plans_and_customers(
     from warehouse.engine import duckdb as engine
 
     tables: dict[str, TableWrite] = {}
-    con = engine.connect(settings, catalog.pointer_path(settings, settings.env), read_only=True)
+    con = catalog.open_published(settings)
     try:
         inventory = pl.DataFrame(con.sql("SELECT * FROM staging.inventory").to_arrow_table())
         tables["marts.replenishment_plan"] = TableWrite(
