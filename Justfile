@@ -1,7 +1,6 @@
-# Daily verbs. `just` comes with the dev dependencies: python -m uv run just <recipe>
+# Daily verbs. `just` comes with the dev dependencies; run it through uv so the project's
+# environment is on PATH: python -m uv run just <recipe>
 set shell := ["bash", "-cu"]
-
-uv := "python -m uv run"
 
 # list the recipes
 default:
@@ -9,33 +8,33 @@ default:
 
 # generate demo sources, build every model, show a summary
 demo:
-    {{uv}} wh demo
+    wh demo
 
 # build new model versions and publish (pass flags: just build --env dev)
 build *ARGS:
-    {{uv}} wh build {{ARGS}}
+    wh build {{ARGS}}
 
 # what a build would do, with SQL diffs
 plan *ARGS:
-    {{uv}} wh plan {{ARGS}}
+    wh plan {{ARGS}}
 
 # the test suite (the same line CI runs)
 test *ARGS:
-    {{uv}} pytest {{ARGS}}
+    pytest {{ARGS}}
 
 # ruff and mypy --strict
 lint:
-    {{uv}} ruff check warehouse pipeline tests
-    {{uv}} ruff format --check warehouse pipeline tests
-    {{uv}} mypy
+    ruff check warehouse pipeline tests
+    ruff format --check warehouse pipeline tests
+    mypy
 
 # drop versions no environment uses
 gc *ARGS:
-    {{uv}} wh gc {{ARGS}}
+    wh gc {{ARGS}}
 
 # backtest, refit and publish demand forecasts (pass flags: just forecast --horizon 14)
 forecast *ARGS:
-    {{uv}} wh forecast {{ARGS}}
+    wh forecast {{ARGS}}
 
 # the Postgres-wire endpoint arrives with issue 6 (wh serve)
 serve:
