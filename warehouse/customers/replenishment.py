@@ -8,8 +8,6 @@ covered by the horizon only (stated in `covered_days`).
 
 from __future__ import annotations
 
-import math
-
 import polars as pl
 
 DAYS_PER_STEP = {"day": 1, "week": 7, "month": 30}
@@ -59,7 +57,3 @@ def replenishment_plan(
         )
         .sort("product_id")
     )
-
-
-def steps_for(lead_time_days: int, freq: str) -> int:
-    return math.ceil(lead_time_days / DAYS_PER_STEP[freq])
