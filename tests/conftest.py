@@ -25,21 +25,29 @@ def tiny_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture
-def project(tmp_path: Path, tiny_sources: Path) -> Settings:
-    """The repo's example project (sql/, pipeline/) with its own sources and warehouse."""
-    root = tmp_path / "project"
+def copy_project(
+    root: Path, sources: Path, project_toml: str = "", more_toml: str = ""
+) -> Settings:
+    """The repo's example project (sql/, pipeline/) in `root`, with a copy of `sources` and
+    its own warehouse. `project_toml` adds [project] lines, `more_toml` further tables."""
     root.mkdir()
     shutil.copytree(REPO / "sql", root / "sql")
     shutil.copytree(
         REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
     )
-    shutil.copytree(tiny_sources, root / "sources")
+    shutil.copytree(sources, root / "sources")
     (root / "wh.toml").write_text(
         '[project]\nsources = "sources"\nwarehouse = "warehouse"\nthreads = 2\n'
-        "[vars]\nrecommendation_min_support = 2\nrecommendation_top_k = 5\n"
+        + project_toml
+        + "[vars]\nrecommendation_min_support = 2\nrecommendation_top_k = 5\n"
+        + more_toml
     )
     return load_settings(root)
+
+
+@pytest.fixture
+def project(tmp_path: Path, tiny_sources: Path) -> Settings:
+    return copy_project(tmp_path / "project", tiny_sources)
 
 
 def published(settings: Settings) -> dict[str, str]:

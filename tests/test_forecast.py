@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import REPO, published, rows
+from conftest import copy_project, published, rows
 
 from warehouse.build import build
-from warehouse.config import Settings, load_settings
+from warehouse.config import Settings
 from warehouse.demo import DemoSpec, generate
 from warehouse.forecast import models as forecast_models
 from warehouse.forecast.data import load, scoring_rows, training_rows
@@ -39,20 +39,13 @@ def forecast_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def make_project(tmp_path: Path, sources: Path, freq: str = "day") -> Settings:
-    root = tmp_path / "project"
-    root.mkdir()
-    shutil.copytree(REPO / "sql", root / "sql")
-    shutil.copytree(
-        REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copytree(sources, root / "sources")
     horizon, train, step = {"day": (7, 90, 5), "week": (4, 20, 1), "month": (2, 4, 1)}[freq]
-    (root / "wh.toml").write_text(
-        f'[project]\nsources = "sources"\nwarehouse = "warehouse"\nfreq = "{freq}"\n'
-        "[vars]\nrecommendation_min_support = 2\nrecommendation_top_k = 5\n"
-        + FORECAST_TOML.format(horizon=horizon, train=train, step=step)
+    return copy_project(
+        tmp_path / "project",
+        sources,
+        f'freq = "{freq}"\n',
+        FORECAST_TOML.format(horizon=horizon, train=train, step=step),
     )
-    return load_settings(root)
 
 
 def test_forecast_publishes_every_table(tmp_path: Path, forecast_sources: Path) -> None:
