@@ -124,6 +124,9 @@ def test_demo_builds_on_generated_sources(project: Settings, tmp_path: object) -
 
 
 def test_forecast_on_too_short_history_says_what_to_change(project: Settings) -> None:
+    code, _, err = wh(project, "forecast", "--quiet")
+    assert code == 2 and "build it first: wh build --env prod" in err
+    assert not (project.warehouse / "warehouse.duckdb").exists()  # nothing was published
     wh(project, "build", "--quiet")
     code, _, err = wh(project, "forecast", "--quiet")
     assert code == 2

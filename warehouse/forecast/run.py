@@ -115,6 +115,11 @@ def forecast(
         state = state_for(settings)
         try:
             head = state.head(settings.env)
+            if head is None or "features.demand_features" not in head.mapping:
+                raise UsageError(
+                    f"environment '{settings.env}' has no features.demand_features to forecast",
+                    hint=f"build it first: wh build --env {settings.env}",
+                )
             record: dict[str, Any] = {
                 "run_id": run_id,
                 "kind": "demand",
