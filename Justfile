@@ -40,9 +40,9 @@ forecast *ARGS:
 serve:
     @echo "wh serve is not built yet (issue 6)"; exit 1
 
-# the HTML docs arrive with issue 6 (wh docs)
-docs:
-    @echo "wh docs is not built yet (issue 6)"; exit 1
+# the static HTML site: models, lineage, audits, forecast report (site/index.html)
+docs *ARGS:
+    wh docs {{ARGS}}
 
 # benchmarks arrive with issue 7 (bench/)
 bench:

@@ -127,3 +127,31 @@ def load_demand_features_module() -> object:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+FORECAST_TOML = """
+[forecast]
+horizon = {horizon}
+folds = 2
+train_periods = {train}
+origin_step = {step}
+[forecast.lightgbm]
+num_boost_round = 60
+"""
+
+
+@pytest.fixture(scope="session")
+def forecast_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("forecast") / "sources"
+    generate(out, DemoSpec(products=16, customers=60, days=160, seed=4))
+    return out
+
+
+def forecast_project(tmp_path: Path, sources: Path, freq: str = "day") -> Settings:
+    horizon, train, step = {"day": (7, 90, 5), "week": (4, 20, 1), "month": (2, 4, 1)}[freq]
+    return copy_project(
+        tmp_path / "project",
+        sources,
+        f'freq = "{freq}"\n',
+        FORECAST_TOML.format(horizon=horizon, train=train, step=step),
+    )

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from conftest import copy_project, published, rows
+from conftest import forecast_project as make_project
+from conftest import published, rows
 
 from warehouse.build import build
 from warehouse.config import Settings
@@ -19,33 +20,6 @@ from warehouse.forecast.data import load, scoring_rows, training_rows
 from warehouse.forecast.metrics import accuracy
 from warehouse.forecast.run import ForecastError, forecast
 from warehouse.forecast.spec import load_spec
-
-FORECAST_TOML = """
-[forecast]
-horizon = {horizon}
-folds = 2
-train_periods = {train}
-origin_step = {step}
-[forecast.lightgbm]
-num_boost_round = 60
-"""
-
-
-@pytest.fixture(scope="session")
-def forecast_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("forecast") / "sources"
-    generate(out, DemoSpec(products=16, customers=60, days=160, seed=4))
-    return out
-
-
-def make_project(tmp_path: Path, sources: Path, freq: str = "day") -> Settings:
-    horizon, train, step = {"day": (7, 90, 5), "week": (4, 20, 1), "month": (2, 4, 1)}[freq]
-    return copy_project(
-        tmp_path / "project",
-        sources,
-        f'freq = "{freq}"\n',
-        FORECAST_TOML.format(horizon=horizon, train=train, step=step),
-    )
 
 
 def test_forecast_publishes_every_table(tmp_path: Path, forecast_sources: Path) -> None:

@@ -301,6 +301,27 @@ def forecast_cmd(
         console.forecast_summary(result)
 
 
+@app.command("docs")
+@handle_errors
+def docs_cmd(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the site (default: site/ in the project)."),
+    ] = None,
+    env: EnvOpt = None,
+) -> None:
+    """Write a static HTML site: models, columns, audits, lineage and the forecast report."""
+    from warehouse.console import out as console_out
+    from warehouse.docs.site import build_site
+
+    cfg = settings(env)
+    result = build_site(cfg, (out or cfg.project_dir / "site").resolve())
+    console_out.print(
+        f"wrote {result.pages} pages to {result.out}; open "
+        f"{result.out / 'index.html'} in a browser."
+    )
+
+
 sources_app = typer.Typer(help="Source files: check them against the contract.")
 app.add_typer(sources_app, name="sources")
 

@@ -1,0 +1,83 @@
+"""wh docs: the static site, checked as files and rendered by a real headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import forecast_project
+
+from warehouse.build import build
+from warehouse.docs.site import build_site
+from warehouse.forecast.run import forecast
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _dump_dom(page: Path, profile: Path) -> str:
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing in CI: .ci/run installs it from Debian packages")
+        pytest.skip("chromium is not installed (Debian package 'chromium'); .ci/run installs it")
+    result = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, forecast_sources: Path) -> Path:
+    settings = forecast_project(tmp_path_factory.mktemp("docs"), forecast_sources)
+    build(settings)
+    forecast(settings, models=["seasonal_naive", "lightgbm"])
+    out = settings.project_dir / "site"
+    build_site(settings, out)
+    return out
+
+
+def test_site_has_a_page_per_model_and_links_resolve(site: Path) -> None:
+    pages = sorted(site.rglob("*.html"))
+    assert (site / "index.html") in pages and (site / "report.html") in pages
+    assert (site / "models" / "features.demand.html").exists()
+    for page in pages:
+        html = page.read_text()
+        assert not re.search(r"""(src|href)=['"]https?://""", html), page  # offline
+        for link in re.findall(r"""href='([^'#]+\.html)'""", html):
+            assert (page.parent / link).resolve().exists(), f"{page.name} -> {link}"
+    demand = (site / "models" / "features.demand.html").read_text()
+    assert "promo_discount_pct" in demand and "unique(product_id, period)" in demand
+    assert "class='lineage'" in demand and "features.demand_features" in demand
+
+
+def test_report_renders_charts_in_a_browser(site: Path, tmp_path: Path) -> None:
+    dom = _dump_dom(site / "report.html", tmp_path / "profile")
+    assert "Backtest by model" in dom and "lightgbm" in dom
+    assert dom.count("main-svg") >= 4  # plotly drew the charts (no network needed)
+    assert "Feature importance" in dom and "Purchase propensity" in dom
+
+
+def test_model_page_renders_in_a_browser(site: Path, tmp_path: Path) -> None:
+    dom = _dump_dom(site / "models" / "features.demand.html", tmp_path / "profile")
+    assert "<svg" in dom and "staging.orders" in dom and "passed" in dom

@@ -1,0 +1,1 @@
+"""`wh docs`: a static HTML site of the models and the forecast report, readable from disk."""
