@@ -322,6 +322,21 @@ def docs_cmd(
     )
 
 
+@app.command("api")
+@handle_errors
+def api_cmd(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    env: EnvOpt = None,
+) -> None:
+    """Serve the read-only HTTP API: /forecast/{product}, /customers/{id}/propensity, ..."""
+    import uvicorn
+
+    from warehouse.api import create_app
+
+    uvicorn.run(create_app(settings(env)), host=host, port=port, log_level="warning")
+
+
 sources_app = typer.Typer(help="Source files: check them against the contract.")
 app.add_typer(sources_app, name="sources")
 
