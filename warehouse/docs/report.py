@@ -35,63 +35,19 @@ def _chart(figure: Any) -> str:
     return html
 
 
-def _product_chart(history: pl.DataFrame, forecast: pl.DataFrame, product: str) -> str:
+def _band_chart(
+    title: str, band: pl.DataFrame | None, lines: list[tuple[pl.Series, pl.Series, str, str, str]]
+) -> str:
+    """Lines (x, y, name, colour, mode) over a shaded p10-p90 band (forecast_date rows)."""
     import plotly.graph_objects as go
 
-    past = history.filter(pl.col("product_id") == product).sort("period").tail(90)
-    ahead = forecast.filter(pl.col("product_id") == product).sort("forecast_date")
     figure = go.Figure()
-    figure.add_trace(
-        go.Scatter(
-            x=ahead["forecast_date"].to_list(),
-            y=ahead["units_p90"].to_list(),
-            line={"width": 0},
-            showlegend=False,
-            hoverinfo="skip",
-        )
-    )
-    figure.add_trace(
-        go.Scatter(
-            x=ahead["forecast_date"].to_list(),
-            y=ahead["units_p10"].to_list(),
-            fill="tonexty",
-            fillcolor="rgba(11,92,173,0.15)",
-            line={"width": 0},
-            name="p10-p90",
-        )
-    )
-    figure.add_trace(
-        go.Scatter(
-            x=past["period"].to_list(),
-            y=past["units"].to_list(),
-            name="actual",
-            line={"color": "#444"},
-        )
-    )
-    figure.add_trace(
-        go.Scatter(
-            x=ahead["forecast_date"].to_list(),
-            y=ahead["units_forecast"].to_list(),
-            name="forecast",
-            line={"color": "#0b5cad"},
-        )
-    )
-    figure.update_layout(title=f"product {product}")
-    return _chart(figure)
-
-
-def _backtest_chart(backtest: pl.DataFrame, product: str, model: str) -> str:
-    import plotly.graph_objects as go
-
-    rows = backtest.filter((pl.col("product_id") == product) & (pl.col("model") == model)).sort(
-        "forecast_date"
-    )
-    figure = go.Figure()
-    if rows["units_p10"].null_count() == 0:
+    if band is not None:
+        x = band["forecast_date"].to_list()
         figure.add_trace(
             go.Scatter(
-                x=rows["forecast_date"].to_list(),
-                y=rows["units_p90"].to_list(),
+                x=x,
+                y=band["units_p90"].to_list(),
                 line={"width": 0},
                 showlegend=False,
                 hoverinfo="skip",
@@ -99,34 +55,60 @@ def _backtest_chart(backtest: pl.DataFrame, product: str, model: str) -> str:
         )
         figure.add_trace(
             go.Scatter(
-                x=rows["forecast_date"].to_list(),
-                y=rows["units_p10"].to_list(),
+                x=x,
+                y=band["units_p10"].to_list(),
                 fill="tonexty",
                 fillcolor="rgba(11,92,173,0.15)",
                 line={"width": 0},
                 name="p10-p90",
             )
         )
-    figure.add_trace(
-        go.Scatter(
-            x=rows["forecast_date"].to_list(),
-            y=rows["units_actual"].to_list(),
-            mode="lines+markers",
-            name="actual",
-            line={"color": "#444"},
+    for x_values, y_values, name, colour, mode in lines:
+        figure.add_trace(
+            go.Scatter(
+                x=x_values.to_list(),
+                y=y_values.to_list(),
+                name=name,
+                mode=mode,
+                line={"color": colour},
+            )
         )
-    )
-    figure.add_trace(
-        go.Scatter(
-            x=rows["forecast_date"].to_list(),
-            y=rows["units_forecast"].to_list(),
-            mode="lines+markers",
-            name=f"{model} (backtest)",
-            line={"color": "#0b5cad"},
-        )
-    )
-    figure.update_layout(title=f"product {product}: backtest folds, predicted vs actual")
+    figure.update_layout(title=title)
     return _chart(figure)
+
+
+def _product_chart(history: pl.DataFrame, forecast: pl.DataFrame, product: str) -> str:
+    past = history.filter(pl.col("product_id") == product).sort("period").tail(90)
+    ahead = forecast.filter(pl.col("product_id") == product).sort("forecast_date")
+    return _band_chart(
+        f"product {product}",
+        ahead,
+        [
+            (past["period"], past["units"], "actual", "#444", "lines"),
+            (ahead["forecast_date"], ahead["units_forecast"], "forecast", "#0b5cad", "lines"),
+        ],
+    )
+
+
+def _backtest_chart(backtest: pl.DataFrame, product: str, model: str) -> str:
+    rows = backtest.filter((pl.col("product_id") == product) & (pl.col("model") == model)).sort(
+        "forecast_date"
+    )
+    band = rows if rows["units_p10"].null_count() == 0 else None
+    return _band_chart(
+        f"product {product}: backtest folds, predicted vs actual",
+        band,
+        [
+            (rows["forecast_date"], rows["units_actual"], "actual", "#444", "lines+markers"),
+            (
+                rows["forecast_date"],
+                rows["units_forecast"],
+                f"{model} (backtest)",
+                "#0b5cad",
+                "lines+markers",
+            ),
+        ],
+    )
 
 
 def _report_body(con: engine.Connection) -> str:
