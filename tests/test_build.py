@@ -314,3 +314,22 @@ def test_python_model_that_raises_names_its_file_and_line(project: Settings) -> 
         build(project)
     assert "demand_stats.py:" in str(failure.value) and "boom" in str(failure.value)
     assert published(project) == before
+
+
+def test_selection_through_a_view_that_is_kept(project: Settings) -> None:
+    # staging.products is a view over checks.products; it is not selected, so the build keeps
+    # it, yet it must bind to the recomputed checks.products, and features.demand must wait
+    build(project)
+    edit(
+        project,
+        "sql/checks/products.sql",
+        lambda s: s + "\nwhere base_price is null or base_price >= 0\n",
+    )
+    edit(
+        project,
+        "sql/features/demand.sql",
+        lambda s: s.replace("sum(paid) as revenue", "sum(paid) * 1.0 as revenue"),
+    )
+    result = build(project, ["checks.products", "features.demand"])
+    assert computed(result) == {"checks.products", "features.demand"}
+    assert rows(project, "SELECT count(*) > 0 FROM features.demand") == [(True,)]

@@ -108,12 +108,33 @@ class ModelRunner:
         self.build_id = build_id
         # DuckDB catalog changes (CREATE VIEW) from several threads can conflict; serialise them
         self.catalog_lock = threading.Lock()
+        # views this build keeps as they are; DuckDB binds a view when it is created, so each
+        # is created once all its parents exist in the build's connection
+        self.pending_views: dict[str, tuple[frozenset[str], Version]] = {}
+        self.registered: set[str] = set()
 
-    def register(self, name: str, version: Version) -> None:
+    def register(self, name: str, version: Version, parents: frozenset[str] = frozenset()) -> None:
+        """Make a model's version readable by the models after it (views: when they can bind)."""
         with self.catalog_lock:
-            if version.kind != "view":
-                engine.view_over_files(self.con, name, version.files)
             self.versions[name] = version
+            if version.kind == "view":
+                if name not in self.registered:  # a computed view exists already
+                    self.pending_views[name] = (parents, version)
+            else:
+                engine.view_over_files(self.con, name, version.files)
+                self.registered.add(name)
+            self._create_ready_views()
+
+    def _create_ready_views(self) -> None:
+        created = True
+        while created:
+            created = False
+            for name, (parents, version) in list(self.pending_views.items()):
+                if parents <= self.registered:
+                    engine.create_view(self.con, name, version.query + "\n")
+                    self.registered.add(name)
+                    del self.pending_views[name]
+                    created = True
 
     def run(self, item: ModelPlan) -> ModelResult:
         started = time.perf_counter()
@@ -182,6 +203,7 @@ class ModelRunner:
     def _view(self, cursor: engine.Connection, item: ModelPlan) -> list[Segment]:
         with self.catalog_lock:
             engine.create_view(cursor, item.model.name, item.model.query + "\n")
+            self.registered.add(item.model.name)
         return []
 
     def _write(
@@ -320,27 +342,27 @@ def _execute(
                 engine.create_view(con, f"source.{name}", source.empty_select())
             else:
                 engine.view_over_files(con, f"source.{name}", source.files)
-        versions: dict[str, Version] = {}
         todo = {p.model.name: p for p in plan.to_compute}
-        for item in plan.models:
+        runner = ModelRunner(settings, con, plan.sources, {}, build_id)
+        for item in plan.models:  # DAG order
             if item.model.name not in todo:
                 existing = state.get_version(item.fingerprint)
                 assert existing is not None
-                versions[item.model.name] = existing
-        for name in [p.model.name for p in plan.models if p.model.name in versions]:
-            version = versions[name]
-            if version.kind == "view":
-                continue
-            engine.view_over_files(con, name, version.files)
-        # views bind their parents at creation, so create them in DAG order
-        for item in plan.models:
-            existing_view = versions.get(item.model.name)
-            if existing_view is not None and existing_view.kind == "view":
-                engine.create_view(con, item.model.name, existing_view.query + "\n")
-        runner = ModelRunner(settings, con, plan.sources, versions, build_id)
+                runner.register(item.model.name, existing, item.model.depends_on)
         return _schedule(todo, runner, settings.threads, state, build_id, reporter)
     finally:
         con.close()
+
+
+def _blockers(parents: frozenset[str], todo: dict[str, ModelPlan], runner: ModelRunner) -> set[str]:
+    """Models still to compute that `parents` need, looking through views kept unbuilt."""
+    found: set[str] = set()
+    for parent in parents:
+        if parent in todo:
+            found.add(parent)
+        elif parent in runner.pending_views:
+            found |= _blockers(runner.pending_views[parent][0], todo, runner)
+    return found
 
 
 def _schedule(
@@ -351,7 +373,7 @@ def _schedule(
     build_id: str,
     reporter: Reporter,
 ) -> list[ModelResult]:
-    waiting = {name: {d for d in item.model.depends_on if d in todo} for name, item in todo.items()}
+    waiting = {name: _blockers(item.model.depends_on, todo, runner) for name, item in todo.items()}
     results: list[ModelResult] = []
     failure: tuple[str, Exception] | None = None
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="wh-model") as pool:
