@@ -36,9 +36,9 @@ gc *ARGS:
 forecast *ARGS:
     wh forecast {{ARGS}}
 
-# the Postgres-wire endpoint arrives with issue 6 (wh serve)
-serve:
-    @echo "wh serve is not built yet (issue 6)"; exit 1
+# read-only Postgres endpoint for BI tools: psql -h 127.0.0.1 -p 5433 -U wh prod
+serve *args:
+    wh serve {{args}}
 
 # the static HTML site: models, lineage, audits, forecast report (site/index.html)
 docs *ARGS:

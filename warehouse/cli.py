@@ -337,6 +337,21 @@ def api_cmd(
     uvicorn.run(create_app(settings(env)), host=host, port=port, log_level="warning")
 
 
+@app.command("serve")
+@handle_errors
+def serve_cmd(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 5433).")] = None,
+    env: EnvOpt = None,
+) -> None:
+    """Serve the published tables over the Postgres wire protocol (read-only), for BI tools."""
+    from warehouse.serve.server import serve
+
+    serve(settings(env), host, port)
+
+
 sources_app = typer.Typer(help="Source files: check them against the contract.")
 app.add_typer(sources_app, name="sources")
 

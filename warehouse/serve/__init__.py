@@ -1,0 +1,1 @@
+"""Read-only Postgres wire endpoint (`wh serve`) over the published catalog."""
