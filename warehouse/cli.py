@@ -345,11 +345,14 @@ def serve_cmd(
     ] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (default 5433).")] = None,
     env: EnvOpt = None,
+    log_statements: Annotated[
+        bool, typer.Option("--log-statements", help="Print each statement (as run) to stderr.")
+    ] = False,
 ) -> None:
     """Serve the published tables over the Postgres wire protocol (read-only), for BI tools."""
     from warehouse.serve.server import serve
 
-    serve(settings(env), host, port)
+    serve(settings(env), host, port, log_statements)
 
 
 sources_app = typer.Typer(help="Source files: check them against the contract.")

@@ -29,9 +29,12 @@ class ServeOptions:
     port: int = 5433
     user: str = "wh"
     password: str | None = None
+    log_statements: bool = False
 
 
-def serve_options(settings: Settings, host: str | None, port: int | None) -> ServeOptions:
+def serve_options(
+    settings: Settings, host: str | None, port: int | None, log_statements: bool = False
+) -> ServeOptions:
     """Options from flags, then WH_SERVE_* variables, then wh.toml [serve]."""
     table = settings.extra.get("serve", {})
     if not isinstance(table, dict):
@@ -41,6 +44,7 @@ def serve_options(settings: Settings, host: str | None, port: int | None) -> Ser
         port=port or int(os.environ.get("WH_SERVE_PORT") or table.get("port", 5433)),
         user=os.environ.get("WH_SERVE_USER") or str(table.get("user", "wh")),
         password=os.environ.get("WH_SERVE_PASSWORD") or table.get("password"),
+        log_statements=log_statements,
     )
     if options.password is None and not is_loopback(options.host):
         raise ConfigError(
@@ -66,6 +70,7 @@ class Server:
         self.options = options
         self.user = options.user
         self.password = options.password
+        self.log_statements = options.log_statements
         self.snapshots = Snapshots(settings)
         self.pool = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="wh-serve")
         self.sessions: dict[int, Session] = {}
@@ -112,7 +117,12 @@ class Server:
         self.snapshots.close()
 
 
-def serve(settings: Settings, host: str | None = None, port: int | None = None) -> None:
+def serve(
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    log_statements: bool = False,
+) -> None:
     """Run the server until SIGINT/SIGTERM."""
-    server = Server(settings, serve_options(settings, host, port))
+    server = Server(settings, serve_options(settings, host, port, log_statements))
     asyncio.run(server.run())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import secrets
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -278,14 +279,16 @@ class Session:
         await self.send(wire.ready(self.status))
 
     def prepare_statement(self, sql: str) -> Statement:
-        statement = classify(sql)
+        statement = classify(sql, self.settings)
         if self.status == "E" and statement.kind not in ("commit", "rollback", "rollback_to"):
             raise StatementError(
                 "25P02",
                 "current transaction is aborted, commands ignored until end of transaction block",
             )
         if statement.kind == "query":
-            return Statement(rewrite_catalog_query(statement.text), "query")
+            statement = Statement(rewrite_catalog_query(statement.text), "query")
+        if self.server.log_statements:
+            print(f"[{self.pid}] {statement.kind}: {statement.text}", file=sys.stderr, flush=True)
         return statement
 
     # --- extended query -------------------------------------------------------------------

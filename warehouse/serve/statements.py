@@ -9,6 +9,7 @@ reach DuckDB: a client cannot change the engine's configuration through them.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import duckdb
@@ -143,8 +144,12 @@ SET_STATEMENT = re.compile(
 )
 
 
-def classify(sql: str) -> Statement:
-    """Sort one statement; raises StatementError for what is refused or does not parse."""
+SHOW_ALIASES = {"transaction isolation level": "transaction_isolation", "time zone": "timezone"}
+
+
+def classify(sql: str, settings: Collection[str] = ()) -> Statement:
+    """Sort one statement; raises StatementError for what is refused or does not parse.
+    `settings` are the names SHOW answers from the session (others go to DuckDB)."""
     text = _strip_comments(sql).rstrip().rstrip(";").rstrip()
     if not text:
         return Statement(sql, "empty")
@@ -172,8 +177,11 @@ def classify(sql: str) -> Statement:
         return _set_statement(text)
     if first == "reset":
         return Statement(text, "reset", name=_setting_name(second))
-    if first == "show" and second not in ("tables", "all", "databases") and len(words) == 2:
-        return Statement(text, "show", name=_setting_name(second))
+    if first == "show":
+        rest = _setting_name(text[4:])
+        name = SHOW_ALIASES.get(rest, rest)
+        if name in settings:
+            return Statement(text, "show", name=name)
     return _engine_statement(text)
 
 
@@ -226,14 +234,43 @@ OPERATOR = re.compile(r"OPERATOR\s*\(\s*pg_catalog\s*\.\s*([~!*<>=]+)\s*\)", re.
 COLLATE = re.compile(r"\s+COLLATE\s+(?:pg_catalog\s*\.\s*)?\"?default\"?", re.IGNORECASE)
 # published models are views; to BI tools they are tables (psql \dt, get_table_names)
 PG_CLASS = re.compile(r"(?<![\w.\"])(?:pg_catalog\s*\.\s*)?pg_class\b", re.IGNORECASE)
-CATALOG_CAST = re.compile(
-    r"::\s*(?:pg_catalog\s*\.\s*)?(regclass|regtype|regproc|regnamespace|regrole|oid)\b", re.I
-)
+# Postgres' object-identifier types are plain numbers here
+REG_TYPES = r"(?:pg_catalog\s*\.\s*)?(?:regclass|regtype|regproc|regnamespace|regrole)\b"
+CATALOG_CAST = re.compile(rf"(::\s*|\bAS\s+){REG_TYPES}", re.IGNORECASE)
 CATALOG_TYPE = re.compile(r"::\s*pg_catalog\s*\.\s*", re.IGNORECASE)
+TYPE_NAMES = {
+    "varchar": "text",
+    "float8": "double precision",
+    "float4": "real",
+    "int2": "smallint",
+    "int4": "integer",
+    "int8": "bigint",
+    "bool": "boolean",
+    "timestamp": "timestamp without time zone",
+    "timestamptz": "timestamp with time zone",
+    "time": "time without time zone",
+    "hugeint": "numeric",
+    "ubigint": "numeric",
+    "uinteger": "bigint",
+    "usmallint": "integer",
+    "utinyint": "smallint",
+    "tinyint": "smallint",
+    "list": "text",
+    "struct": "text",
+    "map": "text",
+}
 # functions Postgres has and DuckDB lacks, defined per session as temporary macros
 MACROS = {
     "pg_get_userbyid": "(role_id) AS 'wh'",
+    # Postgres' spelling of type names, which BI tools and SQLAlchemy map to their types
+    "format_type": "(type_id, type_mod) AS CASE pg_catalog.format_type(type_id, type_mod) "
+    + " ".join(f"WHEN '{duck}' THEN '{pg}'" for duck, pg in TYPE_NAMES.items())
+    + " ELSE pg_catalog.format_type(type_id, type_mod) END",
+    "version": f"() AS 'PostgreSQL 15.0 (wh serve, DuckDB {duckdb.__version__})'",
     "array_upper": "(items, dimension) AS len(items)",
+    "to_regtype": "(wh_name) AS (SELECT min(t.oid) FROM pg_catalog.pg_type t WHERE t.typname = wh_name)",
+    "to_regclass": "(class_name) AS NULL::BIGINT",
+    "pg_get_serial_sequence": "(table_name, column_name) AS NULL::VARCHAR",
     "pg_get_expr": "(expression, relation_id, pretty := false) AS NULL",
     "pg_get_viewdef": "(view_id, pretty := false) AS NULL",
     "pg_encoding_to_char": "(encoding) AS 'UTF8'",
@@ -251,6 +288,8 @@ EMPTY_TABLES = {
     "pg_policy": "polname VARCHAR, polpermissive BOOLEAN, polroles BIGINT[], polqual VARCHAR, "
     "polwithcheck VARCHAR, polcmd VARCHAR, polrelid BIGINT",
     "pg_roles": "oid BIGINT, rolname VARCHAR",
+    "pg_collation": "oid BIGINT, collname VARCHAR, collnamespace BIGINT, collowner BIGINT, "
+    "collprovider VARCHAR, collencoding INTEGER, collcollate VARCHAR, collctype VARCHAR",
     "pg_statistic_ext": "oid BIGINT, stxname VARCHAR, stxrelid BIGINT, stxnamespace BIGINT, "
     "stxkind VARCHAR[], stxstattarget INTEGER, stxkeys INTEGER[]",
     "pg_publication": "oid BIGINT, pubname VARCHAR, puballtables BOOLEAN",
@@ -264,6 +303,9 @@ EMPTY_TABLES = {
     "pg_partitioned_table": "partrelid BIGINT, partstrat VARCHAR",
 }
 PG_TABLE = re.compile(r"\bpg_catalog\s*\.\s*(" + "|".join(EMPTY_TABLES) + r")\b", re.IGNORECASE)
+# schema.table.column references bind as table.column (DuckDB binds the former only sometimes)
+QUALIFIED_COLUMN = re.compile(r"\bpg_catalog\s*\.\s*(pg_\w+\s*\.\s*\w+)", re.IGNORECASE)
+JSON_BUILD = re.compile(r"\bjson_build_object\s*\(", re.IGNORECASE)
 # calls resolve unqualified: to the macros above, or to DuckDB's own (pg_catalog is searched)
 PG_FUNCTION = re.compile(r"\bpg_catalog\s*\.\s*(\w+)\s*\(", re.IGNORECASE)
 CLASS_VIEW = (
@@ -291,9 +333,11 @@ def rewrite_catalog_query(sql: str) -> str:
     if "pg_" not in sql.lower():
         return sql
     sql = OPERATOR.sub(r" \1 ", sql)
+    sql = QUALIFIED_COLUMN.sub(r"\1", sql)
     sql = COLLATE.sub("", sql)
     sql = PG_CLASS.sub("wh_pg_class", sql)
-    sql = CATALOG_CAST.sub("::BIGINT", sql)
+    sql = CATALOG_CAST.sub(lambda m: m.group(1) + "BIGINT", sql)
+    sql = JSON_BUILD.sub("json_object(", sql)
     sql = CATALOG_TYPE.sub("::", sql)
     sql = PG_FUNCTION.sub(lambda m: m.group(1) + "(", sql)
     sql = PG_TABLE.sub(lambda m: m.group(1), sql)
