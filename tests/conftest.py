@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import shutil
-from collections.abc import Callable
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -155,3 +160,42 @@ def forecast_project(tmp_path: Path, sources: Path, freq: str = "day") -> Settin
         f'freq = "{freq}"\n',
         FORECAST_TOML.format(horizon=horizon, train=train, step=step),
     )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def running(settings: Settings, *args: str, ready: Callable[[], bool]) -> Iterator[None]:
+    """`wh <args>` as a real server process, until the block ends; waits for `ready`."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "warehouse.cli", "--project", str(settings.project_dir), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(150):  # at most 15 s for the server to listen
+            if server.poll() is not None:
+                raise RuntimeError(f"wh {args[0]} exited: {server.stderr and server.stderr.read()}")
+            if ready():
+                break
+            time.sleep(0.1)
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        if server.stderr is not None:
+            server.stderr.close()
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under `root`: proves a warehouse was not touched."""
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }

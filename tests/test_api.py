@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import forecast_project, rows
+from conftest import forecast_project, free_port, rows, running
 
 from warehouse.build import build
 from warehouse.config import Settings
 from warehouse.forecast.run import forecast
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -31,36 +21,17 @@ def served(
     settings = forecast_project(tmp_path_factory.mktemp("api"), forecast_sources)
     build(settings)
     forecast(settings, models=["naive", "lightgbm"])
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "warehouse.cli",
-            "--project",
-            str(settings.project_dir),
-            "api",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):  # at most 10 s for the server to listen
-            try:
-                httpx.get(f"{url}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    with running(settings, "api", "--port", str(port), ready=ready):
         yield settings, url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        if server.stderr is not None:
-            server.stderr.close()
 
 
 def test_forecast_propensity_and_recommendations(served: tuple[Settings, str]) -> None:

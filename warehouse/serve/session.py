@@ -9,6 +9,7 @@ block keeps the publish it started on until COMMIT/ROLLBACK.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import secrets
 import sys
@@ -367,10 +368,10 @@ class Session:
                 wire.row_description(columns) if columns is not None else wire.no_data(),
             )
             return
-        portal = self.portals.get(name)
-        if portal is None:
+        bound = self.portals.get(name)
+        if bound is None:
             raise StatementError("34000", f'portal "{name}" does not exist')
-        columns = await self.describe(portal)
+        columns = await self.describe(bound)
         await self.send(wire.row_description(columns) if columns is not None else wire.no_data())
 
     # --- running statements ---------------------------------------------------------------
@@ -524,10 +525,8 @@ def _batches(
 
 def _close_quietly(cursor: duckdb.DuckDBPyConnection | None) -> None:
     if cursor is not None:
-        try:
+        with contextlib.suppress(duckdb.Error):
             cursor.close()
-        except duckdb.Error:
-            pass
 
 
 SQLSTATES: list[tuple[type[BaseException], str]] = [

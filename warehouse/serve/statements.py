@@ -268,7 +268,8 @@ MACROS = {
     + " ELSE pg_catalog.format_type(type_id, type_mod) END",
     "version": f"() AS 'PostgreSQL 15.0 (wh serve, DuckDB {duckdb.__version__})'",
     "array_upper": "(items, dimension) AS len(items)",
-    "to_regtype": "(wh_name) AS (SELECT min(t.oid) FROM pg_catalog.pg_type t WHERE t.typname = wh_name)",
+    "to_regtype": "(wh_name) AS "
+    "(SELECT min(t.oid) FROM pg_catalog.pg_type t WHERE t.typname = wh_name)",
     "to_regclass": "(class_name) AS NULL::BIGINT",
     "pg_get_serial_sequence": "(table_name, column_name) AS NULL::VARCHAR",
     "pg_get_expr": "(expression, relation_id, pretty := false) AS NULL",
@@ -320,12 +321,17 @@ def session_setup_sql() -> list[str]:
     """Statements run once on each session's connection (temporary, per connection)."""
     macros = [f"CREATE OR REPLACE TEMP MACRO {name}{body}" for name, body in MACROS.items()]
     tables = [
-        f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM "
-        f"(SELECT {', '.join(f'NULL::{c.split(None, 1)[1]} AS {c.split()[0]}' for c in cols.split(', '))}) "
+        f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM (SELECT {_null_columns(cols)}) "
         "WHERE false"
         for name, cols in EMPTY_TABLES.items()
     ]
     return [CLASS_VIEW, *macros, *tables]
+
+
+def _null_columns(spec: str) -> str:
+    """'a INT, b VARCHAR' -> 'NULL::INT AS a, NULL::VARCHAR AS b'."""
+    pairs = (column.split(None, 1) for column in spec.split(", "))
+    return ", ".join(f"NULL::{kind} AS {name}" for name, kind in pairs)
 
 
 def rewrite_catalog_query(sql: str) -> str:
