@@ -1,0 +1,1 @@
+"""Benchmarks (`just bench`, `just bench-full`): wh against its peers, measured in one run."""

@@ -1,0 +1,117 @@
+"""Shared by the benchmarks: timing, peak memory of child processes, the results table."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+CACHE = BENCH / ".cache"
+RESULTS = BENCH / "results.json"
+
+
+@dataclass
+class Result:
+    """One row of the table: wh's figure, the peer's, and the target it is held to."""
+
+    benchmark: str
+    wh: float
+    peer: float | None
+    unit: str
+    target: str
+    passed: bool | None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.peer in (None, 0) or self.wh == 0:
+            return None
+        return self.wh / self.peer
+
+
+def median_seconds(run: Callable[[], Any], repeat: int) -> tuple[float, list[float]]:
+    """Median wall time of `repeat` calls, and every time (the spread matters on shared boxes)."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), times
+
+
+@dataclass
+class Run:
+    seconds: float
+    peak_rss_mb: float
+    stdout: str
+
+
+def run_command(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> Run:
+    """Run a command to completion; wall time and the peak RSS of its largest process."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "peak.py"), *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    peak_kb = int(done.stderr.rsplit("PEAK_RSS_KB=", 1)[1].split()[0])
+    return Run(seconds, peak_kb / 1024, done.stdout)
+
+
+def wh(*args: str) -> list[str]:
+    """The wh command of the environment running the benchmarks."""
+    return [sys.executable, "-m", "warehouse.cli", *args]
+
+
+def fresh_dir(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def print_table(results: list[Result]) -> None:
+    header = ("benchmark", "wh", "peer", "ratio", "target", "pass")
+    lines = [header]
+    for r in results:
+        lines.append(
+            (
+                r.benchmark,
+                f"{r.wh:,.3g} {r.unit}",
+                "" if r.peer is None else f"{r.peer:,.3g} {r.unit}",
+                "" if r.ratio is None else f"{r.ratio:.2f}",
+                r.target,
+                {True: "PASS", False: "FAIL", None: "-"}[r.passed],
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for i, line in enumerate(lines):
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    for r in results:
+        if r.note:
+            print(f"  {r.benchmark}: {r.note}")
+
+
+def save(results: list[Result], extra: dict[str, Any]) -> None:
+    payload = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "results": [{**asdict(r), "ratio": r.ratio} for r in results],
+        **extra,
+    }
+    RESULTS.write_text(json.dumps(payload, indent=2, default=str))
