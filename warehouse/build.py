@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from warehouse import catalog
+from warehouse import catalog, uptodate
 from warehouse.audits import audit_queries
 from warehouse.config import Settings
 from warehouse.engine import duckdb as engine
@@ -471,6 +471,16 @@ def _quiet(event: str, model: str, detail: str) -> None:
     return None
 
 
+def _remember(state: State, env: str, digest: str | None, models: int) -> None:
+    """Let the next `wh build` skip loading the engine if nothing changes meanwhile."""
+    with state.transaction() as db:
+        if digest is None:
+            uptodate.forget(db, env)
+        else:
+            head = state.heads().get(env)
+            uptodate.record(db, env, digest, head.id if head else None, models)
+
+
 def build(
     settings: Settings,
     selection: list[str] | None = None,
@@ -482,6 +492,9 @@ def build(
     started = time.perf_counter()
     with writer_lock(settings.warehouse):
         state = state_for(settings)
+        everything = not selection and not full_refresh
+        # taken before anything is read: a file changed during the build changes the digest
+        digest = uptodate.inputs_digest(settings) if everything else None
         try:
             state.abandon_running_builds()
             catalog.repair(settings, state)
@@ -499,6 +512,7 @@ def build(
             )
             if not plan.to_compute and not plan.publishes_something:
                 state.finish_build(build_id, "noop")
+                _remember(state, settings.env, digest, len(plan.models))
                 return BuildResult(
                     build_id, settings.env, "noop", plan, [], None, time.perf_counter() - started
                 )
@@ -521,6 +535,7 @@ def build(
                 raise
             rows = sum(r.rows_processed for r in results)
             state.finish_build(build_id, "ok", len(results), len(plan.models) - len(results), rows)
+            _remember(state, settings.env, digest, len(plan.models))
             return BuildResult(
                 build_id,
                 settings.env,

@@ -1,0 +1,83 @@
+"""The no-op fast path of `wh build`: taken only when provably nothing changed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import edit
+
+from warehouse import uptodate
+from warehouse.build import build
+from warehouse.config import Settings
+from warehouse.environments import rollback
+
+PROBE = (
+    "import sys\n"
+    "from warehouse.entry import main\n"
+    "sys.argv = ['wh', '--project', sys.argv[1], 'build']\n"
+    "main()\n"
+    "print('engine loaded:', 'duckdb' in sys.modules or 'sqlglot' in sys.modules)\n"
+)
+
+
+def _wh_build(settings: Settings) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(settings.project_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_up_to_date_build_answers_without_loading_the_engine(project: Settings) -> None:
+    build(project)
+    out = _wh_build(project)
+    assert "Nothing to do: env prod is up to date" in out
+    assert "engine loaded: False" in out
+
+
+def test_any_change_takes_the_full_path(project: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    build(project)
+    assert uptodate.check(project) is not None
+    edit(project, "sql/staging/orders.sql", lambda s: s + "\n-- a comment\n")
+    assert uptodate.check(project) is None
+    build(project)  # a reformat: nothing computed, but the digest is renewed
+    assert uptodate.check(project) is not None
+
+    source = next(project.sources.glob("orders*"))
+    stat = source.stat()
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert uptodate.check(project) is None
+    build(project)
+
+    monkeypatch.setenv("WH_AS_OF_DATE", "2024-01-15")
+    assert uptodate.check(project) is None
+    monkeypatch.delenv("WH_AS_OF_DATE")
+    assert uptodate.check(project) is not None
+
+    (project.project_dir / "wh.toml").write_text(
+        (project.project_dir / "wh.toml").read_text() + "\n# edited\n"
+    )
+    assert uptodate.check(project) is None
+
+
+def test_rollback_and_other_environments_take_the_full_path(project: Settings) -> None:
+    build(project)
+    edit(project, "sql/staging/orders.sql", lambda s: s.replace("select", "select 1 as probe,", 1))
+    build(project)
+    assert uptodate.check(project) is not None
+    rollback(project)
+    assert uptodate.check(project) is None
+    assert uptodate.check(project.with_overrides(env="dev")) is None
+
+
+def test_a_selected_build_does_not_vouch_for_the_rest(project: Settings) -> None:
+    build(project)
+    edit(project, "sql/staging/orders.sql", lambda s: s + "\n-- x\n")
+    build(project, ["staging.orders"])
+    assert uptodate.check(project) is None
