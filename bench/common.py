@@ -74,8 +74,15 @@ def run_command(args: list[str], cwd: Path | None = None, env: dict[str, str] | 
 
 
 def wh(*args: str) -> list[str]:
-    """The wh command of the environment running the benchmarks."""
-    return [sys.executable, "-m", "warehouse.cli", *args]
+    """The `wh` executable of the environment running the benchmarks (its entry module)."""
+    return [sys.executable, "-m", "warehouse.entry", *args]
+
+
+def time_command(args: list[str], cwd: Path | None = None) -> float:
+    """Wall seconds of a command, process start included, nothing wrapped around it."""
+    started = time.perf_counter()
+    subprocess.run(args, cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - started
 
 
 def fresh_dir(path: Path) -> Path:

@@ -11,6 +11,7 @@ import traceback
 from bench.common import Result, print_table, save
 
 BENCHMARKS = {
+    "dbt": "bench.dbt_bench",
     "serve": "bench.serve_bench",
 }
 

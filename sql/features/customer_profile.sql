@@ -92,7 +92,7 @@ scored as (
         case when orders > 0 then ntile(5) over (
             partition by orders > 0 order by orders, customer_id) end as frequency_score,
         case when orders > 0 then ntile(5) over (
-            partition by orders > 0 order by revenue, customer_id) end as monetary_score
+            partition by orders > 0 order by round(revenue, 6), customer_id) end as monetary_score
     from profile
 )
 select
