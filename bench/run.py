@@ -12,6 +12,7 @@ from bench.common import Result, print_table, save
 
 BENCHMARKS = {
     "dbt": "bench.dbt_bench",
+    "scale": "bench.scale_bench",
     "serve": "bench.serve_bench",
 }
 

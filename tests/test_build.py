@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import append_last_day, edit, published, rounded, rows, split_last_day
+from conftest import (
+    append_last_day,
+    copy_project,
+    edit,
+    published,
+    rounded,
+    rows,
+    split_last_day,
+)
 
-from warehouse.build import build
+from warehouse.build import build, state_for
 from warehouse.catalog import pointer_path
 from warehouse.config import Settings, load_settings
 from warehouse.errors import AuditError, ModelError
 from warehouse.plan import Action
+from warehouse.state import Version
 
 
 def computed(result: object) -> set[str]:
@@ -333,3 +343,36 @@ def test_selection_through_a_view_that_is_kept(project: Settings) -> None:
     result = build(project, ["checks.products", "features.demand"])
     assert computed(result) == {"checks.products", "features.demand"}
     assert rows(project, "SELECT count(*) > 0 FROM features.demand") == [(True,)]
+
+
+def test_incremental_history_is_stored_by_month_and_old_months_are_reused(
+    tmp_path: Path, forecast_sources: Path
+) -> None:
+    settings = copy_project(tmp_path / "project", forecast_sources)
+    split_last_day(settings.sources)
+
+    def demand_version() -> Version:
+        build(settings)
+        state = state_for(settings)
+        try:
+            head = state.head("prod")
+            assert head is not None
+            version = state.get_version(head.mapping["features.demand"])
+        finally:
+            state.close()
+        assert version is not None
+        return version
+
+    first = demand_version()
+    months = rows(
+        settings, "SELECT count(DISTINCT date_trunc('month', period)) FROM features.demand"
+    )
+    assert len(first.segments) == months[0][0] > 3
+    assert all(s.tmin and s.tmax and s.tmin[:7] == s.tmax[:7] for s in first.segments)
+    append_last_day(settings.sources)
+    second = demand_version()
+    reused = {s.file for s in first.segments} & {s.file for s in second.segments}
+    assert len(reused) == len(first.segments) - 1  # only the last month was rewritten
+    assert rows(settings, "SELECT count(*) FROM features.demand")[0][0] == sum(
+        s.rows for s in second.segments
+    )

@@ -30,7 +30,7 @@ def qualified(model_name: str) -> str:
 
 def parquet_scan(files: Sequence[str | Path]) -> str:
     listed = ", ".join(quote_literal(str(f)) for f in files)
-    return f"read_parquet([{listed}], union_by_name = true)"
+    return f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
 
 
 def connect(
@@ -72,6 +72,20 @@ def copy_to_parquet(
         f"COPY ({select_sql}\n) TO {quote_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)"
     )
     result = first_row(con, statement, params or {})
+    return int(result[0]) if result else 0
+
+
+def copy_partitioned(
+    con: Connection, select_sql: str, folder: Path, column: str, params: dict[str, Any]
+) -> int:
+    """Stream a query into `folder/<column>=<value>/*.parquet`, one folder per value of
+    `column` (which is not stored in the files); returns the rows written."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    statement = (
+        f"COPY ({select_sql}\n) TO {quote_literal(str(folder))} "
+        f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({quote_ident(column)}))"
+    )
+    result = first_row(con, statement, params)
     return int(result[0]) if result else 0
 
 
