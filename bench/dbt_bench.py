@@ -281,8 +281,8 @@ def run(full: bool) -> list[Result]:
             "s",
             "<= 1.2x floor",
             med(wh_full) <= 1.2 * med(floors),
-            note=f"{where}; wh includes process start, audits and Parquet writes; "
-            f"floor = the statements in one warm DuckDB process; dbt full run {med(dbt_full):.2f} s",
+            note=f"{where}; wh includes process start, audits and Parquet writes; floor = "
+            f"the statements in one warm DuckDB process; dbt full run {med(dbt_full):.2f} s",
         ),
         Result(
             "dbt: full build, wh vs dbt run",

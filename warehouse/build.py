@@ -183,8 +183,8 @@ class ModelRunner:
         message = str(exc)
         prefix = ""
         if item.model.kind is ModelKind.INCREMENTAL_BY_TIME:
-            column = engine.quote_ident(item.model.time_column or "")
-            prefix = MONTHS_PREFIX.format(column=column) + "SELECT * FROM ("
+            time_column = engine.quote_ident(item.model.time_column or "")
+            prefix = MONTHS_PREFIX.format(column=time_column) + "SELECT * FROM ("
         offset = len("COPY (") + len(prefix)
         line, column = engine.error_position(message, offset)
         model = item.model
