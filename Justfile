@@ -22,6 +22,10 @@ plan *ARGS:
 test *ARGS:
     pytest {{ARGS}}
 
+# the long crash suite: builds killed at every model and at random moments (~10 min)
+faults *ARGS:
+    pytest -m faults tests/reliability {{ARGS}}
+
 # ruff and mypy --strict
 lint:
     ruff check warehouse pipeline tests

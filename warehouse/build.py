@@ -19,7 +19,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from warehouse import catalog, uptodate
+from warehouse import catalog, faults, uptodate
 from warehouse.audits import audit_queries
 from warehouse.config import Settings
 from warehouse.engine import duckdb as engine
@@ -155,11 +155,13 @@ class ModelRunner:
                 segments, processed = self._full(cursor, item)
             if segments:
                 relation = engine.parquet_scan([s.file for s in segments])
+            faults.point("compute")
             columns = engine.describe(cursor, relation)
             audits = [
                 (label, int(engine.scalar(cursor, sql)), sql)
                 for label, sql in audit_queries(model, relation)
             ]
+            faults.point("audit")
         except engine.Error as exc:
             raise self._sql_error(item, exc) from None
         finally:
@@ -488,7 +490,9 @@ def publish(
     previous_id: int | None,
 ) -> Publish:
     published = state.publish(env, mapping, action, build_id, previous_id)
+    faults.point("state_published")
     catalog.publish_catalog(settings, state, published)
+    faults.point("pointer_swapped")
     return published
 
 

@@ -14,6 +14,7 @@ import os
 import time
 from pathlib import Path
 
+from warehouse import faults
 from warehouse.config import Settings
 from warehouse.engine import duckdb as engine
 from warehouse.state import Publish, State, Version
@@ -105,6 +106,7 @@ def publish_catalog(settings: Settings, state: State, publish: Publish) -> None:
         fp: v for fp in set(publish.mapping.values()) if (v := state.get_version(fp)) is not None
     }
     target = write_catalog(settings, publish, versions)
+    faults.point("catalog_written")
     swap_pointer(settings, publish.env, target)
 
 

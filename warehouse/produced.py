@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from warehouse import faults
 from warehouse.build import publish
 from warehouse.config import Settings
 from warehouse.engine import duckdb as engine
@@ -64,6 +65,7 @@ def publish_tables(
                 )
             )
             served[name] = fingerprint
+            faults.point("forecast_table")
     finally:
         con.close()
     return publish(settings, state, settings.env, served, action, run_id, head.id if head else None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+from warehouse import faults
 from warehouse.config import Settings
 from warehouse.model import Model
 from warehouse.state import State
@@ -37,6 +38,7 @@ def remove_orphans(settings: Settings, state: State) -> tuple[int, int]:
             freed += path.stat().st_size
             path.unlink()
             files += 1
+            faults.point("gc_delete")
     for folder in sorted(root.rglob("*"), reverse=True):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from warehouse import __version__
+from warehouse import __version__, faults
 from warehouse.build import state_for
 from warehouse.config import Settings
 from warehouse.errors import UsageError, WhError
@@ -143,12 +143,14 @@ def forecast(
                 "error": None,
             }
             _record_run(settings, state, record)
+            faults.point("forecast_started")
             try:
                 result, tables = _run(settings, state, spec, run_id, cutoff, record, progress)
                 record.update(status="ok", finished_at=_now())
                 tables[RUNS] = TableWrite(_runs_table(settings, state, record))
                 progress("publishing")
                 publish_tables(settings, state, tables, run_id, "forecast")
+                faults.point("forecast_published")
             except BaseException as exc:
                 record.update(
                     status="failed", finished_at=_now(), error=f"{type(exc).__name__}: {exc}"
