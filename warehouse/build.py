@@ -7,7 +7,9 @@ A failure publishes nothing, so analysts keep querying exactly what they had.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import threading
 import time
 import traceback
@@ -23,7 +25,7 @@ from warehouse import catalog, faults, uptodate
 from warehouse.audits import audit_queries
 from warehouse.config import Settings
 from warehouse.engine import duckdb as engine
-from warehouse.errors import AuditError, BuildError, ModelError, WhError
+from warehouse.errors import AuditError, BuildError, ModelError, SourceError, StateError, WhError
 from warehouse.lock import writer_lock
 from warehouse.model import TIME_PARAMETERS, ModelKind
 from warehouse.plan import Action, ModelPlan, Plan, make_plan
@@ -68,7 +70,14 @@ class BuildResult:
 
 
 def state_for(settings: Settings) -> State:
-    return State(settings.warehouse / "state.db")
+    try:
+        return State(settings.warehouse / "state.db")
+    except sqlite3.Error as exc:
+        raise StateError(
+            f"cannot open {settings.warehouse / 'state.db'}: {exc}",
+            hint="the warehouse folder must be writable by wh (read-only? full disk?); "
+            "readers can still open warehouse.duckdb read-only",
+        ) from None
 
 
 def _day(value: str) -> date:
@@ -181,8 +190,39 @@ class ModelRunner:
         )
         return ModelResult(item, version, processed, time.perf_counter() - started, audits)
 
+    def _damaged_source(self, item: ModelPlan, exc: Exception) -> SourceError | None:
+        """When reading failed mid-file, the source file to blame (its metadata was fine)."""
+        if not item.model.sources or engine.is_sql_mistake(exc):
+            return None
+        import pyarrow.parquet as pq
+
+        for name in sorted(item.model.sources):
+            source = self.sources.get(name)
+            for path in source.files if source else ():
+                try:
+                    parquet = pq.ParquetFile(path)
+                    for group in range(parquet.num_row_groups):
+                        parquet.read_row_group(group)
+                except Exception as exc:  # any failure to decode is the answer
+                    return SourceError(
+                        f"damaged data in row group {group}: {type(exc).__name__}: {exc}",
+                        path,
+                        hint="the file's data pages are corrupt; export the file again",
+                    )
+        return None
+
     def _sql_error(self, item: ModelPlan, exc: Exception) -> WhError:
         message = str(exc)
+        damaged = self._damaged_source(item, exc)
+        if damaged is not None:
+            return damaged
+        if engine.is_write_failure(exc):
+            return BuildError(
+                f"could not write its data: {engine.short_message(message)}",
+                item.model.name,
+                hint=f"is the disk holding {self.settings.warehouse} full? free space and build "
+                "again; nothing was published",
+            )
         prefix = ""
         if item.model.kind is ModelKind.INCREMENTAL_BY_TIME:
             time_column = engine.quote_ident(item.model.time_column or "")
@@ -345,6 +385,7 @@ class ModelRunner:
                 "or LazyFrame",
                 model.path,
                 model.func.__code__.co_firstlineno,
+                hint="return the frame the model computes; nothing was published",
             )
         path = new_segment_path(self.settings, item.model, item.fingerprint)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -560,7 +601,8 @@ def build(
                         head.id if head else None,
                     )
             except BaseException as exc:
-                state.finish_build(build_id, "failed", error=str(exc) or type(exc).__name__)
+                with contextlib.suppress(sqlite3.Error):
+                    state.finish_build(build_id, "failed", error=str(exc) or type(exc).__name__)
                 raise
             rows = sum(r.rows_processed for r in results)
             state.finish_build(build_id, "ok", len(results), len(plan.models) - len(results), rows)
@@ -574,5 +616,11 @@ def build(
                 published,
                 time.perf_counter() - started,
             )
+        except sqlite3.Error as exc:
+            raise StateError(
+                f"could not write the warehouse state ({exc})",
+                hint=f"is the disk holding {settings.warehouse} full or read-only? free space "
+                "and build again; what readers see was not changed",
+            ) from None
         finally:
             state.close()

@@ -8,14 +8,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from warehouse.errors import BusyError
+from warehouse.errors import BusyError, StateError
 
 
 @contextmanager
 def writer_lock(warehouse: Path) -> Iterator[None]:
-    warehouse.mkdir(parents=True, exist_ok=True)
     path = warehouse / ".lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        warehouse.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StateError(
+            f"cannot write to the warehouse folder {warehouse}: {exc.strerror}",
+            hint="wh needs a writable warehouse folder (read-only mount? full disk?)",
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

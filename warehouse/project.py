@@ -168,7 +168,11 @@ def load_python_models(pipeline_dir: Path, variables: dict[str, Any]) -> list[Mo
             normalized = ast.dump(ast.parse(source))
         except SyntaxError as exc:
             raise ModelError(
-                f"Python syntax error: {exc.msg}", path, exc.lineno, exc.offset
+                f"Python syntax error: {exc.msg}",
+                path,
+                exc.lineno,
+                exc.offset,
+                hint="fix the file; nothing was built",
             ) from None
         found += [
             _python_model(spec, path, source, normalized, variables)

@@ -9,12 +9,13 @@ metadata alone, before any model runs, so a bad file costs no build time.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from warehouse.errors import SourceError
+from warehouse.errors import ConfigError, SourceError
 
 
 @dataclass(frozen=True)
@@ -134,10 +135,11 @@ def find_source(sources_dir: Path, name: str) -> Source:
     """Locate a source's files and check them against the contract if it has one."""
     contract = CONTRACTS.get(name)
     if not sources_dir.is_dir():
-        raise SourceError(
-            "sources directory does not exist",
-            sources_dir,
-            hint="set WH_SOURCES or `sources` in wh.toml, or run `wh demo`",
+        origin = "WH_SOURCES" if os.environ.get("WH_SOURCES") else "`sources` in wh.toml"
+        raise ConfigError(
+            f"sources directory {sources_dir} (from {origin}) does not exist",
+            hint="point WH_SOURCES or `sources` in wh.toml at the folder of source Parquet "
+            "files, or run `wh demo`",
         )
     found = _candidates(sources_dir, name)
     if len(found) > 1:

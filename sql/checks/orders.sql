@@ -1,6 +1,6 @@
 -- kind: full
 -- description: Every source order, typed (timestamps as UTC), with the reason staging rejects it (null = kept).
--- column reject_reason: null_order_id | duplicate_order_id | null_order_ts | unknown_status.
+-- column reject_reason: null_order_id | duplicate_order_id | null_order_ts | future_order_ts (after the day the model is built) | unknown_status.
 with numbered as (
     select
         cast(order_id as varchar) as order_id,
@@ -25,6 +25,7 @@ select
         when order_id is null then 'null_order_id'
         when copy_number > 1 then 'duplicate_order_id'
         when order_ts is null then 'null_order_ts'
+        when order_date > current_date then 'future_order_ts'
         when status is null or status not in ('completed', 'cancelled', 'returned')
             then 'unknown_status'
     end as reject_reason

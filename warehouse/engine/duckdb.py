@@ -122,6 +122,18 @@ def error_position(message: str, first_line_offset: int = 0) -> tuple[int | None
     return line, max(column, 1)
 
 
+def is_sql_mistake(exc: BaseException) -> bool:
+    """The query itself is wrong (as opposed to its input files or the disk)."""
+    return isinstance(
+        exc, duckdb.BinderException | duckdb.ParserException | duckdb.CatalogException
+    )
+
+
+def is_write_failure(exc: BaseException) -> bool:
+    """Writing failed: a full disk, a file-size limit, a read-only folder."""
+    return isinstance(exc, duckdb.IOException) or "Could not write file" in str(exc)
+
+
 def short_message(message: str) -> str:
     """The first line of a DuckDB error, without the caret display."""
     return message.split("\n", 1)[0].strip()
