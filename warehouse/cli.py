@@ -355,6 +355,24 @@ def serve_cmd(
     serve(settings(env), host, port, log_statements)
 
 
+@app.command("doctor")
+@handle_errors
+def doctor_cmd(env: EnvOpt = None, as_json: JsonOpt = False) -> None:
+    """Check config, sources and warehouse integrity (read-only); print what to fix."""
+    from dataclasses import asdict
+
+    from warehouse import console
+    from warehouse.doctor import diagnose
+
+    findings = diagnose(settings(env))
+    if as_json:
+        console.print_json([asdict(f) for f in findings])
+    else:
+        console.doctor_report(findings)
+    if any(f.level == "error" for f in findings):
+        raise typer.Exit(1)
+
+
 sources_app = typer.Typer(help="Source files: check them against the contract.")
 app.add_typer(sources_app, name="sources")
 

@@ -233,3 +233,14 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str = ""
 
 def when(epoch: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch)) if epoch else ""
+
+
+def doctor_report(findings: list[Any]) -> None:
+    marks = {"ok": "[green]ok[/]", "warning": "[yellow]warning[/]", "error": "[bold red]error[/]"}
+    for f in findings:
+        out.print(f"{marks[f.level]}  [bold]{f.area}[/]: {f.message}", highlight=False)
+        if f.fix:
+            out.print(f"      fix: {f.fix}", highlight=False)
+    errors = sum(f.level == "error" for f in findings)
+    warnings = sum(f.level == "warning" for f in findings)
+    out.print(f"{errors} error(s), {warnings} warning(s).")
