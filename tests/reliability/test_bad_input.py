@@ -142,6 +142,7 @@ class Case:
     reject: str | None = None  # for cleaned data: the reason staging.rejects must show
 
 
+# fmt: off
 CASES = [
     # --- source files --------------------------------------------------------------------
     Case("truncated parquet", _truncate, 1, "orders.parquet: unreadable Parquet file"),
@@ -157,7 +158,7 @@ CASES = [
     Case(
         "sources folder missing", lambda s: None, 2, "/nonexistent/wh-sources (from WH_SOURCES) does not exist",
         env={"WH_SOURCES": "/nonexistent/wh-sources"},
-    ),  # fmt: skip
+    ),
     # --- data the cleaning layer rejects (exit 0) -----------------------------------------
     Case("duplicate product ids", _duplicate_first_product, 0, "", reject="duplicate_product_id"),
     Case("future-dated orders", _rows("orders", "order_ts", pa.scalar(4102444800_000000, pa.timestamp("us")).as_py(), pa.timestamp("us")), 0, "", reject="future_order_ts"),
@@ -189,7 +190,8 @@ CASES = [
     Case("invalid as_of_date", _edit("wh.toml", "threads = 2", 'threads = 2\nas_of_date = "yesterday"'), 2, "as_of_date"),
     Case("zero threads", _edit("wh.toml", "threads = 2", "threads = 0"), 2, "threads"),
     Case("invalid environment name", lambda s: None, 2, "env", args=("build", "--env", "../prod")),
-]  # fmt: skip
+]
+# fmt: on
 
 
 @pytest.fixture(scope="module")
