@@ -11,6 +11,7 @@ import traceback
 from bench.common import Result, print_table, save
 
 BENCHMARKS = {
+    "accuracy": "bench.accuracy_bench",
     "dbt": "bench.dbt_bench",
     "scale": "bench.scale_bench",
     "serve": "bench.serve_bench",
