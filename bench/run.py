@@ -14,6 +14,7 @@ BENCHMARKS = {
     "accuracy": "bench.accuracy_bench",
     "dbt": "bench.dbt_bench",
     "scale": "bench.scale_bench",
+    "forecast": "bench.forecast_bench",
     "serve": "bench.serve_bench",
 }
 
