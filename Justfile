@@ -51,10 +51,10 @@ docs *ARGS:
 # quick benchmarks vs dbt-duckdb, DuckDB and peers (~10 min): one table + bench/results.json
 # (their own environment, .venv-bench: dbt pins clash with the dev tools)
 bench *ARGS:
-    UV_PROJECT_ENVIRONMENT=.venv-bench "${UV:-uv}" sync -q --no-default-groups --group bench --compile-bytecode
-    UV_PROJECT_ENVIRONMENT=.venv-bench "${UV:-uv}" run --no-sync python -m bench.run {{ARGS}}
+    unset VIRTUAL_ENV; UV_PROJECT_ENVIRONMENT=.venv-bench "${UV:-uv}" sync -q --no-default-groups --group bench --compile-bytecode
+    unset VIRTUAL_ENV; UV_PROJECT_ENVIRONMENT=.venv-bench "${UV:-uv}" run --no-sync python -m bench.run {{ARGS}}
 
 # the large set: M5-sized data (30,490 products x 1,941 days), about 60 min here
 bench-full *ARGS:
-    UV_PROJECT_ENVIRONMENT=.venv-bench "${UV:-uv}" sync -q --no-default-groups --group bench --compile-bytecode
-    UV_PROJECT_ENVIRONMENT=.venv-bench "${UV:-uv}" run --no-sync python -m bench.run --full {{ARGS}}
+    unset VIRTUAL_ENV; UV_PROJECT_ENVIRONMENT=.venv-bench "${UV:-uv}" sync -q --no-default-groups --group bench --compile-bytecode
+    unset VIRTUAL_ENV; UV_PROJECT_ENVIRONMENT=.venv-bench "${UV:-uv}" run --no-sync python -m bench.run --full {{ARGS}}

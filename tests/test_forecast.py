@@ -293,3 +293,14 @@ def test_replenishment_covers_the_lead_time() -> None:
             "suggested_order": 10.0,
         },
     ]
+
+
+def test_a_project_without_inventory_plans_with_the_default_lead_time(
+    tmp_path: Path, forecast_sources: Path
+) -> None:
+    settings = make_project(tmp_path, forecast_sources)
+    (settings.sql_dir / "staging" / "inventory.sql").unlink()
+    build(settings)
+    forecast(settings, models=["naive"])
+    lead_times = rows(settings, "SELECT DISTINCT lead_time_days FROM marts.replenishment_plan")
+    assert lead_times == [(load_spec(settings).default_lead_time_days,)]

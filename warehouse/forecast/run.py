@@ -269,11 +269,16 @@ def _plans_and_customers(
     tables: dict[str, TableWrite] = {}
     con = catalog.open_published(settings)
     try:
-        inventory = pl.DataFrame(con.sql("SELECT * FROM staging.inventory").to_arrow_table())
+        head = state.head(settings.env)
+        if head is not None and "staging.inventory" in head.mapping:
+            inventory = pl.DataFrame(con.sql("SELECT * FROM staging.inventory").to_arrow_table())
+        else:  # a project without an inventory model: every product gets the default lead time
+            inventory = pl.DataFrame(
+                schema={"product_id": pl.String, "on_hand": pl.Int32, "lead_time_days": pl.Int32}
+            )
         tables["marts.replenishment_plan"] = TableWrite(
             replenishment_plan(predicted, inventory, spec.freq, spec.default_lead_time_days)
         )
-        head = state.head(settings.env)
         profile = head.mapping.get("features.customer_profile") if head else None
         version = state.get_version(profile) if profile else None
         if not spec.customers or version is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import re
 import secrets
 import sys
 from collections.abc import Callable, Iterator
@@ -414,7 +415,7 @@ class Session:
             await self.describe(portal)
         if portal.fallback_rows is not None:
             data = rows.encode_rows_slow(portal.fallback_rows)
-            await self.send(data, wire.command_complete(_tag(statement, len(portal.fallback_rows))))
+            await self.send(data, wire.command_complete(f"SELECT {len(portal.fallback_rows)}"))
             portal.fallback_rows = []
             return
         limit = max_rows if max_rows > 0 else None
@@ -440,7 +441,7 @@ class Session:
             return
         if self.streaming is portal:
             self.streaming = None
-        await self.send(wire.command_complete(_tag(statement, portal.sent)))
+        await self.send(wire.command_complete(f"SELECT {portal.sent}"))
 
     async def session_command(self, statement: Statement) -> None:
         kind = statement.kind
@@ -495,13 +496,7 @@ class Session:
         await self.send(*out, wire.command_complete(tag))
 
 
-def _tag(statement: Statement, count: int) -> str:
-    return f"SELECT {count}"
-
-
 def _parameter_count(prepared: Prepared) -> int:
-    import re
-
     found = [int(m) for m in re.findall(r"\$(\d+)", prepared.statement.text)]
     return max(found, default=0)
 
