@@ -10,28 +10,14 @@ from __future__ import annotations
 
 import time
 import warnings
-from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from bench.common import CACHE, REPO, Result, fresh_dir, run_command, wh
+from bench.common import CACHE, Result, example_project, run_command, wh
 from bench.dbt_bench import sources_for
 from warehouse.demo import DemoSpec
-
-
-def _project(root: Path, sources: Path) -> Path:
-    import shutil
-
-    fresh_dir(root)
-    shutil.copytree(REPO / "sql", root / "sql")
-    shutil.copytree(REPO / "pipeline", root / "pipeline")
-    (root / "wh.toml").write_text(
-        f'[project]\nsources = "{sources}"\nwarehouse = "warehouse"\nthreads = 2\n'
-        "[vars]\nrecommendation_min_support = 3\nrecommendation_top_k = 10\n"
-    )
-    return root
 
 
 def _wape(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -95,7 +81,7 @@ def run(full: bool) -> list[Result]:
         products=300 if full else 100, customers=3000 if full else 1000, days=730, seed=21
     )
     sources = sources_for(spec)
-    root = _project(CACHE / "accuracy" / "project", sources)
+    root = example_project(CACHE / "accuracy" / "project", sources)
     run_command(wh("--project", str(root), "build", "--quiet"))
     started = time.perf_counter()
     run_command(wh("--project", str(root), "forecast", "--horizon", "28"))

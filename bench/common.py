@@ -122,3 +122,17 @@ def save(results: list[Result], extra: dict[str, Any]) -> None:
         **extra,
     }
     RESULTS.write_text(json.dumps(payload, indent=2, default=str))
+
+
+def example_project(root: Path, sources: Path, more_toml: str = "", python: bool = True) -> Path:
+    """A fresh copy of the repo's example project over `sources`, building into root."""
+    fresh_dir(root)
+    shutil.copytree(REPO / "sql", root / "sql")
+    if python:
+        shutil.copytree(REPO / "pipeline", root / "pipeline")
+    (root / "wh.toml").write_text(
+        f'[project]\nsources = "{sources}"\nwarehouse = "warehouse"\nthreads = 2\n'
+        + more_toml
+        + "[vars]\nrecommendation_min_support = 3\nrecommendation_top_k = 10\n"
+    )
+    return root

@@ -21,7 +21,7 @@ from typing import Any
 
 import duckdb
 
-from bench.common import CACHE, REPO, Result, fresh_dir, run_command, time_command, wh
+from bench.common import CACHE, Result, example_project, fresh_dir, run_command, time_command, wh
 from warehouse.build import FIRST_DAY, LAST_DAY
 from warehouse.config import load_settings
 from warehouse.demo import DemoSpec, generate
@@ -52,13 +52,8 @@ def sources_for(spec: DemoSpec) -> Path:
 
 
 def _wh_project(root: Path, sources: Path) -> Path:
-    fresh_dir(root)
-    shutil.copytree(REPO / "sql", root / "sql")
-    (root / "wh.toml").write_text(
-        f'[project]\nsources = "{sources}"\nwarehouse = "warehouse"\nthreads = 2\n'
-        "[vars]\nrecommendation_min_support = 3\nrecommendation_top_k = 10\n"
-    )
-    return root
+    # SQL models only: dbt-duckdb has no equivalent of wh's Python models
+    return example_project(root, sources, python=False)
 
 
 def _literal(value: Any) -> str:

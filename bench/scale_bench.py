@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from bench.common import CACHE, REPO, Result, fresh_dir, run_command, wh
+from bench.common import CACHE, Result, example_project, fresh_dir, run_command, wh
 from bench.dbt_bench import _literal, sources_for
 from warehouse.build import FIRST_DAY, LAST_DAY
 from warehouse.config import load_settings
@@ -57,14 +57,7 @@ def _split_last_day(sources: Path, out: Path) -> Path:
 
 def _project(root: Path, sources: Path) -> Path:
     """The example project cut down to demand_features and what it reads."""
-    fresh_dir(root)
-    shutil.copytree(REPO / "sql", root / "sql")
-    shutil.copytree(REPO / "pipeline", root / "pipeline")
-    (root / "wh.toml").write_text(
-        f'[project]\nsources = "{sources}"\nwarehouse = "warehouse"\nthreads = 2\n'
-        f'memory_limit = "{MEMORY_LIMIT}"\n'
-        "[vars]\nrecommendation_min_support = 3\nrecommendation_top_k = 10\n"
-    )
+    example_project(root, sources, f'memory_limit = "{MEMORY_LIMIT}"\n')
     project = load_project(load_settings(root))
     needed = project.dag.ancestors(TARGET) | {TARGET}
     for name, model in project.models.items():

@@ -18,6 +18,7 @@ import pytest
 
 from warehouse.config import Settings, load_settings
 from warehouse.demo import DemoSpec, generate
+from warehouse.state import Version
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = DemoSpec(products=12, customers=40, days=30, seed=3)
@@ -199,3 +200,18 @@ def tree_digest(root: Path) -> dict[str, str]:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
+
+
+def served_version(settings: Settings, model: str) -> Version:
+    """The version of `model` that the settings' environment publishes now."""
+    from warehouse.build import state_for
+
+    state = state_for(settings)
+    try:
+        head = state.head(settings.env)
+        assert head is not None
+        version = state.get_version(head.mapping[model])
+    finally:
+        state.close()
+    assert version is not None
+    return version

@@ -14,6 +14,7 @@ from conftest import (
     published,
     rounded,
     rows,
+    served_version,
     split_last_day,
 )
 
@@ -247,7 +248,6 @@ def test_changed_query_forces_full_rebuild_of_incremental_model(project: Setting
 
 
 def test_plan_matches_what_build_does(project: Settings) -> None:
-    from warehouse.build import state_for
     from warehouse.plan import make_plan
     from warehouse.project import load_project
 
@@ -353,15 +353,7 @@ def test_incremental_history_is_stored_by_month_and_old_months_are_reused(
 
     def demand_version() -> Version:
         build(settings)
-        state = state_for(settings)
-        try:
-            head = state.head("prod")
-            assert head is not None
-            version = state.get_version(head.mapping["features.demand"])
-        finally:
-            state.close()
-        assert version is not None
-        return version
+        return served_version(settings, "features.demand")
 
     first = demand_version()
     months = rows(

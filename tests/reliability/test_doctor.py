@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from warehouse.build import build, state_for
+from conftest import served_version
+
+from warehouse.build import build
 from warehouse.config import Settings
 from warehouse.doctor import diagnose
 from warehouse.storage import versions_root
@@ -32,15 +34,7 @@ def test_healthy_warehouse(project: Settings) -> None:
 
 def test_missing_data_orphans_and_broken_sources_are_reported(project: Settings) -> None:
     build(project)
-    state = state_for(project)
-    try:
-        head = state.head("prod")
-        assert head is not None
-        version = state.get_version(head.mapping["features.demand"])
-    finally:
-        state.close()
-    assert version is not None
-    Path(version.files[0]).unlink()
+    Path(served_version(project, "features.demand").files[0]).unlink()
     orphan = versions_root(project) / "marts" / "stray" / "x.parquet"
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"PAR1")
