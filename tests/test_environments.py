@@ -137,8 +137,8 @@ def test_state_marks_builds_of_killed_processes_abandoned(project: Settings) -> 
 
 
 def test_sources_missing_is_a_clear_error(project: Settings, tmp_path: Path) -> None:
-    from warehouse.errors import SourceError
+    from warehouse.errors import ConfigError
 
     missing = project.with_overrides(sources=tmp_path / "nowhere")
-    with pytest.raises(SourceError, match="sources directory does not exist"):
+    with pytest.raises(ConfigError, match=r"sources directory .*nowhere .* does not exist"):
         build(missing)
