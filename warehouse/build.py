@@ -199,13 +199,15 @@ class ModelRunner:
         for name in sorted(item.model.sources):
             source = self.sources.get(name)
             for path in source.files if source else ():
+                where = "footer"
                 try:
                     parquet = pq.ParquetFile(path)
                     for group in range(parquet.num_row_groups):
+                        where = f"row group {group}"
                         parquet.read_row_group(group)
-                except Exception as exc:  # any failure to decode is the answer
+                except Exception as damage:  # any failure to decode is the answer
                     return SourceError(
-                        f"damaged data in row group {group}: {type(exc).__name__}: {exc}",
+                        f"damaged data in {where}: {type(damage).__name__}: {damage}",
                         path,
                         hint="the file's data pages are corrupt; export the file again",
                     )
