@@ -89,6 +89,8 @@ def test_classify(sql: str, kind: str) -> None:
         ("install httpfs", "INSTALL"),
         ("pragma version", "PRAGMA"),
         ("use memory", "USE"),
+        ("explain analyze copy (select 1) to '/tmp/x.csv'", "COPY"),
+        ("EXPLAIN ANALYZE insert into t values (1)", "INSERT"),
     ],
 )
 def test_writes_are_refused_with_the_read_only_state(sql: str, verb: str) -> None:

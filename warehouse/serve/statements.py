@@ -210,6 +210,11 @@ def _engine_statement(text: str) -> Statement:
     if len(parsed) != 1:
         raise StatementError("42601", "one statement at a time, please")
     kind = parsed[0].type
+    if kind == duckdb.StatementType.EXPLAIN:
+        # EXPLAIN ANALYZE runs its statement: only a query may be explained
+        inner = re.sub(r"^explain\s+(analy[sz]e\s+)?", "", text, flags=re.IGNORECASE)
+        _engine_statement(inner)
+        return Statement(text, "query")
     if kind in QUERY_TYPES:
         return Statement(text, "query")
     verb = _verb(text)
