@@ -286,3 +286,54 @@ def test_clients_see_old_or_new_publish_during_a_rebuild(
     assert results <= {(1, 1, 1, 12), (2, 2, 2, 12)}, results
     assert (1, 1, 1, 12) in results
     assert all(s for s in seen)
+
+
+@pytest.mark.faults
+def test_sixteen_clients_for_two_minutes_of_rebuilds(tmp_path: Path, tiny_sources: Path) -> None:
+    """`just faults`: 16 clients query for ~2 minutes while the table they read is rebuilt
+    over and over; every answer is one whole publish, and none fails."""
+    settings = copy_project(tmp_path / "project", tiny_sources)
+    for name, text in (("probe_a", PROBE_A), ("probe_b", PROBE_B)):
+        (settings.sql_dir / "marts" / f"{name}.sql").write_text(text.format(generation=1))
+    build(settings)
+    port = free_port()
+    answers = [0] * 16
+    errors: list[BaseException] = []
+    mixed: list[tuple[object, ...]] = []
+    stop = threading.Event()
+
+    def client(index: int) -> None:
+        try:
+            with psycopg.connect(_dsn(port), autocommit=True) as conn:
+                while not stop.is_set():
+                    got = conn.execute(CHECK).fetchone()
+                    assert got is not None
+                    if not got[0] == got[1] == got[2]:
+                        mixed.append(got)
+                    answers[index] += 1
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+
+    with running(settings, "serve", "--port", str(port), ready=lambda: _accepting(port)):
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+        for thread in threads:
+            thread.start()
+        started = time.monotonic()
+        generation = 1
+        while time.monotonic() - started < 120:
+            generation += 1
+            for name, text in (("probe_a", PROBE_A), ("probe_b", PROBE_B)):
+                (settings.sql_dir / "marts" / f"{name}.sql").write_text(
+                    text.format(generation=generation)
+                )
+            build(settings)
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert not errors, errors[:3]
+    assert not mixed, mixed[:3]
+    assert generation > 3 and all(n > 0 for n in answers)
+    print(
+        f"16 clients, {time.monotonic() - started:.0f} s, {generation - 1} rebuilds, "
+        f"{sum(answers)} answers, 0 mixed, 0 errors"
+    )
