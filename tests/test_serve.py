@@ -337,3 +337,15 @@ def test_sixteen_clients_for_two_minutes_of_rebuilds(tmp_path: Path, tiny_source
         f"16 clients, {time.monotonic() - started:.0f} s, {generation - 1} rebuilds, "
         f"{sum(answers)} answers, 0 mixed, 0 errors"
     )
+
+
+def test_cancel_request_stops_a_running_query(served: tuple[Settings, int]) -> None:
+    _, port = served
+    with psycopg.connect(_dsn(port), autocommit=True) as conn:
+        timer = threading.Timer(1.0, conn.cancel)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            conn.execute("select count(*) from range(100000000000) a(x) where x % 7 = 3")
+        assert time.monotonic() - started < 30
+        assert conn.execute("select 1").fetchone() == (1,)  # the session goes on
