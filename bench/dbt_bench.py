@@ -44,7 +44,8 @@ SCHEMA_MACRO = """{% macro generate_schema_name(custom_schema_name, node) -%}
 
 def sources_for(spec: DemoSpec) -> Path:
     """Demo sources of this shape, generated once into the cache (truth.parquet beside)."""
-    out = CACHE / f"data-{spec.products}p-{spec.customers}c-{spec.days}d-{spec.seed}" / "sources"
+    name = f"data-{spec.products}p-{spec.customers}c-{spec.days}d-{spec.seed}-{spec.start}"
+    out = CACHE / name / "sources"
     if not (out / "orders.parquet").exists() and not (out / "orders").exists():
         fresh_dir(out)
         generate(out, spec)

@@ -29,7 +29,7 @@ def run(full: bool) -> list[Result]:
     config = root / "wh.toml"
     text = config.read_text().split("\n[forecast]")[0]
     config.write_text(text.rstrip() + "\n" + FORECAST)
-    truth = next(base.parent.glob(f"data-{30490 if full else 3000}p-*")) / "truth.parquet"
+    truth = max(base.parent.glob(f"data-{30490 if full else 3000}p-*")) / "truth.parquet"
     done = run_command(wh("--project", str(root), "forecast", "--against-truth", str(truth)))
     con = duckdb.connect(str(root / "warehouse" / "warehouse.duckdb"), read_only=True)
     wape = dict(

@@ -111,7 +111,7 @@ def _floor_statements(root: Path, out: Path) -> list[str]:
 
 def run(full: bool) -> list[Result]:
     spec = (
-        DemoSpec(products=30490, customers=100_000, days=1941, seed=5)
+        DemoSpec.ending_in_the_past(1941, products=30490, customers=100_000, seed=5)
         if full
         else DemoSpec(products=3000, customers=20_000, days=730, seed=5)
     )

@@ -77,3 +77,12 @@ def test_write_demo_sources_reuses_its_own_and_never_overwrites_real_data(
     pl.DataFrame({"order_id": [1]}).write_parquet(real / "orders.parquet")
     with pytest.raises(SourceError, match="wh demo did not write"):
         write_demo_sources(real, spec)
+
+
+def test_a_long_demo_ends_before_today() -> None:
+    """Staging rejects orders dated after the build day, so `wh demo --days N` never
+    generates them; the usual two years keep their fixed dates."""
+    from datetime import date
+
+    assert DemoSpec.ending_in_the_past(3000).end < date.today()
+    assert DemoSpec.ending_in_the_past(730) == DemoSpec()

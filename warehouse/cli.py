@@ -454,7 +454,7 @@ def demo_cmd(
     from warehouse.demo import DemoSpec, write_demo_sources
 
     cfg = settings()
-    spec = DemoSpec(products=products, customers=customers, days=days, seed=seed)
+    spec = DemoSpec.ending_in_the_past(days, products=products, customers=customers, seed=seed)
     counts = write_demo_sources(cfg.sources, spec)
     console.err.print(
         f"demo sources in {cfg.sources}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items())

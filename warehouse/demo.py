@@ -53,6 +53,13 @@ class DemoSpec:
     def end(self) -> date:
         return self.start + timedelta(days=self.days - 1)
 
+    @classmethod
+    def ending_in_the_past(cls, days: int, **kwargs: Any) -> DemoSpec:
+        """The default start, moved back when `days` would run past yesterday: staging
+        rejects orders dated after the day of the build (future_order_ts)."""
+        latest = date.today() - timedelta(days=days)
+        return cls(days=days, start=min(cls.start, latest), **kwargs)
+
 
 @dataclass(frozen=True)
 class Catalogue:
