@@ -3,6 +3,7 @@ SQLAlchemy, and a raw socket that never reads."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import shutil
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -246,15 +247,17 @@ CHECK = (
 )
 
 
-def test_clients_see_old_or_new_publish_during_a_rebuild(
-    tmp_path: Path, tiny_sources: Path
-) -> None:
-    settings = copy_project(tmp_path / "project", tiny_sources)
+def _probe_generation(settings: Settings, generation: int) -> None:
+    """Both probe models say `generation`: a build publishes them together."""
     for name, text in (("probe_a", PROBE_A), ("probe_b", PROBE_B)):
-        (settings.sql_dir / "marts" / f"{name}.sql").write_text(text.format(generation=1))
-    build(settings)
-    port = free_port()
-    seen: list[set[tuple[object, ...]]] = [set() for _ in range(16)]
+        (settings.sql_dir / "marts" / f"{name}.sql").write_text(text.format(generation=generation))
+
+
+@contextlib.contextmanager
+def _clients(
+    port: int, count: int, answer: Callable[[int, tuple[object, ...]], None]
+) -> Iterator[list[BaseException]]:
+    """`count` psycopg clients running CHECK in a loop until the block ends; their errors."""
     errors: list[BaseException] = []
     stop = threading.Event()
 
@@ -262,24 +265,41 @@ def test_clients_see_old_or_new_publish_during_a_rebuild(
         try:
             with psycopg.connect(_dsn(port), autocommit=True) as conn:
                 while not stop.is_set():
-                    seen[index].add(conn.execute(CHECK).fetchone())
+                    got = conn.execute(CHECK).fetchone()
+                    assert got is not None
+                    answer(index, got)
         except BaseException as exc:  # reported by the test
             errors.append(exc)
 
-    with running(settings, "serve", "--port", str(port), ready=lambda: _accepting(port)):
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield errors
+    finally:
+        stop.set()
         for thread in threads:
-            thread.start()
+            thread.join(timeout=30)
+
+
+def test_clients_see_old_or_new_publish_during_a_rebuild(
+    tmp_path: Path, tiny_sources: Path
+) -> None:
+    settings = copy_project(tmp_path / "project", tiny_sources)
+    _probe_generation(settings, 1)
+    build(settings)
+    port = free_port()
+    seen: list[set[tuple[object, ...]]] = [set() for _ in range(16)]
+    with (
+        running(settings, "serve", "--port", str(port), ready=lambda: _accepting(port)),
+        _clients(port, 16, lambda i, got: seen[i].add(got)) as errors,
+    ):
         time.sleep(1.0)
-        for name, text in (("probe_a", PROBE_A), ("probe_b", PROBE_B)):
-            (settings.sql_dir / "marts" / f"{name}.sql").write_text(text.format(generation=2))
+        _probe_generation(settings, 2)
         build(settings)  # publishes while 16 clients query
         with psycopg.connect(_dsn(port), autocommit=True) as conn:
             after = conn.execute(CHECK).fetchone()
         time.sleep(1.0)
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
     assert not errors, errors[:3]
     assert after == (2, 2, 2, 12)
     results = set().union(*seen)
@@ -293,43 +313,27 @@ def test_sixteen_clients_for_two_minutes_of_rebuilds(tmp_path: Path, tiny_source
     """`just faults`: 16 clients query for ~2 minutes while the table they read is rebuilt
     over and over; every answer is one whole publish, and none fails."""
     settings = copy_project(tmp_path / "project", tiny_sources)
-    for name, text in (("probe_a", PROBE_A), ("probe_b", PROBE_B)):
-        (settings.sql_dir / "marts" / f"{name}.sql").write_text(text.format(generation=1))
+    _probe_generation(settings, 1)
     build(settings)
     port = free_port()
     answers = [0] * 16
-    errors: list[BaseException] = []
     mixed: list[tuple[object, ...]] = []
-    stop = threading.Event()
 
-    def client(index: int) -> None:
-        try:
-            with psycopg.connect(_dsn(port), autocommit=True) as conn:
-                while not stop.is_set():
-                    got = conn.execute(CHECK).fetchone()
-                    assert got is not None
-                    if not got[0] == got[1] == got[2]:
-                        mixed.append(got)
-                    answers[index] += 1
-        except BaseException as exc:  # reported by the test
-            errors.append(exc)
+    def answer(index: int, got: tuple[object, ...]) -> None:
+        if not got[0] == got[1] == got[2]:
+            mixed.append(got)
+        answers[index] += 1
 
-    with running(settings, "serve", "--port", str(port), ready=lambda: _accepting(port)):
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(16)]
-        for thread in threads:
-            thread.start()
+    with (
+        running(settings, "serve", "--port", str(port), ready=lambda: _accepting(port)),
+        _clients(port, 16, answer) as errors,
+    ):
         started = time.monotonic()
         generation = 1
         while time.monotonic() - started < 120:
             generation += 1
-            for name, text in (("probe_a", PROBE_A), ("probe_b", PROBE_B)):
-                (settings.sql_dir / "marts" / f"{name}.sql").write_text(
-                    text.format(generation=generation)
-                )
+            _probe_generation(settings, generation)
             build(settings)
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
     assert not errors, errors[:3]
     assert not mixed, mixed[:3]
     assert generation > 3 and all(n > 0 for n in answers)
