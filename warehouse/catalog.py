@@ -13,11 +13,16 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from warehouse import faults
 from warehouse.config import Settings
-from warehouse.engine import duckdb as engine
 from warehouse.state import Publish, State, Version
+
+if TYPE_CHECKING:
+    from warehouse.engine import duckdb as engine
+# The engine (DuckDB) is imported inside the functions that write or open catalogs: the
+# no-op `wh build` path (uptodate.py) reads pointers through this module without it.
 
 PROD = "prod"
 
@@ -29,10 +34,16 @@ def pointer_path(settings: Settings, env: str) -> Path:
 
 
 def catalog_file(settings: Settings, publish: Publish) -> Path:
-    return settings.warehouse / "catalogs" / f"{publish.env}-{publish.id}.duckdb"
+    return _catalog_path(settings, publish.env, publish.id)
+
+
+def _catalog_path(settings: Settings, env: str, publish_id: int) -> Path:
+    return settings.warehouse / "catalogs" / f"{env}-{publish_id}.duckdb"
 
 
 def view_sql(version: Version) -> str:
+    from warehouse.engine import duckdb as engine
+
     if version.kind == "view":
         return version.query
     return f"SELECT * FROM {engine.parquet_scan(version.files)}"
@@ -40,6 +51,8 @@ def view_sql(version: Version) -> str:
 
 def write_catalog(settings: Settings, publish: Publish, versions: dict[str, Version]) -> Path:
     """Write the catalog file of one publish (not yet visible to readers)."""
+    from warehouse.engine import duckdb as engine
+
     path = catalog_file(settings, publish)
     path.parent.mkdir(parents=True, exist_ok=True)
     for leftover in (path, path.with_name(path.name + ".wal")):
@@ -117,8 +130,16 @@ def current_target(settings: Settings, env: str) -> Path | None:
     return (pointer.parent / os.readlink(pointer)).resolve()
 
 
+def shows_publish(settings: Settings, env: str, publish_id: int) -> bool:
+    """Whether the environment's file is the catalog of that publish (not after a crash
+    between the state commit and the pointer swap)."""
+    expected = _catalog_path(settings, env, publish_id).resolve()
+    return current_target(settings, env) == expected and expected.exists()
+
+
 def open_published(settings: Settings) -> engine.Connection:
     """A read-only connection to what the environment publishes."""
+    from warehouse.engine import duckdb as engine
     from warehouse.errors import UsageError
 
     path = pointer_path(settings, settings.env)
@@ -134,8 +155,7 @@ def repair(settings: Settings, state: State) -> list[str]:
     """Re-publish environments whose file does not show their head (a crash mid-publish)."""
     repaired = []
     for env, head in state.heads().items():
-        expected = catalog_file(settings, head).resolve()
-        if current_target(settings, env) != expected or not expected.exists():
+        if not shows_publish(settings, env, head.id):
             publish_catalog(settings, state, head)
             repaired.append(env)
     return repaired

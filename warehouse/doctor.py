@@ -16,7 +16,7 @@ from warehouse.engine import duckdb as engine
 from warehouse.errors import WhError
 from warehouse.sources import CONTRACTS, check_contract, find_source
 from warehouse.state import State
-from warehouse.storage import versions_root
+from warehouse.storage import orphan_files
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,6 @@ def diagnose(settings: Settings) -> list[Finding]:
         findings.append(Finding("warning", "warehouse", "nothing built yet", "run: wh build"))
         return findings
     try:
-        db = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True)
-        db.close()
         state = State(state_path)
     except sqlite3.Error as exc:
         return [
@@ -89,13 +87,8 @@ def _state(settings: Settings, state: State) -> list[Finding]:
                 "if no wh process is running, the next wh build marks it abandoned",
             )
         )
-    referenced: set[Path] = set()
-    for version in state.versions():
-        referenced |= {Path(f).resolve() for f in version.files}
     for env, head in state.heads().items():
-        target = catalog.current_target(settings, env)
-        expected = catalog.catalog_file(settings, head).resolve()
-        if target != expected or not expected.exists():
+        if not catalog.shows_publish(settings, env, head.id):
             found.append(
                 Finding(
                     "error",
@@ -122,12 +115,8 @@ def _state(settings: Settings, state: State) -> list[Finding]:
                     f"run: wh build --env {env} --full-refresh, or wh rollback --env {env}",
                 )
             )
-        found += _views_resolve(settings, env, expected)
-    orphans = (
-        [p for p in versions_root(settings).rglob("*.parquet") if p.resolve() not in referenced]
-        if versions_root(settings).exists()
-        else []
-    )
+        found += _views_resolve(settings, env, catalog.catalog_file(settings, head))
+    orphans = orphan_files(settings, state)
     if orphans:
         size = sum(p.stat().st_size for p in orphans)
         found.append(

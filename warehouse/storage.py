@@ -24,21 +24,28 @@ def new_segment_path(settings: Settings, model: Model, fingerprint: str) -> Path
     return version_dir(settings, model, fingerprint) / f"{uuid.uuid4().hex[:12]}.parquet"
 
 
-def remove_orphans(settings: Settings, state: State) -> tuple[int, int]:
-    """Delete Parquet files no recorded version lists: partial writes of killed builds and
-    versions that failed their audits. Call only while holding the writer lock, when no build
-    is writing. Returns (files, bytes) removed."""
+def orphan_files(settings: Settings, state: State) -> list[Path]:
+    """Parquet files under versions/ that no recorded version lists: partial writes of killed
+    builds and versions that failed their audits."""
     root = versions_root(settings)
     if not root.exists():
-        return 0, 0
+        return []
     referenced = {Path(f).resolve() for v in state.versions() for f in v.files}
+    return [p for p in root.rglob("*.parquet") if p.resolve() not in referenced]
+
+
+def remove_orphans(settings: Settings, state: State) -> tuple[int, int]:
+    """Delete the orphan files. Call only while holding the writer lock, when no build is
+    writing. Returns (files, bytes) removed."""
+    root = versions_root(settings)
     files = freed = 0
-    for path in root.rglob("*.parquet"):
-        if path.resolve() not in referenced:
-            freed += path.stat().st_size
-            path.unlink()
-            files += 1
-            faults.point("gc_delete")
+    for path in orphan_files(settings, state):
+        freed += path.stat().st_size
+        path.unlink()
+        files += 1
+        faults.point("gc_delete")
+    if not root.exists():
+        return 0, 0
     for folder in sorted(root.rglob("*"), reverse=True):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()

@@ -16,6 +16,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from warehouse import catalog
 from warehouse.config import Settings
 
 DIGEST_FORMAT = b"wh-uptodate-1"
@@ -97,23 +98,8 @@ def check(settings: Settings) -> UpToDate | None:
     if row is None or running[0] or row[1] != row[3]:
         return None
     digest, publish_id, models, _ = row
-    if publish_id is not None and not _pointer_ok(settings, publish_id):
+    if publish_id is not None and not catalog.shows_publish(settings, settings.env, publish_id):
         return None
     if digest != inputs_digest(settings):
         return None
     return UpToDate(settings.env, int(models), publish_id)
-
-
-def _pointer_ok(settings: Settings, publish_id: int) -> bool:
-    # catalog.pointer_path, without importing DuckDB
-    pointer = (
-        settings.warehouse / "warehouse.duckdb"
-        if settings.env == "prod"
-        else settings.warehouse / "envs" / f"{settings.env}.duckdb"
-    )
-    try:
-        target = os.readlink(pointer)
-    except OSError:
-        return False
-    expected = f"{settings.env}-{publish_id}.duckdb"
-    return Path(target).name == expected and (pointer.parent / target).exists()

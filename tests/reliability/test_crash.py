@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from conftest import copy_project, edit, forecast_project, published, rows
 
+from warehouse import storage
 from warehouse.build import build, state_for
 from warehouse.config import Settings
 from warehouse.forecast.run import forecast
 from warehouse.plan import make_plan
 from warehouse.project import load_project
-from warehouse.storage import versions_root
 
 KILLED = -signal.SIGKILL
 
@@ -47,11 +47,9 @@ def wh(
 def orphan_files(settings: Settings) -> list[Path]:
     state = state_for(settings)
     try:
-        referenced = {Path(f).resolve() for v in state.versions() for f in v.files}
+        return storage.orphan_files(settings, state)
     finally:
         state.close()
-    root = versions_root(settings)
-    return [p for p in root.rglob("*.parquet") if p.resolve() not in referenced]
 
 
 def assert_consistent(settings: Settings) -> None:
