@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from warehouse.engine.duckdb import quote_ident, quote_literal
+from warehouse.engine.duckdb import qualified, quote_ident, quote_literal
 from warehouse.errors import ModelError
 from warehouse.model import AuditSpec, Model
 
@@ -78,12 +78,25 @@ def freshness(spec: AuditSpec, relation: str) -> str:
     )
 
 
+# an incremental version failing this audit missed rows: it is recomputed in full instead
+COMPLETENESS_AUDIT = "same_row_count"
+
+
+def same_row_count(spec: AuditSpec, relation: str) -> str:
+    """One row per row of another table (a cleaning model that keeps every source row)."""
+    if len(spec.args) != 1:
+        raise ValueError("needs one table, e.g. same_row_count(source.orders)")
+    other = qualified(spec.args[0])
+    return f"SELECT abs((SELECT count(*) FROM {relation}) - (SELECT count(*) FROM {other}))"
+
+
 AUDITS: dict[str, AuditSql] = {
     "not_null": not_null,
     "unique": unique,
     "accepted_values": accepted_values,
     "row_count": row_count,
     "freshness": freshness,
+    COMPLETENESS_AUDIT: same_row_count,
 }
 
 
@@ -100,6 +113,13 @@ def audit_queries(model: Model, relation: str) -> list[tuple[str, str]]:
                 f"unknown audit '{spec.name}'",
                 model.path,
                 hint=f"audits: {', '.join(sorted(AUDITS))}, or an '-- assert: <condition>' line",
+            )
+        inputs = model.depends_on | {f"source.{s}" for s in model.sources}
+        if spec.name == COMPLETENESS_AUDIT and spec.args and spec.args[0] not in inputs:
+            raise ModelError(
+                f"audit {spec.label}: {spec.args[0]} is not read by the model",
+                model.path,
+                hint=f"compare with a table the query reads: {', '.join(sorted(inputs))}",
             )
         try:
             queries.append((spec.label, builder(spec, relation)))

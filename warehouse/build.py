@@ -16,13 +16,13 @@ import traceback
 import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from warehouse import catalog, faults, uptodate
-from warehouse.audits import audit_queries
+from warehouse.audits import COMPLETENESS_AUDIT, audit_queries
 from warehouse.config import Settings
 from warehouse.engine import duckdb as engine
 from warehouse.errors import AuditError, BuildError, ModelError, SourceError, StateError, WhError
@@ -84,6 +84,11 @@ def _day(value: str) -> date:
     return date.fromisoformat(value[:10])
 
 
+def _text(value: object) -> str | None:
+    """A segment's time bound as stored: text, or None for a segment of rows without a time."""
+    return None if value is None else str(value)
+
+
 def check_sql(items: list[ModelPlan]) -> None:
     """Let DuckDB's parser see every query before anything runs."""
     for item in items:
@@ -99,6 +104,10 @@ def check_sql(items: list[ModelPlan]) -> None:
                 column,
                 hint="fix the SQL at that position",
             )
+
+
+def _in_full(item: ModelPlan, reason: str) -> ModelPlan:
+    return replace(item, action=Action.FULL, previous=None, reason=reason)
 
 
 class ModelRunner:
@@ -123,6 +132,8 @@ class ModelRunner:
         # is created once all its parents exist in the build's connection
         self.pending_views: dict[str, tuple[frozenset[str], Version]] = {}
         self.registered: set[str] = set()
+        # incremental models that had to be computed in full, and everything read from them
+        self.rebuilt_in_full: set[str] = set()
 
     def register(self, name: str, version: Version, parents: frozenset[str] = frozenset()) -> None:
         """Make a model's version readable by the models after it (views: when they can bind)."""
@@ -150,31 +161,30 @@ class ModelRunner:
     def run(self, item: ModelPlan) -> ModelResult:
         started = time.perf_counter()
         cursor = self.con.cursor()
+        rebuilt = sorted(item.model.depends_on & self.rebuilt_in_full)
+        if rebuilt:  # rows before the window changed upstream: extending would miss them
+            self.rebuilt_in_full.add(item.model.name)
+            if item.action is Action.INCREMENTAL:
+                item = _in_full(item, f"{rebuilt[0]} was rebuilt in full")
         try:
-            model = item.model
-            if item.action is Action.VIEW:
-                segments, processed = self._view(cursor, item), 0
-                relation = engine.qualified(model.name)
-            elif model.language == "python":
-                segments = [self._python(cursor, item)]
-                processed = segments[0].rows
-            elif item.action is Action.INCREMENTAL:
-                segments, processed = self._incremental(cursor, item)
-            else:
-                segments, processed = self._full(cursor, item)
-            if segments:
-                relation = engine.parquet_scan([s.file for s in segments])
-            faults.point("compute")
-            columns = engine.describe(cursor, relation)
-            audits = [
-                (label, int(engine.scalar(cursor, sql)), sql)
-                for label, sql in audit_queries(model, relation)
-            ]
-            faults.point("audit")
+            segments, processed, columns, audits = self._compute(cursor, item)
+            if item.action is Action.INCREMENTAL and any(
+                label.startswith(COMPLETENESS_AUDIT) and failing for label, failing, _ in audits
+            ):
+                # rows arrived for periods before the window: extending would lose them
+                assert item.previous is not None
+                kept = set(item.previous.files)
+                for segment in segments:
+                    if segment.file not in kept:
+                        Path(segment.file).unlink(missing_ok=True)
+                item = _in_full(item, "rows arrived for periods before the lookback window")
+                self.rebuilt_in_full.add(item.model.name)
+                segments, processed, columns, audits = self._compute(cursor, item)
         except engine.Error as exc:
             raise self._sql_error(item, exc) from None
         finally:
             cursor.close()
+        model = item.model
         version = Version(
             fingerprint=item.fingerprint,
             model=model.name,
@@ -187,8 +197,35 @@ class ModelRunner:
             row_count=sum(s.rows for s in segments) if segments else -1,
             time_column=model.time_column,
             build_id=self.build_id,
+            source_files=item.source_files,
         )
         return ModelResult(item, version, processed, time.perf_counter() - started, audits)
+
+    def _compute(
+        self, cursor: engine.Connection, item: ModelPlan
+    ) -> tuple[list[Segment], int, list[tuple[str, str]], list[tuple[str, int, str]]]:
+        """Write the version's data and audit it: (segments, rows processed, columns, audits)."""
+        model = item.model
+        if item.action is Action.VIEW:
+            segments, processed = self._view(cursor, item), 0
+            relation = engine.qualified(model.name)
+        elif model.language == "python":
+            segments = [self._python(cursor, item)]
+            processed = segments[0].rows
+        elif item.action is Action.INCREMENTAL:
+            segments, processed = self._incremental(cursor, item)
+        else:
+            segments, processed = self._full(cursor, item)
+        if segments:
+            relation = engine.parquet_scan([s.file for s in segments])
+        faults.point("compute")
+        columns = engine.describe(cursor, relation)
+        audits = [
+            (label, int(engine.scalar(cursor, sql)), sql)
+            for label, sql in audit_queries(model, relation)
+        ]
+        faults.point("audit")
+        return segments, processed, columns, audits
 
     def _damaged_source(self, item: ModelPlan, exc: Exception) -> SourceError | None:
         """When reading failed mid-file, the source file to blame (its metadata was fine)."""
@@ -270,14 +307,15 @@ class ModelRunner:
             lo, hi = engine.first_row(
                 cursor, f"SELECT min({ident}), max({ident}) FROM {engine.parquet_scan([path])}"
             ) or (None, None)
-            tmin, tmax = str(lo), str(hi)
+            tmin, tmax = _text(lo), _text(hi)
         return Segment(str(path), rows, tmin, tmax)
 
     def _time_window(self, item: ModelPlan) -> str:
+        """The query's rows in the window; rows without a time are recomputed every run."""
         column = engine.quote_ident(item.model.time_column or "")
         return (
             f"SELECT * FROM ({item.model.query}\n) AS wh_query "
-            f"WHERE CAST({column} AS DATE) BETWEEN $start_date AND $end_date"
+            f"WHERE CAST({column} AS DATE) BETWEEN $start_date AND $end_date OR {column} IS NULL"
         )
 
     def _params(self, item: ModelPlan, start: date | None = None) -> dict[str, Any]:
@@ -286,6 +324,8 @@ class ModelRunner:
         params = {name: values[name] for name in item.model.parameters - TIME_PARAMETERS}
         if item.model.kind is ModelKind.INCREMENTAL_BY_TIME:
             params.update(start_date=start or FIRST_DAY, end_date=LAST_DAY)
+            if "incremental" in item.model.parameters:
+                params["incremental"] = start is not None
         return params
 
     def _write_months(
@@ -306,7 +346,7 @@ class ModelRunner:
             f"read_parquet({[str(f) for f in files]}, filename = true, "
             "hive_partitioning = false) GROUP BY filename ORDER BY 3"
         ).fetchall()
-        return [Segment(str(f), int(n), str(lo), str(hi)) for f, n, lo, hi in stats]
+        return [Segment(str(f), int(n), _text(lo), _text(hi)) for f, n, lo, hi in stats]
 
     def _full(self, cursor: engine.Connection, item: ModelPlan) -> tuple[list[Segment], int]:
         if item.model.kind is ModelKind.INCREMENTAL_BY_TIME:
@@ -323,6 +363,8 @@ class ModelRunner:
         column = engine.quote_ident(item.model.time_column or "")
         kept: list[Segment] = []
         for segment in previous.segments:
+            if segment.tmax is None and segment.rows:
+                continue  # rows without a time: in the window again
             if segment.tmax is None or _day(segment.tmax) < start:
                 kept.append(segment)
             elif segment.tmin is not None and _day(segment.tmin) < start:

@@ -123,9 +123,12 @@ def build_summary(result: BuildResult) -> None:
             table.add_row(item.model.name, item.action.value, "", "", "", "")
             continue
         passed = sum(1 for a in r.audits if a[1] == 0)
+        action = r.plan.action.value  # an incremental model may have had to run in full
+        if r.plan.action is not item.action:
+            action += f" [dim]({r.plan.reason})[/]"
         table.add_row(
             item.model.name,
-            item.action.value,
+            action,
             _rows(r.rows_processed),
             _rows(r.version.row_count),
             f"{r.seconds:.2f}",
@@ -150,6 +153,7 @@ def build_json(result: BuildResult) -> dict[str, Any]:
             {
                 "model": r.plan.model.name,
                 "action": r.plan.action.value,
+                "reason": r.plan.reason,
                 "fingerprint": r.version.fingerprint,
                 "rows_processed": r.rows_processed,
                 "rows": r.version.row_count,
@@ -171,9 +175,10 @@ def plan_summary(plan: Plan) -> None:
         table.add_column(column)
     for item in plan.models:
         style = CHANGE_STYLE.get(item.change.value, "")
-        table.add_row(
-            item.model.name, f"[{style}]{item.change.value}[/]", item.action.value, item.fingerprint
-        )
+        action = item.action.value
+        if item.reason and item.current:  # an incremental model that cannot extend its version
+            action += f" [dim]({item.reason})[/]"
+        table.add_row(item.model.name, f"[{style}]{item.change.value}[/]", action, item.fingerprint)
     for name in plan.removed:
         table.add_row(name, "[red]removed[/]", "drop from env", "")
     out.print(table)

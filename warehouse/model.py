@@ -28,7 +28,7 @@ IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 # Schemas wh or DuckDB own; a model folder may not use them.
 RESERVED_SCHEMAS = {"source", "main", "wh_meta", "information_schema", "pg_catalog", "temp"}
 # Named parameters an incremental_by_time model may use to read only the periods it needs.
-TIME_PARAMETERS = {"start_date", "end_date"}
+TIME_PARAMETERS = {"start_date", "end_date", "incremental"}
 
 
 class ModelKind(StrEnum):
@@ -411,8 +411,8 @@ def sql_model(
         raise ModelError(
             f"unknown parameter ${sorted(unknown)[0]}",
             path,
-            hint=f"project variables: {available} ([vars] in wh.toml); $start_date and "
-            "$end_date in incremental_by_time models",
+            hint=f"project variables: {available} ([vars] in wh.toml); $start_date, "
+            "$end_date and $incremental in incremental_by_time models",
         )
     if used & TIME_PARAMETERS and kind is not ModelKind.INCREMENTAL_BY_TIME:
         time_parameter = sorted(used & TIME_PARAMETERS)[0]

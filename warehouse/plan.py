@@ -44,6 +44,8 @@ class ModelPlan:
     current: Version | None = None
     previous: Version | None = None  # the version an incremental build extends
     diff: str = ""
+    source_files: tuple[str, ...] = ()  # every source file upstream (Source.file_stats)
+    reason: str = ""  # why an incremental model is computed in full
 
     @property
     def computes(self) -> bool:
@@ -83,6 +85,7 @@ class Plan:
                     "fingerprint": p.fingerprint,
                     "current": p.current.fingerprint if p.current else None,
                     "diff": p.diff,
+                    "reason": p.reason,
                 }
                 for p in self.models
             ],
@@ -103,6 +106,31 @@ def _diff(old: str, new: str, path: str) -> str:
     return "\n".join(lines)
 
 
+def _full_because(
+    current: Version | None, logic_fp: str, source_files: tuple[str, ...], full_refresh: bool
+) -> str:
+    """Why an incremental model cannot extend the version served now ("" when it can).
+
+    Extending reuses every period before the lookback window, which is only right when the
+    rows behind those periods are as they were: same logic, and source files only added.
+    """
+    if full_refresh:
+        return "--full-refresh"
+    if current is None:
+        return "no version to extend"
+    if current.logic_fp != logic_fp:
+        return "its logic or an upstream model's changed"
+    if current.time_max is None:
+        return "the served version has no rows"
+    if current.source_files is None:
+        return "the served version does not record its source files"
+    changed = set(current.source_files) - set(source_files)
+    if changed:
+        path = sorted(changed)[0].split("|", 1)[0]
+        return f"source file {path} was changed or removed (only added files extend a version)"
+    return ""
+
+
 def make_plan(
     project: Project,
     state: State,
@@ -118,11 +146,15 @@ def make_plan(
         project.settings.sources, (name for m in project.models.values() for name in m.sources)
     )
     signatures = {name: s.signature() for name, s in sources.items()}
+    stats = {name: s.file_stats() for name, s in sources.items()}
     fingerprints: dict[str, str] = {}
     logic: dict[str, str] = {}
+    upstream: dict[str, frozenset[str]] = {}  # model -> every source it reads, transitively
     plans: list[ModelPlan] = []
     for model in project.ordered():
         parents = sorted(model.depends_on)
+        upstream[model.name] = frozenset(model.sources).union(*(upstream[p] for p in parents))
+        source_files = tuple(f for name in sorted(upstream[model.name]) for f in stats[name])
         logic[model.name] = _hash(model.data_hash(), [logic[p] for p in parents])
         computed = _hash(
             model.data_hash(),
@@ -162,25 +194,34 @@ def make_plan(
             if change is Change.CHANGED and current
             else ""
         )
-        previous = None
+        previous, reason = None, ""
         if change is Change.UNCHANGED:
             action = Action.KEEP
         elif state.get_version(computed) is not None:
             action = Action.REUSE
         elif model.kind is ModelKind.VIEW:
             action = Action.VIEW
-        elif (
-            model.kind is ModelKind.INCREMENTAL_BY_TIME
-            and not full_refresh
-            and current
-            and current.logic_fp == logic[model.name]
-            and current.time_max is not None
-        ):
-            action, previous = Action.INCREMENTAL, current
+        elif model.kind is ModelKind.INCREMENTAL_BY_TIME:
+            reason = _full_because(current, logic[model.name], source_files, full_refresh)
+            if reason:
+                action = Action.FULL
+            else:
+                action, previous = Action.INCREMENTAL, current
         else:
             action = Action.FULL
         plans.append(
-            ModelPlan(model, computed, logic[model.name], change, action, current, previous, diff)
+            ModelPlan(
+                model,
+                computed,
+                logic[model.name],
+                change,
+                action,
+                current,
+                previous,
+                diff,
+                source_files,
+                reason,
+            )
         )
     produced = {
         name: fp

@@ -89,12 +89,18 @@ class Source:
     def absent(self) -> bool:
         return not self.files
 
+    def file_stats(self) -> tuple[str, ...]:
+        """One "path|size|mtime" per file: an appended file adds one, an edit changes one."""
+        return tuple(
+            f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+            for path, stat in ((p, p.stat()) for p in self.files)
+        )
+
     def signature(self) -> str:
         """Changes whenever a file is added, removed, rewritten or touched."""
         digest = hashlib.sha256(self.name.encode())
-        for path in self.files:
-            stat = path.stat()
-            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        for stat in self.file_stats():
+            digest.update(stat.encode())
         return digest.hexdigest()
 
     def empty_select(self) -> str:

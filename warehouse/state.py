@@ -28,7 +28,8 @@ CREATE TABLE IF NOT EXISTS versions (
     row_count INTEGER NOT NULL,
     time_column TEXT,
     created_at REAL NOT NULL,
-    build_id TEXT NOT NULL
+    build_id TEXT NOT NULL,
+    source_files TEXT             -- JSON list of "path|size|mtime" of the sources upstream
 );
 CREATE TABLE IF NOT EXISTS publishes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -103,6 +104,8 @@ class Version:
     time_column: str | None = None
     created_at: float = field(default_factory=time.time)
     build_id: str = ""
+    # the source files (Source.file_stats) the version was computed from; None when unknown
+    source_files: tuple[str, ...] | None = None
 
     @property
     def files(self) -> list[str]:
@@ -139,6 +142,7 @@ def _version(row: sqlite3.Row) -> Version:
         time_column=row["time_column"],
         created_at=row["created_at"],
         build_id=row["build_id"],
+        source_files=tuple(json.loads(row["source_files"])) if row["source_files"] else None,
     )
 
 
@@ -167,6 +171,13 @@ class State:
         # last ones, and then the pointer repair re-publishes the head the state still has
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Columns added since a warehouse was created (older versions read them as null)."""
+        columns = {r["name"] for r in self.db.execute("PRAGMA table_info(versions)")}
+        if "source_files" not in columns:
+            self.db.execute("ALTER TABLE versions ADD COLUMN source_files TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -194,7 +205,9 @@ class State:
     def add_version(self, version: Version) -> None:
         with self.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO versions VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO versions (fingerprint, model, kind, data_hash, logic_fp, "
+                "query, segments, columns, row_count, time_column, created_at, build_id, "
+                "source_files) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     version.fingerprint,
                     version.model,
@@ -208,6 +221,7 @@ class State:
                     version.time_column,
                     version.created_at,
                     version.build_id,
+                    None if version.source_files is None else json.dumps(version.source_files),
                 ),
             )
 

@@ -1,8 +1,41 @@
--- kind: full
--- description: Every source order line, typed, with the reason staging rejects it (null = kept) and the unknown-product flag.
+-- kind: incremental_by_time
+-- time_column: order_date
+-- lookback: 3
+-- audits: same_row_count(source.order_items)
+-- description: Every source order line, typed, with its order's date, the reason staging rejects it (null = kept) and the unknown-product flag. Built by order date like checks.orders: an incremental build checks the lines of the last days' orders, and lines without a dated order again.
+-- column order_date: Day of the line's order; null when there is no such order (or it has no timestamp): those lines are checked every run.
 -- column reject_reason: null_order_id | null_product_id | duplicate_line (exact copies after the first) | null_quantity | non_positive_quantity | implausible_quantity (above 1,000,000) | null_price | non_finite_price (NaN, infinity) | negative_price | discount_out_of_range | missing_order (no such order) | order_rejected (its order was rejected).
 -- column unknown_product: The product id is not in staging.products; the line is kept.
-with numbered as (
+with order_copies as (
+    select order_id, order_date, reject_reason from checks.orders where not $incremental
+    union all
+    -- every copy of the orders of the window's days, and of orders without a date
+    select order_id, order_date, reject_reason from checks.orders
+    where $incremental and order_id in (
+        select order_id from checks.orders where order_date >= $start_date or order_date is null
+    )
+),
+orders as (
+    select order_id, bool_or(reject_reason is null) as clean, min(order_date) as order_date
+    from order_copies
+    group by order_id
+),
+lines as (
+    select * from source.order_items where not $incremental
+    union all
+    select * from source.order_items
+    where $incremental and cast(order_id as varchar) in (
+        select order_id from orders where order_date is not null
+    )
+    union all
+    -- lines without a dated order: their time is null, so they are in every window
+    select * from source.order_items as i
+    where $incremental and not exists (
+        select 1 from checks.orders as o
+        where o.order_id = cast(i.order_id as varchar) and o.order_date is not null
+    )
+),
+numbered as (
     select
         cast(order_id as varchar) as order_id,
         cast(product_id as varchar) as product_id,
@@ -13,12 +46,7 @@ with numbered as (
         row_number() over (
             partition by order_id, product_id, quantity, unit_price, discount
         ) as copy_number
-    from source.order_items
-),
-orders as (
-    select order_id, bool_or(reject_reason is null) as clean
-    from checks.orders
-    group by order_id
+    from lines
 ),
 products as (
     select distinct product_id from checks.products where reject_reason is null
@@ -29,6 +57,7 @@ select
     l.quantity,
     l.unit_price,
     l.discount,
+    o.order_date,
     case
         when l.order_id is null then 'null_order_id'
         when l.product_id is null then 'null_product_id'

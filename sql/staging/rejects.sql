@@ -12,7 +12,8 @@ select 'orders', reject_reason, json_remove(to_json(o), '$.reject_reason')
 from checks.orders as o where reject_reason is not null
 union all
 select 'order_items', reject_reason,
-    json_remove(json_remove(to_json(i), '$.reject_reason'), '$.unknown_product')
+    json_remove(json_remove(json_remove(to_json(i), '$.reject_reason'), '$.unknown_product'),
+        '$.order_date')
 from checks.order_items as i where reject_reason is not null
 union all
 select 'promotions', reject_reason, json_remove(to_json(pr), '$.reject_reason')

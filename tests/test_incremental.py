@@ -1,0 +1,162 @@
+"""Incremental builds from appended source files: cleaning models extend by order date, and
+whatever arrives, the result equals a full build of the same sources."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+from conftest import append_last_day, rounded, split_last_day
+
+from warehouse.build import BuildResult, build
+from warehouse.catalog import pointer_path
+from warehouse.config import Settings, load_settings
+from warehouse.plan import Action
+
+CLEANING = ("checks.orders", "checks.order_items")
+INCREMENTAL = (*CLEANING, "features.demand", "features.demand_features")
+
+
+def actions(result: BuildResult) -> dict[str, Action]:
+    return {r.plan.model.name: r.plan.action for r in result.results}
+
+
+def every_table(settings: Settings) -> dict[str, list[tuple[object, ...]]]:
+    """Each published table's rows, sorted, floats rounded (parallel sums add in any order)."""
+    con = duckdb.connect(str(pointer_path(settings, settings.env)), read_only=True)
+    try:
+        views = con.execute(
+            "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal"
+        ).fetchall()
+        return {
+            f"{schema}.{view}": sorted(
+                rounded(con.execute(f'SELECT * FROM "{schema}"."{view}"').fetchall()), key=repr
+            )
+            for schema, view in views
+        }
+    finally:
+        con.close()
+
+
+def assert_equals_full_build(settings: Settings) -> None:
+    fresh = load_settings(settings.project_dir).with_overrides(
+        warehouse=settings.warehouse.parent / "fresh"
+    )
+    build(fresh)
+    incremental, full = every_table(settings), every_table(fresh)
+    assert incremental.keys() == full.keys()
+    for name in full:
+        assert incremental[name] == full[name], name
+
+
+def add_part(sources: Path, name: str, frame: pl.DataFrame) -> None:
+    folder = sources / name
+    frame.write_parquet(folder / f"part-{len(list(folder.glob('*.parquet')))}.parquet")
+
+
+def test_cleaning_models_extend_by_order_date_and_equal_a_full_build(project: Settings) -> None:
+    sources = project.sources
+    split_last_day(sources)
+    build(project)
+    orders = pl.read_parquet(sources / "orders" / "part-0.parquet")
+    items = pl.read_parquet(sources / "order_items" / "part-0.parquet")
+    new_orders = pl.read_parquet(sources / ".held-orders.parquet")
+    new_items = pl.read_parquet(sources / ".held-order_items.parquet")
+    append_last_day(sources)
+    new_day = new_orders["order_ts"].max()
+    old_order = orders.row(0, named=True)
+    no_ts, no_order = 10**9 + 1, 10**9 + 2  # ids no generated order has
+    tricky_orders = pl.DataFrame(
+        [
+            # a later copy of an order from the first day: a duplicate, the old copy stays
+            {**old_order, "order_ts": new_day},
+            # no timestamp: rejected, and checked again in every incremental build
+            {**old_order, "order_id": no_ts, "order_ts": None},
+        ],
+        schema=orders.schema,
+    )
+    line = new_items.row(0, named=True)
+    tricky_items = pl.DataFrame(
+        [
+            line,  # an exact copy of a new line: duplicate_line
+            {**line, "order_id": no_order},  # missing_order, no date
+            {**line, "order_id": no_ts},  # its order has no timestamp: order_rejected
+        ],
+        schema=items.schema,
+    )
+    add_part(sources, "orders", tricky_orders)
+    add_part(sources, "order_items", tricky_items)
+
+    result = build(project)
+    done = actions(result)
+    assert {name: done[name] for name in INCREMENTAL} == dict.fromkeys(
+        INCREMENTAL, Action.INCREMENTAL
+    )
+    processed = {r.plan.model.name: r.rows_processed for r in result.results}
+    assert processed["checks.order_items"] < len(items) / 5
+    assert_equals_full_build(project)
+    reasons = dict(
+        duckdb.connect(str(pointer_path(project, "prod")), read_only=True)
+        .execute(
+            "SELECT order_id, reject_reason FROM checks.order_items "
+            f"WHERE order_id IN ('{no_order}', '{no_ts}')"
+        )
+        .fetchall()
+    )
+    assert reasons == {str(no_order): "missing_order", str(no_ts): "order_rejected"}
+
+
+def test_rows_arriving_before_the_window_rebuild_in_full_downstream_too(
+    project: Settings,
+) -> None:
+    sources = project.sources
+    split_last_day(sources)
+    build(project)
+    append_last_day(sources)
+    orders = pl.read_parquet(sources / "orders" / "part-0.parquet")
+    items = pl.read_parquet(sources / "order_items" / "part-0.parquet")
+    # an order (with a line) from ten days before the last built day: outside the lookback
+    late = orders.row(0, named=True)
+    late_id = 10**9 + 3
+    late_day = orders["order_ts"].max() - timedelta(days=10)
+    add_part(
+        sources,
+        "orders",
+        pl.DataFrame([{**late, "order_id": late_id, "order_ts": late_day}], orders.schema),
+    )
+    line = items.row(0, named=True)
+    add_part(sources, "order_items", pl.DataFrame([{**line, "order_id": late_id}], items.schema))
+
+    result = build(project)
+    by_name = {r.plan.model.name: r.plan for r in result.results}
+    assert by_name["checks.orders"].action is Action.FULL
+    assert "before the lookback window" in by_name["checks.orders"].reason
+    for name in INCREMENTAL[1:]:  # and what reads it: their rows before the window changed
+        assert by_name[name].action is Action.FULL
+        assert by_name[name].reason.endswith("was rebuilt in full")
+    assert_equals_full_build(project)
+
+
+def test_a_changed_source_file_rebuilds_incremental_models_in_full(project: Settings) -> None:
+    sources = project.sources
+    split_last_day(sources)
+    build(project)
+    append_last_day(sources)
+    # a correction to history: an old part is rewritten with one quantity changed
+    part = sources / "order_items" / "part-0.parquet"
+    items = pl.read_parquet(part)
+    items.with_columns(
+        quantity=pl.when(pl.int_range(pl.len()) == 0)
+        .then(pl.col("quantity") + 5)
+        .otherwise(pl.col("quantity"))
+    ).write_parquet(part)
+
+    result = build(project)
+    by_name = {r.plan.model.name: r.plan for r in result.results}
+    for name in ("checks.order_items", "features.demand", "features.demand_features"):
+        assert by_name[name].action is Action.FULL
+        assert f"{part} was changed or removed" in by_name[name].reason
+    assert by_name["checks.orders"].action is Action.INCREMENTAL  # its files only grew
+    assert_equals_full_build(project)
