@@ -73,15 +73,21 @@ def _inline(sql: str, values: dict[str, Any]) -> str:
     return re.sub(r"\$(\w+)", lambda m: _literal(values[m.group(1)]), sql)
 
 
-def _values(settings: Any) -> dict[str, Any]:
-    return {**settings.variables, "start_date": FIRST_DAY, "end_date": LAST_DAY}
+def values_of_a_full_build(settings: Any) -> dict[str, Any]:
+    """What wh binds to a model's parameters when it computes everything."""
+    return {
+        **settings.variables,
+        "start_date": FIRST_DAY,
+        "end_date": LAST_DAY,
+        "incremental": False,
+    }
 
 
 def _dbt_project(root: Path, wh_root: Path) -> Path:
     """The wh project's SQL models as a dbt project over the same sources."""
     settings = load_settings(wh_root)
     project = load_project(settings)
-    values = _values(settings)
+    values = values_of_a_full_build(settings)
     fresh_dir(root)
     (root / "models").mkdir()
     (root / "macros").mkdir()
@@ -132,7 +138,7 @@ def raw_floor(wh_root: Path, database: Path) -> float:
     """The models' statements in DAG order in one DuckDB process; seconds of SQL."""
     settings = load_settings(wh_root)
     project = load_project(settings)
-    values = _values(settings)
+    values = values_of_a_full_build(settings)
     database.unlink(missing_ok=True)
     con = duckdb.connect(str(database), config={"threads": settings.threads})
     con.execute("SET TimeZone = 'UTC'")

@@ -12,8 +12,7 @@ from pathlib import Path
 import duckdb
 
 from bench.common import CACHE, Result, example_project, fresh_dir, run_command, wh
-from bench.dbt_bench import _literal, sources_for
-from warehouse.build import FIRST_DAY, LAST_DAY
+from bench.dbt_bench import _literal, sources_for, values_of_a_full_build
 from warehouse.config import load_settings
 from warehouse.demo import DemoSpec
 from warehouse.engine.duckdb import parquet_scan, quote_literal
@@ -84,7 +83,7 @@ def _floor_statements(root: Path, out: Path) -> list[str]:
     sources, then each model COPYed to Parquet with a view over the file."""
     settings = load_settings(root)
     project = load_project(settings)
-    values = {**settings.variables, "start_date": FIRST_DAY, "end_date": LAST_DAY}
+    values = values_of_a_full_build(settings)
     needed = project.dag.ancestors(TARGET) | {TARGET}
     statements = ["CREATE SCHEMA source"]
     for name, src in load_sources(settings.sources, CONTRACTS).items():

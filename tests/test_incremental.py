@@ -8,11 +8,13 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pytest
 from conftest import append_last_day, rounded, split_last_day
 
 from warehouse.build import BuildResult, build
 from warehouse.catalog import pointer_path
 from warehouse.config import Settings, load_settings
+from warehouse.errors import AuditError
 from warehouse.plan import Action
 
 CLEANING = ("checks.orders", "checks.order_items")
@@ -160,3 +162,29 @@ def test_a_changed_source_file_rebuilds_incremental_models_in_full(project: Sett
         assert f"{part} was changed or removed" in by_name[name].reason
     assert by_name["checks.orders"].action is Action.INCREMENTAL  # its files only grew
     assert_equals_full_build(project)
+
+
+def test_an_incremental_run_audits_the_rows_it_computed(project: Settings) -> None:
+    split_last_day(project.sources)
+    first = build(project)
+    append_last_day(project.sources)
+    second = build(project)
+    before = {r.plan.model.name: r for r in first.results}["checks.orders"]
+    after = {r.plan.model.name: r for r in second.results}["checks.orders"]
+    written = set(after.version.files) - set(before.version.files)
+    audits = {label.split("(")[0]: sql for label, _, sql in after.audits}
+    # row audits read the new files only; the completeness count reads the whole version
+    assert written and all(f in audits["unique"] for f in written)
+    assert not any(f in audits["unique"] for f in before.version.files if f not in written)
+    assert all(f in audits["same_row_count"] for f in after.version.files)
+    assert "reject_reason is null" in audits["unique"]
+
+
+def test_an_audit_with_where_counts_only_those_rows(project: Settings) -> None:
+    model = project.project_dir / "sql" / "checks" / "orders.sql"
+    model.write_text(
+        '-- audits: not_null(reject_reason, where="order_id is not null")\n' + model.read_text()
+    )
+    with pytest.raises(AuditError) as failure:  # kept rows have no reason: all of them fail
+        build(project)
+    assert "not_null(reject_reason, where=order_id is not null)" in str(failure.value)

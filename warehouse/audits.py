@@ -100,12 +100,24 @@ AUDITS: dict[str, AuditSql] = {
 }
 
 
-def audit_queries(model: Model, relation: str) -> list[tuple[str, str]]:
-    """(label, SQL) for every audit of the model, checked before anything runs."""
+# audits that look at the whole version even on an incremental run (they are cheap: counts)
+WHOLE_VERSION = {"row_count", "freshness", COMPLETENESS_AUDIT}
+
+
+def audit_queries(
+    model: Model, relation: str, computed: str | None = None
+) -> list[tuple[str, str]]:
+    """(label, SQL) for every audit of the model, checked before anything runs.
+
+    `computed` is the part of the version this run wrote (an incremental run): row audits
+    look only at it, as the rest passed them when it was built. Any audit takes a
+    `where="<condition>"` option to look at some rows only.
+    """
     specs = list(model.audits)
     if model.grain:
         specs = [AuditSpec("not_null", model.grain), AuditSpec("unique", model.grain), *specs]
     queries = []
+    inputs = model.depends_on | {f"source.{s}" for s in model.sources}
     for spec in specs:
         builder = AUDITS.get(spec.name)
         if builder is None:
@@ -114,22 +126,26 @@ def audit_queries(model: Model, relation: str) -> list[tuple[str, str]]:
                 model.path,
                 hint=f"audits: {', '.join(sorted(AUDITS))}, or an '-- assert: <condition>' line",
             )
-        inputs = model.depends_on | {f"source.{s}" for s in model.sources}
         if spec.name == COMPLETENESS_AUDIT and spec.args and spec.args[0] not in inputs:
             raise ModelError(
                 f"audit {spec.label}: {spec.args[0]} is not read by the model",
                 model.path,
                 hint=f"compare with a table the query reads: {', '.join(sorted(inputs))}",
             )
+        rows = relation if computed is None or spec.name in WHOLE_VERSION else computed
+        where = dict(spec.options).get("where")
+        if where:
+            rows = f"(SELECT * FROM {rows} WHERE {where}) AS wh_audited"
         try:
-            queries.append((spec.label, builder(spec, relation)))
+            queries.append((spec.label, builder(spec, rows)))
         except ValueError as exc:
             raise ModelError(f"audit {spec.label}: {exc}", model.path) from None
     for condition in model.asserts:
         queries.append(
             (
                 f"assert({condition})",
-                f"SELECT count(*) FROM {relation} WHERE NOT coalesce(({condition}), false)",
+                f"SELECT count(*) FROM {computed or relation} "
+                f"WHERE NOT coalesce(({condition}), false)",
             )
         )
     return queries

@@ -216,13 +216,18 @@ class ModelRunner:
             segments, processed = self._incremental(cursor, item)
         else:
             segments, processed = self._full(cursor, item)
+        computed = None
         if segments:
             relation = engine.parquet_scan([s.file for s in segments])
+            if item.previous is not None:  # audit the rows this run wrote
+                kept = set(item.previous.files)
+                written = [s.file for s in segments if s.file not in kept]
+                computed = engine.parquet_scan(written) if written else None
         faults.point("compute")
         columns = engine.describe(cursor, relation)
         audits = [
             (label, int(engine.scalar(cursor, sql)), sql)
-            for label, sql in audit_queries(model, relation)
+            for label, sql in audit_queries(model, relation, computed)
         ]
         faults.point("audit")
         return segments, processed, columns, audits

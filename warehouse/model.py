@@ -247,10 +247,10 @@ def parse_header(text: str, path: Path | str) -> dict[str, Any]:
             raise ModelError(f"unknown directive '{key}'", path, number, hint=hint)
         if key == "assert":
             found["assert"].append(value)
+        elif key == "audits":  # repeatable, like assert: long lists read better one per line
+            found[key] = found.get(key, ()) + parse_audits(value, path, number)
         elif key in found:
             raise ModelError(f"directive '{key}' given twice", path, number)
-        elif key == "audits":
-            found[key] = parse_audits(value, path, number)
         else:
             found[key] = (value, number)
     return found

@@ -2,6 +2,8 @@
 -- time_column: order_date
 -- lookback: 3
 -- audits: same_row_count(source.order_items)
+-- audits: not_null(order_id, product_id, quantity, unit_price, order_date, where="reject_reason is null")
+-- assert: reject_reason is not null or (quantity > 0 and discount between 0 and 1)
 -- description: Every source order line, typed, with its order's date, the reason staging rejects it (null = kept) and the unknown-product flag. Built by order date like checks.orders: an incremental build checks the lines of the last days' orders, and lines without a dated order again.
 -- column order_date: Day of the line's order; null when there is no such order (or it has no timestamp): those lines are checked every run.
 -- column reject_reason: null_order_id | null_product_id | duplicate_line (exact copies after the first) | null_quantity | non_positive_quantity | implausible_quantity (above 1,000,000) | null_price | non_finite_price (NaN, infinity) | negative_price | discount_out_of_range | missing_order (no such order) | order_rejected (its order was rejected).
@@ -29,11 +31,10 @@ lines as (
     )
     union all
     -- lines without a dated order: their time is null, so they are in every window
-    select * from source.order_items as i
-    where $incremental and not exists (
-        select 1 from checks.orders as o
-        where o.order_id = cast(i.order_id as varchar) and o.order_date is not null
-    )
+    select * from source.order_items
+    where $incremental and (order_id is null or cast(order_id as varchar) not in (
+        select order_id from checks.orders where order_date is not null and order_id is not null
+    ))
 ),
 numbered as (
     select
