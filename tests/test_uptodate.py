@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import edit
+from conftest import edit, served_version
 
 from warehouse import uptodate
 from warehouse.build import build
@@ -17,9 +17,14 @@ from warehouse.environments import rollback
 PROBE = (
     "import sys\n"
     "from warehouse.entry import main\n"
-    "sys.argv = ['wh', '--project', sys.argv[1], 'build']\n"
-    "main()\n"
+    "sys.argv = ['wh', '--project', sys.argv[1], 'build', '--quiet']\n"
+    "try:\n"
+    "    main()\n"
+    "except SystemExit as done:\n"
+    "    assert not done.code, done.code\n"
     "print('engine loaded:', 'duckdb' in sys.modules or 'sqlglot' in sys.modules)\n"
+    "print('cli loaded:', 'typer' in sys.modules or 'pydantic' in sys.modules)\n"
+    "print('parser loaded:', 'sqlglot' in sys.modules)\n"
 )
 
 
@@ -37,8 +42,21 @@ def _wh_build(settings: Settings) -> str:
 def test_up_to_date_build_answers_without_loading_the_engine(project: Settings) -> None:
     build(project)
     out = _wh_build(project)
-    assert "Nothing to do: env prod is up to date" in out
     assert "engine loaded: False" in out
+
+
+def test_a_build_skips_the_cli_and_parses_only_changed_models(project: Settings) -> None:
+    out = _wh_build(project)  # the first build parses every model
+    assert "engine loaded: True" in out and "cli loaded: False" in out
+    new_orders = project.sources / "orders.parquet"
+    stat = new_orders.stat()
+    os.utime(new_orders, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    out = _wh_build(project)  # new data, same models: nothing to parse
+    assert "engine loaded: True" in out and "parser loaded: False" in out
+    edit(project, "sql/staging/orders.sql", lambda s: s.replace("o.channel,", "o.channel, 1 as x,"))
+    out = _wh_build(project)
+    assert "parser loaded: True" in out
+    assert ("x", "INTEGER") in served_version(project, "staging.orders").columns
 
 
 def test_any_change_takes_the_full_path(project: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

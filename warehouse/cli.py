@@ -5,14 +5,13 @@ from __future__ import annotations
 import csv
 import functools
 import sys
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from warehouse.errors import WhError
+from warehouse.commands import guarded, run_build
 
 app = typer.Typer(
     add_completion=False,
@@ -42,27 +41,10 @@ def handle_errors(func: F) -> F:
     """Turn a WhError into one red line and its exit code; --debug re-raises."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from warehouse.console import err
-
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                try:
-                    return func(*args, **kwargs)
-                finally:
-                    for warning in caught:
-                        err.print(f"[yellow]Warning:[/] {warning.message}")
-        except WhError as exc:
-            if _options["debug"]:
-                raise
-            err.print(f"[bold red]Error:[/] {exc.message}", markup=True, highlight=False)
-            if exc.hint:
-                err.print(f"  [dim]hint:[/] {exc.hint}")
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            err.print("[red]Interrupted[/]: nothing was published by the interrupted step.")
-            raise typer.Exit(130) from None
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        code = guarded(lambda: func(*args, **kwargs), _options["debug"])
+        if code:
+            raise typer.Exit(code)
 
     return wrapper  # type: ignore[return-value]
 
@@ -82,20 +64,6 @@ def root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
 ) -> None:
     _options.update(project=project, debug=debug)
-
-
-def run_build(
-    cfg: Any, select: list[str] | None, full_refresh: bool, quiet: bool, as_json: bool
-) -> None:
-    from warehouse import console
-    from warehouse.build import build
-
-    with console.build_progress(quiet or as_json) as rep:
-        result = build(cfg, select, full_refresh, reporter=rep)
-    if as_json:
-        console.print_json(console.build_json(result))
-    elif not quiet:
-        console.build_summary(result)
 
 
 @app.command("build")

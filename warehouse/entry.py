@@ -1,7 +1,8 @@
-"""The `wh` executable: answers an up-to-date `wh build` before importing the CLI.
+"""The `wh` executable: runs `wh build` before importing the CLI.
 
-Importing Typer, DuckDB, sqlglot and Polars costs seconds; a no-op build should not. Anything
-this does not recognise goes to the full CLI unchanged.
+Importing Typer, DuckDB, sqlglot and Polars costs seconds; a no-op build should not, and a
+build should not pay for Typer and pydantic. Anything this does not recognise (other
+commands, --help, --debug) goes to the full CLI unchanged.
 """
 
 from __future__ import annotations
@@ -9,32 +10,56 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from typing import Any
 
 
-def _fast_build(argv: list[str]) -> bool:
-    """Handle `wh [--project P] build [--env E] [--quiet] [--threads N]` when up to date."""
-    started = time.perf_counter()
-    project: str | None = None
-    env: str | None = None
-    quiet = False
+def _build_args(argv: list[str]) -> dict[str, Any] | None:
+    """`wh [--project P] build [options]` with the options this path knows, else None."""
+    found: dict[str, Any] = {
+        "project": None,
+        "env": None,
+        "threads": None,
+        "select": [],
+        "full_refresh": False,
+        "quiet": False,
+        "as_json": False,
+    }
     args = list(argv)
     while args and args[0] in ("--project", "-p"):
         if len(args) < 2:
-            return False
-        project, args = args[1], args[2:]
+            return None
+        found["project"], args = args[1], args[2:]
     if not args or args[0] != "build":
-        return False
+        return None
     rest = args[1:]
+    flags = {
+        "--quiet": "quiet",
+        "-q": "quiet",
+        "--full-refresh": "full_refresh",
+        "--json": "as_json",
+    }
     while rest:
         flag = rest.pop(0)
-        if flag in ("--quiet", "-q"):
-            quiet = True
-        elif flag in ("--env", "-e", "--threads") and rest:
-            value = rest.pop(0)
-            if flag != "--threads":
-                env = value
+        if flag in flags:
+            found[flags[flag]] = True
+        elif flag in ("--env", "-e") and rest:
+            found["env"] = rest.pop(0)
+        elif flag in ("--select", "-s") and rest:
+            found["select"].append(rest.pop(0))
+        elif flag == "--threads" and rest and rest[0].isdigit():
+            found["threads"] = int(rest.pop(0))
         else:
-            return False
+            return None  # --help, --debug, a typo: Typer answers those
+    return found
+
+
+def _fast_build(argv: list[str]) -> int | None:
+    """Run `wh build` without Typer; when nothing changed, without DuckDB or sqlglot too.
+    Returns the exit code, or None to leave the command to the full CLI."""
+    started = time.perf_counter()
+    args = _build_args(argv)
+    if args is None:
+        return None
     from pathlib import Path
 
     from warehouse import uptodate
@@ -44,26 +69,33 @@ def _fast_build(argv: list[str]) -> bool:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            root = Path(project) if project else find_project_dir()
-            settings = load_settings(root)
-            if env:
-                settings = settings.with_overrides(env=env)
-        found = uptodate.check(settings)
+            root = Path(args["project"]) if args["project"] else find_project_dir()
+            settings = load_settings(root).with_overrides(env=args["env"], threads=args["threads"])
+        found = None
+        if not (args["select"] or args["full_refresh"] or args["as_json"]):
+            found = uptodate.check(settings)
     except (WhError, Warning, OSError, ValueError):
-        return False  # the full CLI reports it properly
-    if found is None:
-        return False
-    if not quiet:
-        print(
-            f"Nothing to do: env {found.env} is up to date "
-            f"({found.models} models, {time.perf_counter() - started:.2f}s)."
+        return None  # the full CLI reports it properly
+    if found is not None:
+        if not args["quiet"]:
+            print(
+                f"Nothing to do: env {found.env} is up to date "
+                f"({found.models} models, {time.perf_counter() - started:.2f}s)."
+            )
+        return 0
+    from warehouse.commands import guarded, run_build
+
+    return guarded(
+        lambda: run_build(
+            settings, args["select"] or None, args["full_refresh"], args["quiet"], args["as_json"]
         )
-    return True
+    )
 
 
 def main() -> None:
-    if _fast_build(sys.argv[1:]):
-        return
+    code = _fast_build(sys.argv[1:])
+    if code is not None:
+        sys.exit(code)
     from warehouse.cli import main as cli_main
 
     cli_main()

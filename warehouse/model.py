@@ -15,13 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
-
-import sqlglot
-from sqlglot import exp
-from sqlglot.optimizer.scope import build_scope
+from typing import TYPE_CHECKING, Any
 
 from warehouse.errors import ModelError
+
+if TYPE_CHECKING:  # sqlglot loads only when a model is parsed (see warehouse.cache)
+    from sqlglot import exp
 
 DIALECT = "duckdb"
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -333,6 +332,9 @@ def _parse_message(description: str) -> str:
 
 def parse_query(sql: str, path: Path | str) -> exp.Query:
     """Parse exactly one SELECT, with errors that point at file:line:column."""
+    import sqlglot
+    from sqlglot import exp
+
     try:
         statements = [s for s in sqlglot.parse(sql, read=DIALECT) if s is not None]
     except sqlglot.errors.ParseError as exc:
@@ -362,6 +364,9 @@ def parse_query(sql: str, path: Path | str) -> exp.Query:
 
 def table_refs(query: exp.Query, sql: str) -> tuple[TableRef, ...]:
     """Tables the query reads, without CTE names and table functions (from sqlglot scopes)."""
+    from sqlglot import exp
+    from sqlglot.optimizer.scope import build_scope
+
     refs: dict[tuple[str, str], TableRef] = {}
     root = build_scope(query)
     if root is None:
@@ -385,6 +390,8 @@ def normalize_sql(query: exp.Query) -> str:
 
 
 def parameters(query: exp.Query) -> set[str]:
+    from sqlglot import exp
+
     return {p.name.lower() for p in query.find_all(exp.Placeholder) if p.name}
 
 

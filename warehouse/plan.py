@@ -143,7 +143,9 @@ def make_plan(
     served = head.mapping if head else {}
     chosen = select(project.dag, selection, project.tags) if selection else set(project.dag.order)
     sources = load_sources(
-        project.settings.sources, (name for m in project.models.values() for name in m.sources)
+        project.settings.sources,
+        (name for m in project.models.values() for name in m.sources),
+        project.cache,
     )
     signatures = {name: s.signature() for name, s in sources.items()}
     stats = {name: s.file_stats() for name, s in sources.items()}

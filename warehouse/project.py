@@ -8,10 +8,12 @@ import hashlib
 import importlib.util
 import sys
 import traceback
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from warehouse.cache import FileCache
 from warehouse.config import Settings
 from warehouse.dag import DAG
 from warehouse.errors import DagCycleError, ModelError, UnknownTableError, WhError
@@ -27,6 +29,8 @@ from warehouse.model import (
 from warehouse.python_model import PythonModelSpec, take_registered
 
 SOURCE_SCHEMA = "source"
+# sql_model, or a caching stand-in with its signature: (name, path, text, variables, config)
+Parse = Callable[..., Model]
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class Project:
     settings: Settings
     models: dict[str, Model]
     dag: DAG
+    cache: FileCache | None = field(default=None, compare=False, repr=False)
 
     @property
     def tags(self) -> dict[str, tuple[str, ...]]:
@@ -52,11 +57,13 @@ def _read(path: Path) -> str:
         ) from None
 
 
-def load_sql_models(sql_dir: Path, variables: dict[str, Any]) -> list[Model]:
+def load_sql_models(
+    sql_dir: Path, variables: dict[str, Any], parse: Parse = sql_model
+) -> list[Model]:
     if not sql_dir.is_dir():
         return []
     return [
-        sql_model(model_name_from_path(path, sql_dir), path, _read(path), variables)
+        parse(model_name_from_path(path, sql_dir), path, _read(path), variables)
         for path in sorted(sql_dir.rglob("*.sql"))
     ]
 
@@ -87,7 +94,7 @@ def _import_pipeline_file(path: Path) -> list[PythonModelSpec]:
 
 
 def _generated_sql_model(
-    spec: PythonModelSpec, path: Path, line: int, variables: dict[str, Any]
+    spec: PythonModelSpec, path: Path, line: int, variables: dict[str, Any], parse: Parse
 ) -> Model:
     """Call a @sql_model function and treat what it returns like a SQL file."""
     try:
@@ -115,7 +122,7 @@ def _generated_sql_model(
         header["grain"] = (", ".join(spec.grain), line)
     if spec.tags:
         header["tags"] = (", ".join(spec.tags), line)
-    generated = sql_model(spec.name, path, text, variables, header_config(header, path))
+    generated = parse(spec.name, path, text, variables, header_config(header, path))
     return replace(generated, func=spec.func)
 
 
@@ -125,7 +132,12 @@ def _line_in(exc: BaseException, path: Path) -> int | None:
 
 
 def _python_model(
-    spec: PythonModelSpec, path: Path, source: str, normalized: str, variables: dict[str, Any]
+    spec: PythonModelSpec,
+    path: Path,
+    source: str,
+    normalized: str,
+    variables: dict[str, Any],
+    parse: Parse,
 ) -> Model:
     schema, _, table = spec.name.partition(".")
     line = spec.func.__code__.co_firstlineno
@@ -134,7 +146,7 @@ def _python_model(
     check_identifier(schema, "schema name", path, line)
     check_identifier(table, "model name", path, line)
     if spec.generates_sql:
-        return _generated_sql_model(spec, path, line, variables)
+        return _generated_sql_model(spec, path, line, variables, parse)
     if spec.kind != ModelKind.FULL.value:
         raise ModelError(f"Python models support kind 'full' only, found '{spec.kind}'", path, line)
     return Model(
@@ -155,7 +167,9 @@ def _python_model(
     )
 
 
-def load_python_models(pipeline_dir: Path, variables: dict[str, Any]) -> list[Model]:
+def load_python_models(
+    pipeline_dir: Path, variables: dict[str, Any], parse: Parse = sql_model
+) -> list[Model]:
     if not pipeline_dir.is_dir():
         return []
     found = []
@@ -175,7 +189,7 @@ def load_python_models(pipeline_dir: Path, variables: dict[str, Any]) -> list[Mo
                 hint="fix the file; nothing was built",
             ) from None
         found += [
-            _python_model(spec, path, source, normalized, variables)
+            _python_model(spec, path, source, normalized, variables, parse)
             for spec in _import_pipeline_file(path)
         ]
     return found
@@ -210,8 +224,20 @@ def _resolve(model: Model, names: set[str]) -> Model:
 
 def load_project(settings: Settings) -> Project:
     variables = settings.variables
-    models = load_sql_models(settings.sql_dir, variables) + load_python_models(
-        settings.pipeline_dir, variables
+    cache = FileCache(settings.warehouse)
+
+    def parse(
+        name: str,
+        path: Path,
+        text: str,
+        variables: dict[str, Any],
+        config: dict[str, Any] | None = None,
+    ) -> Model:
+        inputs = ("model", name, str(path), text, sorted(variables.items()), repr(config))
+        return cache.get(inputs, lambda: sql_model(name, path, text, variables, config))
+
+    models = load_sql_models(settings.sql_dir, variables, parse) + load_python_models(
+        settings.pipeline_dir, variables, parse
     )
     by_name: dict[str, Model] = {}
     for model in models:
@@ -234,7 +260,7 @@ def load_project(settings: Settings) -> Project:
         dag = DAG({name: m.depends_on for name, m in resolved.items()})
     except DagCycleError as exc:
         raise _locate_cycle(exc.cycle, resolved) from None
-    return Project(settings=settings, models=resolved, dag=dag)
+    return Project(settings=settings, models=resolved, dag=dag, cache=cache)
 
 
 def _locate_cycle(cycle: list[str], models: dict[str, Model]) -> DagCycleError:

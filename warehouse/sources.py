@@ -13,9 +13,12 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from warehouse.errors import ConfigError, SourceError
+
+if TYPE_CHECKING:
+    from warehouse.cache import FileCache
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ def _candidates(sources_dir: Path, name: str) -> list[tuple[str, tuple[Path, ...
     return found
 
 
-def find_source(sources_dir: Path, name: str) -> Source:
+def find_source(sources_dir: Path, name: str, cache: FileCache | None = None) -> Source:
     """Locate a source's files and check them against the contract if it has one."""
     contract = CONTRACTS.get(name)
     if not sources_dir.is_dir():
@@ -165,7 +168,10 @@ def find_source(sources_dir: Path, name: str) -> Source:
         )
     source = Source(name, found[0][1], contract)
     if contract is not None:
-        check_contract(source)
+        if cache is None:
+            check_contract(source)
+        else:  # files that passed keep passing until they change
+            cache.get(("source", name, source.file_stats()), lambda: check_contract(source))
     return source
 
 
@@ -239,8 +245,13 @@ def check_contract(source: Source) -> int:
     return rows
 
 
-def load_sources(sources_dir: Path, names: Iterable[str]) -> dict[str, Source]:
-    return {name: find_source(sources_dir, name) for name in sorted(set(names))}
+def load_sources(
+    sources_dir: Path, names: Iterable[str], cache: FileCache | None = None
+) -> dict[str, Source]:
+    found = {name: find_source(sources_dir, name, cache) for name in sorted(set(names))}
+    if cache is not None:  # the project's models were parsed through it already: save both
+        cache.save()
+    return found
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@
 -- grain: product_id, period
 -- audits: row_count(min=1)
 -- assert: units >= 0
--- description: Units of non-cancelled orders (returned orders count) per product and period ($freq: day, week or month), zero-filled from launch (or the first sale, if earlier; never before the first order in the data) to discontinuation (or the last order date; later sales extend it). Products missing from staging.products are kept from their first sale.
+-- description: Units of non-cancelled orders (returned orders count) per product and period ($freq: day, week or month), zero-filled from launch (or the product's first order, if earlier; never before the first order in the data) to discontinuation (or the last order date; later orders extend it). Products missing from staging.products are kept from their first sale.
 -- column period: First day of the period.
 -- column units: Units of non-cancelled orders; 0 when none.
 -- column revenue: Sum of quantity * unit_price * (1 - discount).
@@ -14,19 +14,23 @@
 -- column on_promo: A planned promotion overlaps the period.
 -- column promo_discount_pct: Deepest overlapping promotion, 0-100; 0 without one.
 with lines as (
+    -- the window's sales: a line and its order share order_date, so both sides read only
+    -- the window's months
     select
         i.product_id,
-        cast(date_trunc($freq, o.order_date) as date) as period,
-        o.order_date,
-        o.order_id,
+        cast(date_trunc($freq, i.order_date) as date) as period,
+        i.order_date,
+        i.order_id,
         i.quantity,
         i.quantity * i.unit_price * (1 - i.discount) as paid,
         i.discount
     from staging.order_items as i
     join staging.orders as o on o.order_id = i.order_id
-    where o.status <> 'cancelled'
+    where o.status <> 'cancelled' and i.order_date >= $start_date and o.order_date >= $start_date
 ),
 bounds as (
+    -- first and last order of each product over all history (cancelled ones too: the product
+    -- was on sale), without joining the orders
     select
         coalesce(p.product_id, s.product_id) as product_id,
         greatest(least(p.launch_date, s.first_sale, history.last_day), history.first_day)
@@ -36,7 +40,7 @@ bounds as (
     from staging.products as p
     full join (
         select product_id, min(order_date) as first_sale, max(order_date) as last_sale
-        from lines group by product_id
+        from staging.order_items group by product_id
     ) as s on s.product_id = p.product_id
     cross join (
         select min(order_date) as first_day, max(order_date) as last_day from staging.orders
@@ -63,7 +67,6 @@ sales as (
         sum(paid) / sum(quantity) as avg_price,
         sum(discount * quantity) / sum(quantity) as avg_discount
     from lines
-    where order_date >= $start_date
     group by product_id, period
 ),
 promos as (
