@@ -166,8 +166,9 @@ def _noise_after(sources: Path, cutoff: date) -> None:
     items.write_parquet(sources / "order_items.parquet")
 
 
+@pytest.mark.parametrize("max_rows", [0, 700])  # all training rows; a sample of them
 def test_fold_forecasts_ignore_everything_after_the_cutoff(
-    tmp_path: Path, forecast_sources: Path
+    tmp_path: Path, forecast_sources: Path, max_rows: int
 ) -> None:
     settings = make_project(tmp_path, forecast_sources)
     build(settings)
@@ -176,10 +177,18 @@ def test_fold_forecasts_ignore_everything_after_the_cutoff(
     cutoff = data.last_period - timedelta(days=20)
 
     def fold_forecasts(target: Settings) -> dict[str, list[float]]:
-        loaded = load(target)
+        loaded = load(target, spec.history)
         train = training_rows(
-            loaded, cutoff, spec.horizon, spec.season, spec.train_periods, spec.origin_step
+            loaded,
+            cutoff,
+            spec.horizon,
+            spec.season,
+            spec.train_periods,
+            spec.origin_step,
+            max_rows,
+            spec.seed,
         )
+        assert not max_rows or train.height <= max_rows
         test = scoring_rows(loaded, cutoff, spec.horizon, spec.season).sort(
             "product_id", "target_period"
         )
@@ -199,6 +208,34 @@ def test_fold_forecasts_ignore_everything_after_the_cutoff(
         != data.demand.filter(pl.col("period") > cutoff)["units"].sum()
     )
     assert fold_forecasts(noisy) == fold_forecasts(settings)
+
+
+def test_sampled_training_rows_keep_whole_origins_and_repeat(
+    tmp_path: Path, forecast_sources: Path
+) -> None:
+    settings = make_project(tmp_path, forecast_sources)
+    build(settings)
+    spec = load_spec(settings)
+    data = load(settings, spec.history)
+    everything = load(settings)
+    assert data.demand["period"].min() > everything.demand["period"].min()
+    assert data.last_period == everything.last_period
+    args = (data, data.last_period, spec.horizon, spec.season, spec.train_periods, spec.origin_step)
+    full = training_rows(*args)
+    sample = training_rows(*args, full.height // 4, spec.seed)
+    assert full.height // 8 < sample.height <= full.height // 4
+    assert sample.equals(training_rows(*args, full.height // 4, spec.seed))
+    per_origin = sample.group_by("product_id", "origin").len()
+    whole = full.group_by("product_id", "origin").len()
+    assert (
+        per_origin.join(whole, on=["product_id", "origin"])
+        .filter(pl.col("len") != pl.col("len_right"))
+        .is_empty()
+    )  # a sampled origin keeps every horizon it has
+    # what a fit reads is the same whether the history before the window was loaded or not
+    assert full.sort("product_id", "origin", "horizon").equals(
+        training_rows(everything, *args[1:]).sort("product_id", "origin", "horizon")
+    )
 
 
 @pytest.mark.parametrize("freq", ["week", "month"])

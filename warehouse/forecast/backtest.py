@@ -61,7 +61,14 @@ def run_backtest(
     for fold, cutoff in enumerate(fold_cutoffs(data, spec, last), start=1):
         progress(f"fold {fold}/{spec.folds} (cutoff {cutoff}): training rows")
         train = training_rows(
-            data, cutoff, spec.horizon, spec.season, spec.train_periods, spec.origin_step
+            data,
+            cutoff,
+            spec.horizon,
+            spec.season,
+            spec.train_periods,
+            spec.origin_step,
+            spec.max_train_rows,
+            spec.seed,
         )
         actual = data.demand.rename({"period": "target_period", "units": "actual"})
         test = scoring_rows(data, cutoff, spec.horizon, spec.season).join(

@@ -66,13 +66,20 @@ def _frame(con: engine.Connection, sql: str) -> pl.DataFrame:
     return frame
 
 
-def load(settings: Settings) -> ForecastData:
-    """Read the published feature tables of the environment (read-only)."""
+def load(settings: Settings, history: int | None = None) -> ForecastData:
+    """Read the published feature tables of the environment (read-only): the last `history`
+    periods before the last one and that one (all, when None)."""
     con = catalog.open_published(settings)
     try:
         try:
-            features = _frame(con, "SELECT * FROM features.demand_features")
-            demand = _frame(con, "SELECT product_id, period, units FROM features.demand")
+            since = ""
+            if history is not None:
+                last = engine.scalar(con, "SELECT max(period) FROM features.demand")
+                if last is not None:
+                    first = pl.select(offset(pl.lit(last), pl.lit(-history), settings.freq)).item()
+                    since = f" WHERE period >= DATE '{first.isoformat()}'"
+            features = _frame(con, "SELECT * FROM features.demand_features" + since)
+            demand = _frame(con, "SELECT product_id, period, units FROM features.demand" + since)
             products = _frame(con, "SELECT product_id, discontinued_date FROM staging.products")
             promos = _frame(
                 con, "SELECT product_id, start_date, end_date, discount_pct FROM staging.promotions"
@@ -174,13 +181,20 @@ def training_rows(
     season: int,
     train_periods: int,
     origin_step: int,
+    max_rows: int = 0,
+    seed: int = 0,
 ) -> pl.DataFrame:
-    """Rows whose origin and target both lie at or before the cutoff."""
+    """Rows whose origin and target both lie at or before the cutoff; beyond `max_rows`
+    (0: no limit), a seeded sample of (product, origin) pairs, each with all its horizons."""
     start = data.demand.select(offset(pl.lit(cutoff), pl.lit(-train_periods), data.freq)).item()
     origins = data.features.filter(pl.col("period").is_between(start, cutoff))
     periods = origins["period"].unique().sort(descending=True)
     chosen = periods.gather_every(origin_step)
     origins = origins.filter(pl.col("period").is_in(chosen.implode()))
+    if max_rows and origins.height * horizon > max_rows:
+        origins = origins.sample(n=max(1, max_rows // horizon), seed=seed).sort(
+            "product_id", "period"
+        )
     rows = rows_for(data.until(cutoff), origins, horizon, season)
     return rows.filter((pl.col("target_period") <= cutoff) & pl.col("y").is_not_null())
 

@@ -183,7 +183,7 @@ def _run(
     progress: Progress,
 ) -> tuple[ForecastResult, dict[str, TableWrite]]:
     progress("loading features")
-    data = load(settings)
+    data = load(settings, None if cutoff else spec.history)
     last = data.last_period
     if cutoff is not None:
         if cutoff > last:
@@ -195,7 +195,14 @@ def _run(
     winner = backtest.winner(spec.metric)
     progress(f"refitting {winner} up to {last}")
     train = training_rows(
-        data, last, spec.horizon, spec.season, spec.train_periods, spec.origin_step
+        data,
+        last,
+        spec.horizon,
+        spec.season,
+        spec.train_periods,
+        spec.origin_step,
+        spec.max_train_rows,
+        spec.seed,
     )
     fitted = FORECASTERS[winner](train, spec)
     record.update(model=winner, train_rows=train.height)

@@ -40,6 +40,9 @@ class ForecastSpec:
     metric: str = "wape"
     train_periods: int = 365  # history each fit sees, counted back from its cutoff
     origin_step: int = 7  # forecast origins sampled for training, every N periods
+    # beyond this many training rows, (product, origin) pairs are sampled: fit time grows
+    # with rows, and at M5 size (30k products) a year of origins is ~22 M rows; 0 = all
+    max_train_rows: int = 2_000_000
     seed: int = 7
     lightgbm: dict[str, Any] = field(default_factory=lambda: dict(LIGHTGBM_DEFAULTS))
     customers: bool = True  # also fit purchase propensity
@@ -54,6 +57,12 @@ class ForecastSpec:
     def step(self) -> int:
         return self.fold_step or self.horizon
 
+    @property
+    def history(self) -> int:
+        """Periods before the last one that any fit, score or baseline reads: the folds, a
+        training window before the oldest, two seasons of seasonal references, a margin."""
+        return self.horizon + self.step * (self.folds - 1) + self.train_periods + 3 * self.season
+
 
 KEYS = {
     "horizon",
@@ -64,6 +73,7 @@ KEYS = {
     "metric",
     "train_periods",
     "origin_step",
+    "max_train_rows",
     "seed",
     "lightgbm",
     "customers",
@@ -120,5 +130,7 @@ def _check(spec: ForecastSpec, settings: Settings) -> None:
         raise ConfigError(
             "horizon, folds and origin_step must be at least 1, train_periods 2", where
         )
+    if spec.max_train_rows < 0:
+        raise ConfigError("max_train_rows must be 0 (no limit) or more", where)
     if len(spec.quantiles) != 3 or not all(0 < q < 1 for q in spec.quantiles):
         raise ConfigError("quantiles must be three numbers between 0 and 1", where)
