@@ -50,7 +50,8 @@ def run(full: bool) -> list[Result]:
             "<= 900 s",
             done.seconds <= 900,
             note=f"{rows / 1e6:.1f}M feature rows, 2 folds x 28 days, lightgbm 300 rounds with "
-            f"early stopping, origins every 14 days, 365 days of training history; peak RSS "
+            f"early stopping, origins every 14 days within 365 days, at most 2M training rows "
+            f"per fit (max_train_rows: a seeded sample of product-origins); peak RSS "
             f"{done.peak_rss_mb:,.0f} MB",
         ),
         Result(

@@ -11,10 +11,12 @@ import polars as pl
 import pytest
 from conftest import append_last_day, rounded, split_last_day
 
+from warehouse.audits import audit_queries, run_audits
 from warehouse.build import BuildResult, build
 from warehouse.catalog import pointer_path
 from warehouse.config import Settings, load_settings
 from warehouse.errors import AuditError
+from warehouse.model import sql_model
 from warehouse.plan import Action
 
 CLEANING = ("checks.orders", "checks.order_items")
@@ -188,3 +190,26 @@ def test_an_audit_with_where_counts_only_those_rows(project: Settings) -> None:
     with pytest.raises(AuditError) as failure:  # kept rows have no reason: all of them fail
         build(project)
     assert "not_null(reject_reason, where=order_id is not null)" in str(failure.value)
+
+
+def test_row_audits_share_one_scan_and_count_like_their_own_queries() -> None:
+    model = sql_model(
+        "checks.things",
+        Path("checks/things.sql"),
+        "-- grain: id\n"
+        "-- audits: not_null(a, b), accepted_values(s, 'x', 'y', where=\"a > 1\")\n"
+        "-- audits: not_null(b, where=\"s = 'x'\"), row_count(min=2)\n"
+        "-- assert: a < 4\n"
+        "select 1 as id, 1 as a, 2 as b, 'x' as s",
+    )
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE t AS SELECT * FROM (VALUES (1, 1, NULL, 'x'), (2, 2, 3, 'z'), "
+        "(2, 5, NULL, NULL), (3, NULL, 1, 'y'), (4, 3, 4, 'q')) AS v(id, a, b, s)"
+    )
+    queries = audit_queries(model, "t")
+    assert sum(1 for q in queries if q.condition) == 5  # one scan for these
+    shared = run_audits(con, queries)
+    alone = [(q.label, con.execute(q.sql).fetchall()[0][0], q.sql) for q in queries]
+    assert shared == alone
+    assert [n for _, n, _ in shared] == [0, 1, 3, 2, 1, 0, 2]

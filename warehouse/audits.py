@@ -8,8 +8,10 @@ the rows where the condition is not true.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from warehouse.engine.duckdb import qualified, quote_ident, quote_literal
+from warehouse.engine.duckdb import first_row, qualified, quote_ident, quote_literal, scalar
 from warehouse.errors import ModelError
 from warehouse.model import AuditSpec, Model
 
@@ -22,9 +24,12 @@ def _columns(spec: AuditSpec) -> list[str]:
     return [quote_ident(c) for c in spec.args]
 
 
+def not_null_condition(spec: AuditSpec) -> str:
+    return " OR ".join(f"{c} IS NULL" for c in _columns(spec))
+
+
 def not_null(spec: AuditSpec, relation: str) -> str:
-    condition = " OR ".join(f"{c} IS NULL" for c in _columns(spec))
-    return f"SELECT count(*) FROM {relation} WHERE {condition}"
+    return f"SELECT count(*) FROM {relation} WHERE {not_null_condition(spec)}"
 
 
 def unique(spec: AuditSpec, relation: str) -> str:
@@ -34,15 +39,16 @@ def unique(spec: AuditSpec, relation: str) -> str:
     )
 
 
-def accepted_values(spec: AuditSpec, relation: str) -> str:
+def accepted_values_condition(spec: AuditSpec) -> str:
     if len(spec.args) < 2:
         raise ValueError("needs a column and at least one accepted value")
     column = quote_ident(spec.args[0])
     values = ", ".join(quote_literal(v) for v in spec.args[1:])
-    return (
-        f"SELECT count(*) FROM {relation} WHERE {column} IS NOT NULL "
-        f"AND CAST({column} AS VARCHAR) NOT IN ({values})"
-    )
+    return f"{column} IS NOT NULL AND CAST({column} AS VARCHAR) NOT IN ({values})"
+
+
+def accepted_values(spec: AuditSpec, relation: str) -> str:
+    return f"SELECT count(*) FROM {relation} WHERE {accepted_values_condition(spec)}"
 
 
 def _int_option(spec: AuditSpec, key: str) -> int | None:
@@ -100,14 +106,43 @@ AUDITS: dict[str, AuditSql] = {
 }
 
 
+# audits that count rows meeting a condition: a build counts all of a model's in one scan
+ROW_CONDITIONS: dict[str, Callable[[AuditSpec], str]] = {
+    "not_null": not_null_condition,
+    "accepted_values": accepted_values_condition,
+}
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    label: str
+    sql: str  # counts the offending rows on its own (stored, and shown when it fails)
+    rows: str = ""  # for a row audit: the relation it scans ...
+    condition: str = ""  # ... and what makes a row offend
+
+
+def run_audits(cursor: Any, queries: list[AuditQuery]) -> list[tuple[str, int, str]]:
+    """(label, offending rows, SQL) per audit: row audits on one relation share one scan."""
+    counts: dict[int, int] = {}
+    shared: dict[str, list[int]] = {}
+    for i, query in enumerate(queries):
+        if query.condition:
+            shared.setdefault(query.rows, []).append(i)
+        else:
+            counts[i] = int(scalar(cursor, query.sql))
+    for rows, group in shared.items():
+        tallies = ", ".join(f"count_if(coalesce(({queries[i].condition}), false))" for i in group)
+        found = first_row(cursor, f"SELECT {tallies} FROM {rows}") or (0,) * len(group)
+        counts.update({i: int(n or 0) for i, n in zip(group, found, strict=True)})
+    return [(q.label, counts[i], q.sql) for i, q in enumerate(queries)]
+
+
 # audits that look at the whole version even on an incremental run (they are cheap: counts)
 WHOLE_VERSION = {"row_count", "freshness", COMPLETENESS_AUDIT}
 
 
-def audit_queries(
-    model: Model, relation: str, computed: str | None = None
-) -> list[tuple[str, str]]:
-    """(label, SQL) for every audit of the model, checked before anything runs.
+def audit_queries(model: Model, relation: str, computed: str | None = None) -> list[AuditQuery]:
+    """Every audit of the model, checked before anything runs.
 
     `computed` is the part of the version this run wrote (an incremental run): row audits
     look only at it, as the rest passed them when it was built. Any audit takes a
@@ -132,20 +167,26 @@ def audit_queries(
                 model.path,
                 hint=f"compare with a table the query reads: {', '.join(sorted(inputs))}",
             )
-        rows = relation if computed is None or spec.name in WHOLE_VERSION else computed
+        whole = relation if computed is None or spec.name in WHOLE_VERSION else computed
         where = dict(spec.options).get("where")
-        if where:
-            rows = f"(SELECT * FROM {rows} WHERE {where}) AS wh_audited"
+        rows = f"(SELECT * FROM {whole} WHERE {where}) AS wh_audited" if where else whole
         try:
-            queries.append((spec.label, builder(spec, rows)))
+            sql = builder(spec, rows)
+            condition = ROW_CONDITIONS[spec.name](spec) if spec.name in ROW_CONDITIONS else ""
         except ValueError as exc:
             raise ModelError(f"audit {spec.label}: {exc}", model.path) from None
+        if condition and where:
+            condition = f"({where}) AND ({condition})"
+        queries.append(AuditQuery(spec.label, sql, whole if condition else "", condition))
+    rows = computed or relation
     for condition in model.asserts:
+        offends = f"NOT coalesce(({condition}), false)"
         queries.append(
-            (
+            AuditQuery(
                 f"assert({condition})",
-                f"SELECT count(*) FROM {computed or relation} "
-                f"WHERE NOT coalesce(({condition}), false)",
+                f"SELECT count(*) FROM {rows} WHERE {offends}",
+                rows,
+                offends,
             )
         )
     return queries

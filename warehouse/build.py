@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from warehouse import catalog, faults, uptodate
-from warehouse.audits import COMPLETENESS_AUDIT, audit_queries
+from warehouse.audits import COMPLETENESS_AUDIT, audit_queries, run_audits
 from warehouse.config import Settings
 from warehouse.engine import duckdb as engine
 from warehouse.errors import AuditError, BuildError, ModelError, SourceError, StateError, WhError
@@ -225,10 +225,7 @@ class ModelRunner:
                 computed = engine.parquet_scan(written) if written else None
         faults.point("compute")
         columns = engine.describe(cursor, relation)
-        audits = [
-            (label, int(engine.scalar(cursor, sql)), sql)
-            for label, sql in audit_queries(model, relation, computed)
-        ]
+        audits = run_audits(cursor, audit_queries(model, relation, computed))
         faults.point("audit")
         return segments, processed, columns, audits
 

@@ -1,7 +1,7 @@
 -- kind: incremental_by_time
 -- time_column: order_date
 -- lookback: 3
--- audits: same_row_count(source.orders)
+-- audits: same_row_count(source.orders), row_count(min=1, where="reject_reason is null")
 -- audits: unique(order_id, where="reject_reason is null"), not_null(order_date, where="reject_reason is null")
 -- audits: accepted_values(status, 'completed', 'cancelled', 'returned', where="reject_reason is null")
 -- description: Every source order, typed (timestamps as UTC), with the reason staging rejects it (null = kept). Built by order date: when order files are added, only the last days are checked again (every copy of their ids is still compared, so duplicates are found across all history); orders that arrive for older days make the row count differ from the source, and the model is then rebuilt in full.

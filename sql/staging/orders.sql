@@ -1,6 +1,5 @@
 -- kind: view
--- audits: row_count(min=1)
--- description: Orders, one row per order_id; timestamps normalised to UTC and a UTC date; rejected orders are in staging.rejects. (checks.orders audits the kept rows: unique order_id, a date, a known status; there an incremental build audits only the days it computed.)
+-- description: Orders, one row per order_id; timestamps normalised to UTC and a UTC date; rejected orders are in staging.rejects. (checks.orders audits the kept rows: at least one, unique order_id, a date, a known status; there an incremental build audits only the days it computed.)
 -- column customer_id: Null for guest checkouts.
 -- column order_date: Day of the order (UTC).
 -- column is_guest: No customer id.
