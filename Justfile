@@ -55,7 +55,7 @@ bench *ARGS:
     unset VIRTUAL_ENV; UV_PROJECT_ENVIRONMENT=.venv-bench "${UV:-uv}" sync -q --no-default-groups --group bench --compile-bytecode
     unset VIRTUAL_ENV; UV_PROJECT_ENVIRONMENT=.venv-bench "${UV:-uv}" run --no-sync python -m bench.run {{ARGS}}
 
-# the large set: M5-sized data (30,490 products x 1,941 days), about 60 min here
+# the large set: M5-sized data (30,490 products x 1,941 days) and wh forecast on it, ~55 min here
 bench-full *ARGS:
     unset VIRTUAL_ENV; UV_PROJECT_ENVIRONMENT=.venv-bench "${UV:-uv}" sync -q --no-default-groups --group bench --compile-bytecode
     unset VIRTUAL_ENV; UV_PROJECT_ENVIRONMENT=.venv-bench "${UV:-uv}" run --no-sync python -m bench.run --full {{ARGS}}
