@@ -53,6 +53,20 @@ def naive_scale(data: ForecastData, cutoff: date, train_periods: int) -> dict[st
     return {p: s for p, s in scales.iter_rows() if s}
 
 
+def spec_training_rows(data: ForecastData, spec: ForecastSpec, cutoff: date) -> pl.DataFrame:
+    """The rows a fit up to `cutoff` trains on, as the spec samples them."""
+    return training_rows(
+        data,
+        cutoff,
+        spec.horizon,
+        spec.season,
+        spec.train_periods,
+        spec.origin_step,
+        spec.max_train_rows,
+        spec.seed,
+    )
+
+
 def run_backtest(
     data: ForecastData, spec: ForecastSpec, last: date, progress: Progress = lambda _: None
 ) -> Backtest:
@@ -60,16 +74,7 @@ def run_backtest(
     fits: dict[str, Fitted] = {}
     for fold, cutoff in enumerate(fold_cutoffs(data, spec, last), start=1):
         progress(f"fold {fold}/{spec.folds} (cutoff {cutoff}): training rows")
-        train = training_rows(
-            data,
-            cutoff,
-            spec.horizon,
-            spec.season,
-            spec.train_periods,
-            spec.origin_step,
-            spec.max_train_rows,
-            spec.seed,
-        )
+        train = spec_training_rows(data, spec, cutoff)
         actual = data.demand.rename({"period": "target_period", "units": "actual"})
         test = scoring_rows(data, cutoff, spec.horizon, spec.season).join(
             actual, on=["product_id", "target_period"], how="inner"

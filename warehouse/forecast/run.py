@@ -25,8 +25,8 @@ from warehouse import __version__, faults
 from warehouse.build import state_for
 from warehouse.config import Settings
 from warehouse.errors import UsageError, WhError
-from warehouse.forecast.backtest import Backtest, run_backtest
-from warehouse.forecast.data import UNIT, load, scoring_rows, training_rows
+from warehouse.forecast.backtest import Backtest, run_backtest, spec_training_rows
+from warehouse.forecast.data import UNIT, load, scoring_rows
 from warehouse.forecast.models import FORECASTERS, Fitted
 from warehouse.forecast.spec import ForecastSpec, load_spec
 from warehouse.lock import writer_lock
@@ -194,16 +194,7 @@ def _run(
     backtest = run_backtest(data, spec, last, progress)
     winner = backtest.winner(spec.metric)
     progress(f"refitting {winner} up to {last}")
-    train = training_rows(
-        data,
-        last,
-        spec.horizon,
-        spec.season,
-        spec.train_periods,
-        spec.origin_step,
-        spec.max_train_rows,
-        spec.seed,
-    )
+    train = spec_training_rows(data, spec, last)
     fitted = FORECASTERS[winner](train, spec)
     record.update(model=winner, train_rows=train.height)
     future = scoring_rows(data, last, spec.horizon, spec.season)
