@@ -56,8 +56,8 @@ def project(tmp_path: Path, tiny_sources: Path) -> Settings:
     return copy_project(tmp_path / "project", tiny_sources)
 
 
-def published(settings: Settings) -> dict[str, str]:
-    """Checksum of every published view's rows in the settings' env: what analysts see."""
+def published_rows(settings: Settings) -> dict[str, list[tuple[object, ...]]]:
+    """Every published view's rows in the settings' env: what analysts see."""
     from warehouse.catalog import pointer_path
 
     con = duckdb.connect(str(pointer_path(settings, settings.env)), read_only=True)
@@ -65,14 +65,21 @@ def published(settings: Settings) -> dict[str, str]:
         views = con.execute(
             "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal ORDER BY ALL"
         ).fetchall()
-        sums = {}
-        for schema, view in views:
-            rows = con.execute(f'SELECT * FROM "{schema}"."{view}"').fetchall()
-            digest = hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
-            sums[f"{schema}.{view}"] = f"{len(rows)}:{digest[:16]}"
-        return sums
+        return {
+            f"{schema}.{view}": con.execute(f'SELECT * FROM "{schema}"."{view}"').fetchall()
+            for schema, view in views
+        }
     finally:
         con.close()
+
+
+def published(settings: Settings) -> dict[str, str]:
+    """Checksum of every published view's rows in the settings' env."""
+    sums = {}
+    for name, rows in published_rows(settings).items():
+        digest = hashlib.sha256(repr(sorted(map(repr, rows))).encode()).hexdigest()
+        sums[name] = f"{len(rows)}:{digest[:16]}"
+    return sums
 
 
 def rows(settings: Settings, sql: str) -> list[tuple[object, ...]]:

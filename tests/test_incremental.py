@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from conftest import append_last_day, rounded, split_last_day
+from conftest import append_last_day, published_rows, rounded, split_last_day
 
 from warehouse.audits import audit_queries, run_audits
 from warehouse.build import BuildResult, build
@@ -29,19 +29,9 @@ def actions(result: BuildResult) -> dict[str, Action]:
 
 def every_table(settings: Settings) -> dict[str, list[tuple[object, ...]]]:
     """Each published table's rows, sorted, floats rounded (parallel sums add in any order)."""
-    con = duckdb.connect(str(pointer_path(settings, settings.env)), read_only=True)
-    try:
-        views = con.execute(
-            "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal"
-        ).fetchall()
-        return {
-            f"{schema}.{view}": sorted(
-                rounded(con.execute(f'SELECT * FROM "{schema}"."{view}"').fetchall()), key=repr
-            )
-            for schema, view in views
-        }
-    finally:
-        con.close()
+    return {
+        name: sorted(rounded(rows), key=repr) for name, rows in published_rows(settings).items()
+    }
 
 
 def assert_equals_full_build(settings: Settings) -> None:

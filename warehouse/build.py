@@ -106,6 +106,12 @@ def check_sql(items: list[ModelPlan]) -> None:
             )
 
 
+def _written_by(item: ModelPlan, segments: list[Segment]) -> list[str]:
+    """The files of `segments` this run wrote (an incremental run reuses the others)."""
+    kept = set(item.previous.files) if item.previous else set()
+    return [s.file for s in segments if s.file not in kept]
+
+
 def _in_full(item: ModelPlan, reason: str) -> ModelPlan:
     return replace(item, action=Action.FULL, previous=None, reason=reason)
 
@@ -172,11 +178,8 @@ class ModelRunner:
                 label.startswith(COMPLETENESS_AUDIT) and failing for label, failing, _ in audits
             ):
                 # rows arrived for periods before the window: extending would lose them
-                assert item.previous is not None
-                kept = set(item.previous.files)
-                for segment in segments:
-                    if segment.file not in kept:
-                        Path(segment.file).unlink(missing_ok=True)
+                for file in _written_by(item, segments):
+                    Path(file).unlink(missing_ok=True)
                 item = _in_full(item, "rows arrived for periods before the lookback window")
                 self.rebuilt_in_full.add(item.model.name)
                 segments, processed, columns, audits = self._compute(cursor, item)
@@ -219,10 +222,9 @@ class ModelRunner:
         computed = None
         if segments:
             relation = engine.parquet_scan([s.file for s in segments])
-            if item.previous is not None:  # audit the rows this run wrote
-                kept = set(item.previous.files)
-                written = [s.file for s in segments if s.file not in kept]
-                computed = engine.parquet_scan(written) if written else None
+            written = _written_by(item, segments)
+            if item.previous is not None and written:  # audit the rows this run wrote
+                computed = engine.parquet_scan(written)
         faults.point("compute")
         columns = engine.describe(cursor, relation)
         audits = run_audits(cursor, audit_queries(model, relation, computed))

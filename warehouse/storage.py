@@ -38,14 +38,14 @@ def remove_orphans(settings: Settings, state: State) -> tuple[int, int]:
     """Delete the orphan files. Call only while holding the writer lock, when no build is
     writing. Returns (files, bytes) removed."""
     root = versions_root(settings)
+    if not root.exists():
+        return 0, 0
     files = freed = 0
     for path in orphan_files(settings, state):
         freed += path.stat().st_size
         path.unlink()
         files += 1
         faults.point("gc_delete")
-    if not root.exists():
-        return 0, 0
     for folder in sorted(root.rglob("*"), reverse=True):
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
