@@ -18,6 +18,7 @@ BENCHMARKS = {
     "scale": "bench.scale_bench",
     "forecast": "bench.forecast_bench",
     "serve": "bench.serve_bench",
+    "contention": "bench.contention_bench",
 }
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from warehouse.config import ConfigWarning, load_settings
 from warehouse.errors import ConfigError
+from warehouse.resources import available_cpus
 
 
 def test_defaults_and_environment_overrides(
@@ -17,7 +18,8 @@ def test_defaults_and_environment_overrides(
     cfg = load_settings(tmp_path)
     assert cfg.sources == tmp_path / "in"
     assert cfg.warehouse == tmp_path / "data" / "warehouse"
-    assert (cfg.env, cfg.threads) == ("prod", 3)
+    # threads is a cap: never more than the CPUs this process may use
+    assert (cfg.env, cfg.threads) == ("prod", min(3, available_cpus().cpus))
     monkeypatch.setenv("WH_SOURCES", str(tmp_path / "elsewhere"))
     monkeypatch.setenv("WH_WAREHOUSE", "wh_out")
     monkeypatch.setenv("WH_ENV", "dev")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from warehouse.errors import ConfigError
+from warehouse.resources import default_memory_limit, effective_threads
 
 CONFIG_FILE = "wh.toml"
 ENV_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -44,8 +45,8 @@ class Settings:
     sources: Path
     warehouse: Path
     env: str = "prod"
-    threads: int = 2
-    memory_limit: str | None = None
+    threads: int = 2  # what the process may use (affinity, cgroup quota), capped by wh.toml
+    memory_limit: str | None = None  # wh.toml, else a share of a cgroup memory limit
     gc_retention_days: float = 7.0
     name: str = "wh"
     freq: str = "day"
@@ -70,6 +71,10 @@ class Settings:
         given = {k: v for k, v in overrides.items() if v is not None}
         if "env" in given:
             check_env_name(given["env"])
+        if "threads" in given:
+            if given["threads"] < 1:
+                raise ConfigError("--threads must be at least 1")
+            given["threads"] = effective_threads(given["threads"])
         return replace(self, **given)
 
 
@@ -184,6 +189,9 @@ def load_settings(project_dir: Path | None = None) -> Settings:
     check_env_name(values.get("env", "prod"))
     if values.get("threads", 1) < 1:
         raise ConfigError("threads must be at least 1", path)
+    # never more threads than CPUs the process may run on, whatever wh.toml asks for
+    values["threads"] = effective_threads(values.get("threads"))
+    values["memory_limit"] = values.get("memory_limit") or default_memory_limit()
     extra = {k: v for k, v in raw.items() if k not in ("project", "vars")}
     return Settings(
         project_dir=root,

@@ -94,7 +94,8 @@ def forecast_summary(result: Any) -> None:
     products = result.forecast["product_id"].n_unique()
     out.print(
         f"Published {result.forecast.height:,} forecasts for {products:,} products "
-        f"({result.winner}, p10/p50/p90) in {result.seconds:.1f}s.\n"
+        f"({result.winner}, p10/p50/p90) in {result.seconds:.1f}s "
+        f"({result.threads} threads, OpenMP wait policy {result.wait_policy}).\n"
         'Next: wh sql "select * from forecast.demand_forecast limit 10", '
         "\"select * from forecast.forecast_metrics where scope = 'overall'\""
     )

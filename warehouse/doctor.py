@@ -10,7 +10,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from warehouse import catalog
+from warehouse import catalog, resources
 from warehouse.config import Settings
 from warehouse.engine import duckdb as engine
 from warehouse.errors import WhError
@@ -30,7 +30,7 @@ class Finding:
 def diagnose(settings: Settings) -> list[Finding]:
     """Findings, errors first in importance; the config already loaded (its warnings are
     printed by the CLI as for every command)."""
-    findings = _sources(settings)
+    findings = _resources(settings) + _sources(settings)
     state_path = settings.warehouse / "state.db"
     if not state_path.exists():
         findings.append(Finding("warning", "warehouse", "nothing built yet", "run: wh build"))
@@ -54,6 +54,43 @@ def diagnose(settings: Settings) -> list[Finding]:
     if not any(f.level != "ok" for f in findings):
         findings.append(Finding("ok", "warehouse", "every check passed"))
     return findings
+
+
+def _resources(settings: Settings) -> list[Finding]:
+    """What the process may use (CPUs, memory, OpenMP), as the build and forecast see it."""
+    found = [
+        Finding("ok", "resources", f"{name}: {value}")
+        for name, value in resources.describe(settings.threads, settings.memory_limit)
+    ]
+    limit = resources.cgroup_memory_limit()
+    configured = _bytes(settings.memory_limit)
+    if limit.bytes and configured and configured > limit.bytes:
+        found.append(
+            Finding(
+                "warning",
+                "resources",
+                f"memory_limit {settings.memory_limit} is above the {limit.source} limit "
+                f"({limit.bytes / 2**30:.1f} GiB): a large build is OOM-killed instead of "
+                "spilling to disk",
+                "lower memory_limit in wh.toml (or WH_MEMORY_LIMIT), or remove it to use "
+                f"{resources.default_memory_limit(limit)}",
+            )
+        )
+    return found
+
+
+def _bytes(text: str | None) -> int | None:
+    """'4GB', '512MiB', '3.5 GB' in bytes; None when unreadable."""
+    if not text:
+        return None
+    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+    units |= {"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+    number = text.strip().upper()
+    digits = "".join(c for c in number if c.isdigit() or c == ".")
+    unit = number[len(digits) :].strip()
+    if not digits or unit not in units:
+        return None
+    return int(float(digits) * units[unit])
 
 
 def _sources(settings: Settings) -> list[Finding]:

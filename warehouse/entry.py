@@ -93,6 +93,10 @@ def _fast_build(argv: list[str]) -> int | None:
 
 
 def main() -> None:
+    from warehouse.resources import prepare_process
+
+    # before anything imports Polars or LightGBM: thread pools and OpenMP are set up once
+    prepare_process()
     code = _fast_build(sys.argv[1:])
     if code is not None:
         sys.exit(code)

@@ -113,7 +113,7 @@ def _rfm_baseline(train: pl.DataFrame) -> Any:
 
 
 def _lightgbm(
-    x: np.ndarray, y: np.ndarray, objective: str, categorical: list[int], seed: int
+    x: np.ndarray, y: np.ndarray, objective: str, categorical: list[int], seed: int, threads: int
 ) -> Any:
     import lightgbm as lgb
 
@@ -123,7 +123,7 @@ def _lightgbm(
         "num_leaves": 15,
         "min_data_in_leaf": 20,
         "verbosity": -1,
-        "num_threads": 2,
+        "num_threads": threads,
         "seed": seed,
         "deterministic": True,
     }
@@ -161,7 +161,12 @@ def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float | No
 
 
 def run_propensity(
-    con: engine.Connection, query: str, last_day: date, window_days: int, seed: int = 7
+    con: engine.Connection,
+    query: str,
+    last_day: date,
+    window_days: int,
+    seed: int = 7,
+    threads: int = 1,
 ) -> PropensityResult | None:
     """None when there are no customers or too little history for a time split."""
     validate_at = last_day - timedelta(days=window_days)
@@ -189,7 +194,7 @@ def run_propensity(
         "recency_frequency": lambda f, m: m(f),
     }
     fitted = {
-        "lightgbm": _lightgbm(x, y, "binary", categorical, seed),
+        "lightgbm": _lightgbm(x, y, "binary", categorical, seed, threads),
         "logistic_regression": _logistic(x, y),
         "recency_frequency": _rfm_baseline(train),
     }
@@ -204,13 +209,18 @@ def run_propensity(
     xa = _matrix(everything, categories)
     ya = (everything["future_orders"] > 0).to_numpy().astype(float)
     final = {
-        "lightgbm": lambda: _lightgbm(xa, ya, "binary", categorical, seed),
+        "lightgbm": lambda: _lightgbm(xa, ya, "binary", categorical, seed, threads),
         "logistic_regression": lambda: _logistic(xa, ya),
         "recency_frequency": lambda: _rfm_baseline(everything),
     }[winner]()
     now = profiles(con, query, last_day, window_days)
     counts = _lightgbm(
-        xa, everything["future_orders"].to_numpy().astype(float), "poisson", categorical, seed
+        xa,
+        everything["future_orders"].to_numpy().astype(float),
+        "poisson",
+        categorical,
+        seed,
+        threads,
     )
     p = np.clip(candidates[winner](now, final), 0, 1)
     expected = np.maximum(counts.predict(_matrix(now, categories)), p)

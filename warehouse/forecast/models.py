@@ -165,7 +165,7 @@ def _lgb_params(spec: ForecastSpec, **extra: Any) -> dict[str, Any]:
     }
     return {
         "verbosity": -1,
-        "num_threads": 2,
+        "num_threads": spec.threads,
         "seed": spec.seed,
         "deterministic": True,
         **params,

@@ -10,6 +10,7 @@ leaves every published table as it was.
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -21,12 +22,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from warehouse import __version__, faults
+from warehouse import __version__, faults, resources
 from warehouse.build import state_for
 from warehouse.config import Settings
 from warehouse.errors import UsageError, WhError
 from warehouse.forecast.backtest import Backtest, run_backtest, spec_training_rows
-from warehouse.forecast.data import UNIT, load, scoring_rows
+from warehouse.forecast.data import UNIT, ForecastData, load, scoring_rows
 from warehouse.forecast.models import FORECASTERS, Fitted
 from warehouse.forecast.spec import ForecastSpec, load_spec
 from warehouse.lock import writer_lock
@@ -50,6 +51,8 @@ class ForecastResult:
     forecast: pl.DataFrame
     seconds: float
     truth_wape: dict[str, float] | None = None  # backtest WAPE against known expected demand
+    threads: int = 1
+    wait_policy: str = ""  # the OpenMP wait policy and who set it
 
 
 def _now() -> datetime:
@@ -108,6 +111,8 @@ def forecast(
 ) -> ForecastResult:
     """Backtest, refit the winner, publish. `truth`: a Parquet file of (product_id, date,
     expected_units), such as the demo's truth.parquet, to score the backtest against."""
+    # before LightGBM (and its OpenMP runtime) is imported: idle threads must yield the CPU
+    policy = resources.prepare_openmp()
     spec = load_spec(settings, horizon, models)
     started = time.perf_counter()
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -127,7 +132,10 @@ def forecast(
                 "finished_at": None,
                 "status": "running",
                 "model": None,
-                "params": json.dumps({"spec": asdict(spec)}, default=str),
+                "params": json.dumps(
+                    {"spec": asdict(spec), "openmp": str(policy)},
+                    default=str,
+                ),
                 "feature_fingerprints": json.dumps(
                     {
                         k: v
@@ -164,6 +172,8 @@ def forecast(
                     "for the traceback",
                 ) from exc
             result.seconds = time.perf_counter() - started
+            result.threads = spec.threads
+            result.wait_policy = str(policy)
             if truth is not None:
                 result.truth_wape = truth_wape(
                     tables["forecast.demand_backtest"].frame, truth, spec.freq
@@ -191,6 +201,7 @@ def _run(
         data = data.until(cutoff)
         last = data.last_period
     record["cutoff_date"] = last
+    _check_memory(settings, spec, data, progress)
     backtest = run_backtest(data, spec, last, progress)
     winner = backtest.winner(spec.metric)
     progress(f"refitting {winner} up to {last}")
@@ -250,6 +261,35 @@ def _run(
     return ForecastResult(run_id, spec, winner, scores, predicted, 0.0), tables
 
 
+def _check_memory(
+    settings: Settings, spec: ForecastSpec, data: ForecastData, progress: Progress
+) -> None:
+    """Say before the backtest when the run will not fit the memory the process may use
+    (a cgroup limit, else physical memory): an OOM kill mid-run tells the user nothing."""
+    limit = resources.cgroup_memory_limit()
+    budget = limit.bytes or resources.physical_memory()
+    if not budget:
+        return
+    products = data.features["product_id"].n_unique()
+    origins = -(-spec.train_periods // spec.origin_step)
+    train_rows = products * origins * spec.horizon
+    if spec.max_train_rows:
+        train_rows = min(train_rows, spec.max_train_rows)
+    columns = data.features.width + 8
+    # measured shape of the peak: the loaded history twice (a fold's view of it and the joins
+    # that build rows), and one fold's training rows three times (frame, float32 matrix and
+    # LightGBM's copy), 8 bytes a value
+    need = 2 * data.features.estimated_size() + 3 * train_rows * columns * 8
+    if need > budget:
+        message = (
+            f"warning: this forecast needs about {need / 2**30:.1f} GiB and the process may "
+            f"use {budget / 2**30:.1f} GiB ({limit.source}); lower [forecast] max_train_rows "
+            f"(now {spec.max_train_rows:,}) or train_periods (now {spec.train_periods})"
+        )
+        print(message, file=sys.stderr, flush=True)
+        progress(message)
+
+
 def _plans_and_customers(
     settings: Settings,
     state: State,
@@ -285,7 +325,9 @@ def _plans_and_customers(
         last = engine.first_row(con, "SELECT max(order_date) FROM staging.orders")
         result = None
         if last is not None and last[0] is not None:
-            result = run_propensity(con, version.query, last[0], spec.propensity_days, spec.seed)
+            result = run_propensity(
+                con, version.query, last[0], spec.propensity_days, spec.seed, spec.threads
+            )
     finally:
         con.close()
     if result is not None:

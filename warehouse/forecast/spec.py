@@ -48,6 +48,7 @@ class ForecastSpec:
     customers: bool = True  # also fit purchase propensity
     propensity_days: int = 30  # the window a customer may purchase in
     default_lead_time_days: int = 7  # for products without an inventory row
+    threads: int = 1  # [project] threads as wh resolved it (not a [forecast] key)
 
     @property
     def season(self) -> int:
@@ -101,6 +102,7 @@ def load_spec(
         train_periods=TRAIN_PERIODS[freq],
         origin_step=ORIGIN_STEP[freq],
         lightgbm=lightgbm,
+        threads=settings.threads,
     )
     if "quantiles" in raw:
         raw["quantiles"] = tuple(sorted(float(q) for q in raw["quantiles"]))
