@@ -19,6 +19,7 @@ BENCHMARKS = {
     "forecast": "bench.forecast_bench",
     "serve": "bench.serve_bench",
     "contention": "bench.contention_bench",
+    "realdata": "bench.realdata_bench",
 }
 
 

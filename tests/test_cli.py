@@ -115,7 +115,7 @@ def test_demo_builds_on_generated_sources(project: Settings, tmp_path: object) -
     shutil.rmtree(project.sources)
     code, out, err = wh(project, "demo", "--products", "8", "--customers", "20", "--days", "130")
     assert code == 0, err
-    assert "Rows cleaning rejected (staging.rejects)" in out and "duplicate_line" in out
+    assert "Rejected by cleaning (staging.rejects)" in out and "duplicate_line" in out
     assert "orders" in err
     code, out, _ = wh(
         project, "sql", "select count(distinct product_id) from features.demand", "--format", "csv"
@@ -123,15 +123,27 @@ def test_demo_builds_on_generated_sources(project: Settings, tmp_path: object) -
     assert out.splitlines()[1] == "8"
 
 
-def test_forecast_on_too_short_history_says_what_to_change(project: Settings) -> None:
+def test_forecast_on_too_short_history_says_what_it_did(project: Settings) -> None:
     code, _, err = wh(project, "forecast", "--quiet")
     assert code == 2 and "build it first: wh build --env prod" in err
     assert not (project.warehouse / "warehouse.duckdb").exists()  # nothing was published
     wh(project, "build", "--quiet")
-    code, _, err = wh(project, "forecast", "--quiet")
-    assert code == 2
-    assert "not enough history to backtest: 30 days" in err and "--horizon" in err
+    # 30 days cannot hold a 28-day backtest: a forecast without one, and the summary says so
+    code, out, err = wh(project, "forecast")
+    assert code == 0, err
+    assert "30 days of history: too short for a backtest of 28 days" in out
     code, _, err = wh(project, "forecast", "--cutoff", "yesterday")
     assert code == 2 and "--cutoff must be a date" in err
     code, out, _ = wh(project, "sql", "select status from forecast.model_runs", "-f", "csv")
-    assert out.splitlines() == ["status", "failed"]  # the run is recorded; nothing else changed
+    assert out.splitlines() == ["status", "ok"]
+
+
+def test_error_text_is_not_read_as_markup(project: Settings) -> None:
+    (project.project_dir / "wh.toml").write_text(
+        (project.project_dir / "wh.toml").read_text() + "\n[forecast]\nhorizon = 0\n"
+    )
+    code, _, err = wh(project, "forecast")
+    assert code != 0 and "horizon, folds and origin_step" in err
+    wh(project, "build", "--quiet")
+    code, _, err = wh(project, "sql", "select '[forecast]'::INT")
+    assert code != 0 and "[forecast]" in err, err

@@ -67,25 +67,30 @@ def test_forecast_publishes_every_table(tmp_path: Path, forecast_sources: Path) 
         "SELECT count(*) FROM forecast.demand_forecast WHERE NOT (0 <= "
         "units_p10 AND units_p10 <= units_p50 AND units_p50 <= units_p90)",
     ) == [(0,)]
-    assert rows(settings, "SELECT DISTINCT model, run_id FROM forecast.demand_forecast") == [
-        (result.winner, result.run_id)
+    # each product's rows name the model selected for it (forecast.model_selection)
+    published = dict(
+        rows(settings, "SELECT DISTINCT product_id, model FROM forecast.demand_forecast")
+    )
+    chosen = dict(rows(settings, "SELECT product_id, model FROM forecast.model_selection"))
+    assert published and all(chosen[p] == m for p, m in published.items())
+    assert rows(settings, "SELECT DISTINCT run_id FROM forecast.demand_forecast") == [
+        (result.run_id,)
     ]
-    # backtests and metrics for every model and fold
+    # backtests and metrics for every candidate and fold, and for the per-product selection
+    models = len(result.spec.models) + 1
     assert rows(
         settings, "SELECT count(DISTINCT model), count(DISTINCT fold) FROM forecast.demand_backtest"
-    ) == [(6, 2)]
+    ) == [(models, 2)]
     assert rows(
         settings, "SELECT count(*) FROM forecast.forecast_metrics WHERE scope = 'overall'"
-    ) == [(12,)]
+    ) == [(2 * models,)]
     coverage = rows(
         settings,
         "SELECT p10_p90_coverage FROM forecast.forecast_metrics WHERE "
         "scope = 'overall' AND model = 'lightgbm'",
     )
     assert all(0 <= c <= 1 for (c,) in coverage)
-    assert rows(settings, "SELECT status, model, error FROM forecast.model_runs") == [
-        ("ok", result.winner, None)
-    ]
+    assert rows(settings, "SELECT status, error FROM forecast.model_runs") == [("ok", None)]
     assert rows(settings, "SELECT count(*) > 0 FROM forecast.feature_importance") == [(True,)]
     assert list((settings.warehouse / "runs" / result.run_id).glob("lightgbm-*.txt"))
     # customer propensity for every customer, three models compared on a time split

@@ -12,6 +12,8 @@ from warehouse.errors import WhError
 
 def guarded(command: Callable[[], object], debug: bool = False) -> int:
     """Run a command; a WhError becomes one red line, its hint and its exit code."""
+    from rich.markup import escape
+
     from warehouse.console import err
 
     try:
@@ -21,13 +23,14 @@ def guarded(command: Callable[[], object], debug: bool = False) -> int:
                 command()
             finally:
                 for warning in caught:
-                    err.print(f"[yellow]Warning:[/] {warning.message}")
+                    err.print(f"[yellow]Warning:[/] {escape(str(warning.message))}")
     except WhError as exc:
         if debug:
             raise
-        err.print(f"[bold red]Error:[/] {exc.message}", markup=True, highlight=False)
+        # user text (paths, SQL, "[forecast]") is printed as is, never read as Rich markup
+        err.print(f"[bold red]Error:[/] {escape(exc.message)}", markup=True, highlight=False)
         if exc.hint:
-            err.print(f"  [dim]hint:[/] {exc.hint}")
+            err.print(f"  [dim]hint:[/] {escape(exc.hint)}")
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("[red]Interrupted[/]: nothing was published by the interrupted step.")
@@ -47,3 +50,9 @@ def run_build(
         console.print_json(console.build_json(result))
     elif not quiet:
         console.build_summary(result)
+        if any(r.plan.model.name.startswith("checks.") for r in result.results):
+            from warehouse.rejects import reject_report
+
+            report = reject_report(cfg)
+            if report is not None:
+                console.reject_summary(report)

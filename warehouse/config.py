@@ -32,7 +32,14 @@ PROJECT_KEYS: dict[str, tuple[str | None, type]] = {
 }
 FREQS = ("day", "week", "month")
 # Tables other issues own (forecast, serve, ...) are passed through untouched.
-KNOWN_TABLES = {"project", "vars", "forecast", "customers", "serve", "docs"}
+KNOWN_TABLES = {"project", "vars", "forecast", "customers", "serve", "docs", "checks"}
+# [checks]: plausibility limits of the cleaning models and when a build warns about rejects.
+# A limit is a setting, not a constant in SQL: real series (a month of a country's tourism,
+# a wholesale line) exceed any "implausible" number a demo would pick.
+CHECKS: dict[str, tuple[type, Any]] = {
+    "max_line_quantity": (int, 1_000_000_000),  # above: implausible_quantity
+    "warn_reject_share": (float, 0.01),  # a source's rejected rows or units above this share
+}
 
 
 class ConfigWarning(UserWarning):
@@ -53,11 +60,17 @@ class Settings:
     as_of_date: date | None = None
     vars: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=lambda: {k: d for k, (_, d) in CHECKS.items()})
 
     @property
     def variables(self) -> dict[str, Any]:
         """What SQL models may read as `$name` parameters."""
-        return {**self.vars, "freq": self.freq, "as_of_date": self.as_of_date}
+        return {
+            **self.vars,
+            "freq": self.freq,
+            "as_of_date": self.as_of_date,
+            "max_line_quantity": self.checks["max_line_quantity"],
+        }
 
     @property
     def sql_dir(self) -> Path:
@@ -134,6 +147,19 @@ def _warn_unknown(keys: list[str], known: set[str], where: str) -> None:
             )
 
 
+def _checks(raw: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError("[checks] must be a table", path)
+    _warn_unknown(list(raw), set(CHECKS), f"{path} [checks]")
+    checks = {}
+    for key, (kind, default) in CHECKS.items():
+        value = _coerce(key, raw.get(key, default), kind, CONFIG_FILE, path)
+        if value <= 0:
+            raise ConfigError(f"[checks] {key} must be above 0, found {value}", path)
+        checks[key] = value
+    return checks
+
+
 def load_settings(project_dir: Path | None = None) -> Settings:
     """Read wh.toml of the project and apply WH_* environment overrides."""
     root = (project_dir or find_project_dir()).resolve()
@@ -184,6 +210,7 @@ def load_settings(project_dir: Path | None = None) -> Settings:
                 hint="use lower-case identifiers other than start_date/end_date",
             )
     values["vars"] = variables
+    values["checks"] = _checks(raw.get("checks", {}), path)
     sources = root / values.pop("sources", "data/sources")
     warehouse = root / values.pop("warehouse", "data/warehouse")
     check_env_name(values.get("env", "prod"))

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.syntax import Syntax
 from rich.table import Table
@@ -92,9 +93,17 @@ def forecast_summary(result: Any) -> None:
         view.add_row(model, *cells, "[bold green]winner[/]" if model == result.winner else "")
     out.print(view)
     products = result.forecast["product_id"].n_unique()
+    for note in result.notes:
+        out.print(f"[yellow]note:[/] {escape(note)}")
+    if result.stage_seconds:
+        out.print(
+            "time: " + ", ".join(f"{escape(k)} {v:.1f}s" for k, v in result.stage_seconds.items())
+        )
+    published = ", ".join(f"{escape(m)} {n:,}" for m, n in result.selected.items())
+    out.print(f"published per product ({result.spec.selection}): {published}")
     out.print(
         f"Published {result.forecast.height:,} forecasts for {products:,} products "
-        f"({result.winner}, p10/p50/p90) in {result.seconds:.1f}s "
+        f"(p10/p50/p90) in {result.seconds:.1f}s "
         f"({result.threads} threads, OpenMP wait policy {result.wait_policy}).\n"
         'Next: wh sql "select * from forecast.demand_forecast limit 10", '
         "\"select * from forecast.forecast_metrics where scope = 'overall'\""
@@ -202,6 +211,21 @@ def plan_summary(plan: Plan) -> None:
     )
 
 
+def reject_summary(report: Any) -> None:
+    """Rows and units cleaning rejected per source and reason; warnings in yellow."""
+    if report.rows:
+        table(
+            ["source", "reason", "rows", "units"],
+            [
+                (r.source, r.reason, f"{r.rows:,}", "" if r.units is None else f"{r.units:,}")
+                for r in report.rows
+            ],
+            title="Rejected by cleaning (staging.rejects)",
+        )
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
+
+
 def demo_summary(settings: Any) -> None:
     """What the demo made, where it is, and what to try next."""
     from warehouse.query import run_query
@@ -212,12 +236,6 @@ def demo_summary(settings: Any) -> None:
         [(m, k, "-" if n < 0 else f"{n:,}") for m, k, n in tables.rows],
         title="Tables in the prod environment",
     )
-    rejects = run_query(
-        settings,
-        "SELECT source, reason, count(*) AS rows FROM staging.rejects "
-        "GROUP BY ALL ORDER BY source, rows DESC",
-    )
-    table(rejects.columns, rejects.rows, title="Rows cleaning rejected (staging.rejects)")
     out.print(
         f"Warehouse: {settings.warehouse / 'warehouse.duckdb'} (open it read-only with DuckDB)\n"
         "Next:\n"

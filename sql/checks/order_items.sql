@@ -6,7 +6,7 @@
 -- assert: reject_reason is not null or (quantity > 0 and discount between 0 and 1)
 -- description: Every source order line, typed, with its order's date, the reason staging rejects it (null = kept) and the unknown-product flag. Built by order date like checks.orders: an incremental build checks the lines of the last days' orders, and lines without a dated order again.
 -- column order_date: Day of the line's order; null when there is no such order (or it has no timestamp): those lines are checked every run.
--- column reject_reason: null_order_id | null_product_id | duplicate_line (exact copies after the first) | null_quantity | non_positive_quantity | implausible_quantity (above 1,000,000) | null_price | non_finite_price (NaN, infinity) | negative_price | discount_out_of_range | missing_order (no such order) | order_rejected (its order was rejected).
+-- column reject_reason: null_order_id | null_product_id | duplicate_line (exact copies after the first) | null_quantity | non_positive_quantity | implausible_quantity (above $max_line_quantity, [checks] max_line_quantity in wh.toml) | null_price | non_finite_price (NaN, infinity) | negative_price | discount_out_of_range | missing_order (no such order) | order_rejected (its order was rejected).
 -- column unknown_product: The product id is not in staging.products; the line is kept.
 with order_copies as (
     select order_id, order_date, reject_reason from checks.orders where not $incremental
@@ -65,7 +65,7 @@ select
         when l.copy_number > 1 then 'duplicate_line'
         when l.raw_quantity is null then 'null_quantity'
         when l.raw_quantity <= 0 then 'non_positive_quantity'
-        when l.raw_quantity > 1000000 then 'implausible_quantity'
+        when l.raw_quantity > $max_line_quantity then 'implausible_quantity'
         when l.unit_price is null then 'null_price'
         when not isfinite(l.unit_price) then 'non_finite_price'
         when l.unit_price < 0 then 'negative_price'

@@ -38,6 +38,7 @@ class Fitted:
     predict: Any  # Callable[[pl.DataFrame], Prediction]
     boosters: dict[str, Any] = field(default_factory=dict)
     features: list[str] = field(default_factory=list)
+    rows: int = 0  # training rows a global model saw
 
 
 def _column(rows: pl.DataFrame, name: str) -> np.ndarray:
@@ -147,7 +148,8 @@ def _booster(
 ) -> Any:
     import lightgbm as lgb
 
-    sets: list[Any] = [train_set]
+    # no metric on the training set: evaluating it every round was a large share of a fit
+    sets: list[Any] = []
     callbacks: list[Any] = []
     if valid_set is not None and stop:
         sets.append(valid_set)
@@ -200,6 +202,15 @@ def lightgbm(train: pl.DataFrame, spec: ForecastSpec) -> Fitted:
     # the outer quantile models are most of a fit's cost: fewer, larger steps; the middle one
     # is the published point for WAPE/MAE/MASE, so it trains like the mean model
     quantile_rounds = max(20, min(best, QUANTILE_ROUNDS))
+    # conformal: p10/p90 come from backtest residuals (selection.conformal), so only the
+    # middle quantile, the published point for WAPE/MAE/MASE, is a booster
+    boosted = (
+        spec.quantiles
+        if spec.quantile_method == "boosters"
+        else (spec.quantiles[1],)
+        if spec.metric in ("wape", "mae", "mase")
+        else ()
+    )
     quantile_models = [
         _booster(
             _lgb_params(spec, objective="quantile", alpha=q)
@@ -212,12 +223,16 @@ def lightgbm(train: pl.DataFrame, spec: ForecastSpec) -> Fitted:
             best if middle else quantile_rounds,
             None,
         )
-        for q, middle in zip(spec.quantiles, (False, True, False), strict=True)
+        for q in boosted
+        for middle in [q == spec.quantiles[1]]
     ]
 
     def predict(rows: pl.DataFrame) -> Prediction:
         xs = matrix(rows, names, categories)
         mean = np.clip(mean_model.predict(xs, num_iteration=best), 0, None)
+        if len(quantile_models) < 3:
+            point = np.clip(quantile_models[0].predict(xs), 0, None) if quantile_models else mean
+            return Prediction(point, None, mean)
         q = np.column_stack([m.predict(xs) for m in quantile_models])
         q = np.maximum.accumulate(np.clip(q, 0, None), axis=1)  # p10 <= p50 <= p90, >= 0
         point = q[:, 1] if spec.metric in ("wape", "mae", "mase") else mean
@@ -225,9 +240,9 @@ def lightgbm(train: pl.DataFrame, spec: ForecastSpec) -> Fitted:
 
     boosters = {
         "mean": mean_model,
-        **{f"q{int(q * 100)}": m for q, m in zip(spec.quantiles, quantile_models, strict=True)},
+        **{f"q{int(q * 100)}": m for q, m in zip(boosted, quantile_models, strict=True)},
     }
-    return Fitted("lightgbm", predict, boosters, names)
+    return Fitted("lightgbm", predict, boosters, names, train.height)
 
 
 def random_forest(train: pl.DataFrame, spec: ForecastSpec) -> Fitted:
@@ -249,6 +264,10 @@ def random_forest(train: pl.DataFrame, spec: ForecastSpec) -> Fitted:
 
     return Fitted("random_forest", predict, {"forest": forest}, names)
 
+
+# the global models (one fit over every product's training rows) and their family name in
+# progress and timings
+GLOBAL_FAMILY = {"lag_linear": "lag_linear", "random_forest": "lightgbm", "lightgbm": "lightgbm"}
 
 FORECASTERS = {
     "naive": naive,

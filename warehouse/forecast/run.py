@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -26,10 +26,11 @@ from warehouse import __version__, faults, resources
 from warehouse.build import state_for
 from warehouse.config import Settings
 from warehouse.errors import UsageError, WhError
-from warehouse.forecast.backtest import Backtest, run_backtest, spec_training_rows
+from warehouse.forecast import selection
+from warehouse.forecast.backtest import Backtest, fit_candidates, naive_scale, run_backtest
 from warehouse.forecast.data import UNIT, ForecastData, load, scoring_rows
-from warehouse.forecast.models import FORECASTERS, Fitted
-from warehouse.forecast.spec import ForecastSpec, load_spec
+from warehouse.forecast.models import Fitted
+from warehouse.forecast.spec import ENSEMBLES, WINDOWS, ForecastSpec, load_spec
 from warehouse.lock import writer_lock
 from warehouse.produced import TableWrite, publish_tables
 from warehouse.state import State
@@ -53,6 +54,9 @@ class ForecastResult:
     truth_wape: dict[str, float] | None = None  # backtest WAPE against known expected demand
     threads: int = 1
     wait_policy: str = ""  # the OpenMP wait policy and who set it
+    notes: list[str] = field(default_factory=list)  # what the run changed (short history)
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # stage/family -> seconds
+    selected: dict[str, int] = field(default_factory=dict)  # model -> products published
 
 
 def _now() -> datetime:
@@ -192,6 +196,8 @@ def _run(
     record: dict[str, Any],
     progress: Progress,
 ) -> tuple[ForecastResult, dict[str, TableWrite]]:
+    seconds: dict[str, float] = {}
+    started = time.perf_counter()
     progress("loading features")
     data = load(settings, None if cutoff else spec.history)
     last = data.last_period
@@ -201,23 +207,166 @@ def _run(
         data = data.until(cutoff)
         last = data.last_period
     record["cutoff_date"] = last
+    seconds["loading"] = time.perf_counter() - started
     _check_memory(settings, spec, data, progress)
-    backtest = run_backtest(data, spec, last, progress)
-    winner = backtest.winner(spec.metric)
-    progress(f"refitting {winner} up to {last}")
-    train = spec_training_rows(data, spec, last)
-    fitted = FORECASTERS[winner](train, spec)
-    record.update(model=winner, train_rows=train.height)
-    future = scoring_rows(data, last, spec.horizon, spec.season)
-    predicted = _forecast_frame(future, fitted, backtest, winner, last, run_id)
-    _save_models(settings, run_id, fitted, backtest)
-    scores = {
-        m: {k: _mean(backtest, m, k) for k in ("wape", "mase", "mae", "rmse", "bias")}
-        for m in spec.models
-    }
+    spec, notes = fit_folds(spec, data)
+    params = json.loads(record["params"])
+    params.update(folds_used=spec.folds, fold_step_used=spec.step, notes=notes)
+    record["params"] = json.dumps(params, default=str)
+    if spec.folds == 0:
+        predicted, selected = _without_backtest(data, spec, last, run_id)
+        backtest = None
+        winner = str(predicted["model"][0])
+        scores: dict[str, dict[str, float]] = {}
+    else:
+        backtest = run_backtest(data, spec, last, progress)
+        seconds.update(backtest.seconds)
+        winner = backtest.winner(spec.metric)
+        candidates = backtest.predictions.filter(pl.col("model") != selection.SELECTED)
+        chosen = selection.select(candidates, spec.metric, spec.selection_shrinkage)
+        selected = chosen.table
+        per_series = spec.selection == "per_series"
+        overall = backtest.score(spec.metric)
+        if per_series and overall.get(selection.SELECTED, np.inf) > overall[winner]:
+            # the honest backtest of per-product choice (each fold chosen on the others)
+            # lost to one model for all: the choices were noise, publish the winner
+            notes.append(
+                f"per-product selection scored {overall[selection.SELECTED]:.3f} "
+                f"{spec.metric} against {winner}'s {overall[winner]:.3f} on the backtest: "
+                f"published {winner} for every product"
+            )
+            per_series = False
+        if not per_series:
+            selected = selected.with_columns(model=pl.lit(winner), score=pl.col("global_score"))
+        needed = sorted(set(selected["model"].to_list()) | {winner})
+        members = {m for n in needed for m in backtest.members.get(n, [])}
+        to_fit = sorted((set(needed) | members) - set(ENSEMBLES))
+        progress(f"refitting {len(to_fit)} models up to {last}")
+        fitted = fit_candidates(data, spec, last, to_fit, seconds, progress, "refit")
+        future = scoring_rows(data, last, spec.horizon, spec.season)
+        scales = naive_scale(data, last, spec.train_periods)
+        predicted = _forecast_frame(
+            future, fitted, backtest, selected, winner, scales, spec, last, run_id
+        )
+        record["train_rows"] = max((f.rows for f in fitted.values()), default=0) or None
+        _save_models(settings, run_id, fitted, backtest)
+        scores = {
+            m: {k: _mean(backtest, m, k) for k in ("wape", "mase", "mae", "rmse", "bias")}
+            for m in backtest.metrics["model"].unique().sort().to_list()
+        }
+    record.update(model=selection.SELECTED if selected["model"].n_unique() > 1 else winner)
     tables = {
         "forecast.demand_forecast": TableWrite(predicted),
         "forecast.demand_forecast_history": TableWrite(predicted, append=True),
+        "forecast.model_selection": TableWrite(
+            selected.with_columns(
+                improvement=pl.when(pl.col("global_score") > 0).then(
+                    1 - pl.col("score") / pl.col("global_score")
+                ),
+                run_id=pl.lit(run_id),
+            ).select(
+                "run_id",
+                "product_id",
+                "model",
+                "score",
+                "global_model",
+                "global_score",
+                "improvement",
+                backtest_rows="n",
+            )
+        ),
+    }
+    if backtest is not None:
+        tables.update(_backtest_tables(backtest, run_id))
+        tables["forecast.feature_importance"] = TableWrite(
+            _importance(backtest, run_id), append=True
+        )
+    started = time.perf_counter()
+    tables.update(_plans_and_customers(settings, state, spec, predicted, run_id, progress))
+    seconds["plans and customers"] = time.perf_counter() - started
+    result = ForecastResult(run_id, spec, winner, scores, predicted, 0.0)
+    result.notes = notes
+    result.stage_seconds = seconds
+    result.selected = dict(
+        selected.group_by("model").len().sort("len", descending=True).iter_rows()
+    )
+    return result, tables
+
+
+def fit_folds(spec: ForecastSpec, data: ForecastData) -> tuple[ForecastSpec, list[str]]:
+    """The folds the history allows: fewer folds, then a one-period fold step, and 0 folds
+    (no backtest) when even one fold does not fit. Says what it changed."""
+    periods = data.demand["period"].n_unique()
+    # a fold needs its horizon observed and some history before its cutoff to fit on
+    before = max(spec.horizon, 4)
+
+    def fits(folds: int, step: int) -> bool:
+        return periods >= spec.horizon + step * (folds - 1) + before
+
+    for step in dict.fromkeys((spec.step, 1)):
+        for folds in range(spec.folds, 0, -1):
+            if fits(folds, step):
+                if (folds, step) == (spec.folds, spec.step):
+                    return spec, []
+                note = (
+                    f"{periods} {spec.freq}s of history: backtest of {folds} folds "
+                    f"{step} {spec.freq}s apart instead of {spec.folds} x {spec.step}"
+                )
+                return replace(spec, folds=folds, fold_step=step), [note]
+    note = (
+        f"{periods} {spec.freq}s of history: too short for a backtest of {spec.horizon} "
+        f"{spec.freq}s (needs {spec.horizon + before}); published a window mean without one"
+    )
+    return replace(spec, folds=0), [note]
+
+
+def _without_backtest(
+    data: ForecastData, spec: ForecastSpec, last: date, run_id: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Each product's mean of its last periods, with its history's p10/p90 around it: what a
+    forecast can say with no backtest to choose or calibrate anything."""
+    k = WINDOWS[spec.freq][0]
+    name = f"mean_{k}"
+    history = data.demand.filter(pl.col("period") <= last).sort("product_id", "period")
+    recent = history.group_by("product_id").agg(
+        point=pl.col("units").tail(k).mean().cast(pl.Float64),
+        low=pl.col("units").tail(k).quantile(spec.quantiles[0]).cast(pl.Float64),
+        high=pl.col("units").tail(k).quantile(spec.quantiles[2]).cast(pl.Float64),
+    )
+    rows = scoring_rows(data, last, spec.horizon, spec.season).join(
+        recent, on="product_id", how="left"
+    )
+    point = rows["point"].fill_null(0.0)
+    predicted = (
+        rows.select("product_id", forecast_date="target_period")
+        .with_columns(
+            units_forecast=point,
+            units_p10=pl.min_horizontal(rows["low"].fill_null(0.0), point),
+            units_p50=point,
+            units_p90=pl.max_horizontal(rows["high"].fill_null(0.0), point),
+            cutoff_date=pl.lit(last),
+            model=pl.lit(name),
+            run_id=pl.lit(run_id),
+        )
+        .sort("product_id", "forecast_date")
+    )
+    selected = (
+        predicted.select("product_id")
+        .unique()
+        .sort("product_id")
+        .with_columns(
+            model=pl.lit(name),
+            score=pl.lit(None, pl.Float64),
+            global_model=pl.lit(name),
+            global_score=pl.lit(None, pl.Float64),
+            n=pl.lit(0, pl.Int64),
+        )
+    )
+    return predicted, selected
+
+
+def _backtest_tables(backtest: Backtest, run_id: str) -> dict[str, TableWrite]:
+    return {
         "forecast.demand_backtest": TableWrite(
             backtest.predictions.with_columns(run_id=pl.lit(run_id)).select(
                 "run_id",
@@ -253,12 +402,7 @@ def _run(
             ),
             append=True,
         ),
-        "forecast.feature_importance": TableWrite(
-            _importance(fitted, backtest, run_id), append=True
-        ),
     }
-    tables.update(_plans_and_customers(settings, state, spec, predicted, run_id, progress))
-    return ForecastResult(run_id, spec, winner, scores, predicted, 0.0), tables
 
 
 def _check_memory(
@@ -379,23 +523,55 @@ def _mean(backtest: Backtest, model: str, metric: str) -> float:
 
 
 def _forecast_frame(
-    rows: pl.DataFrame, fitted: Fitted, backtest: Backtest, winner: str, cutoff: date, run_id: str
+    rows: pl.DataFrame,
+    fitted: dict[str, Fitted],
+    backtest: Backtest,
+    selected: pl.DataFrame,
+    winner: str,
+    scales: pl.DataFrame,
+    spec: ForecastSpec,
+    cutoff: date,
+    run_id: str,
 ) -> pl.DataFrame:
-    prediction = fitted.predict(rows)
-    point = prediction.point
-    if prediction.quantiles is not None:
-        q = prediction.quantiles
-    else:  # conformal: the winner's backtest errors per horizon step, added to its forecast
-        errors = backtest.predictions.filter(pl.col("model") == winner).with_columns(
-            e=pl.col("units_actual") - pl.col("units_forecast")
+    """Each product's forecast from the model selected for it; p10/p50/p90 from that model's
+    quantile boosters, else from its scaled backtest residuals per step (conformal)."""
+    predictions = {name: model.predict(rows) for name, model in fitted.items()}
+    points = {name: p.point for name, p in predictions.items()}
+    for name, members in backtest.members.items():
+        if not all(m in points for m in members):
+            continue  # an ensemble no product publishes: its members were not refitted
+        stacked = np.column_stack([points[m] for m in members])
+        points[name] = stacked.mean(axis=1) if name.endswith("mean") else np.median(stacked, 1)
+    keyed = rows.select(pl.col("product_id").cast(pl.String), "horizon")
+    model = keyed.join(
+        selected.select(pl.col("product_id").cast(pl.String), "model"),
+        on="product_id",
+        how="left",
+        maintain_order="left",
+    )["model"].fill_null(winner)
+    chosen = model.to_numpy()
+    point = np.zeros(rows.height)
+    q = np.zeros((rows.height, 3))
+    scale = (
+        keyed.join(scales, on="product_id", how="left", maintain_order="left")["scale"]
+        .fill_null(1.0)
+        .to_numpy()
+    )
+    for name in np.unique(chosen):
+        mask = chosen == name
+        point[mask] = points[name][mask]
+        boosted = predictions[name].quantiles if name in predictions else None
+        if boosted is not None:
+            q[mask] = boosted[mask]
+            continue
+        residuals = selection.residual_quantiles(
+            backtest.predictions.filter(pl.col("model") == name),
+            backtest.scales if backtest.scales is not None else pl.DataFrame(),
+            spec.quantiles,
         )
-        by_h = {int(h): part["e"].to_numpy() for (h,), part in errors.group_by("horizon")}
-        horizons = rows["horizon"].to_numpy()
-        q = np.zeros((rows.height, 3))
-        for h, e in by_h.items():
-            mask = horizons == h
-            q[mask] = point[mask, None] + np.quantile(e, [0.1, 0.5, 0.9])[None, :]
-        q = np.maximum.accumulate(np.clip(q, 0, None), axis=1)
+        by_step = keyed.join(residuals, on="horizon", how="left", maintain_order="left")
+        rq = by_step.select("q_low", "q_mid", "q_high").fill_null(0.0).to_numpy()
+        q[mask] = selection.conformal(point[mask], scale[mask], rq[mask])
     return (
         rows.select("product_id", forecast_date="target_period")
         .with_columns(
@@ -404,15 +580,15 @@ def _forecast_frame(
             units_p50=pl.Series(q[:, 1], dtype=pl.Float64),
             units_p90=pl.Series(q[:, 2], dtype=pl.Float64),
             cutoff_date=pl.lit(cutoff),
-            model=pl.lit(winner),
+            model=model,
             run_id=pl.lit(run_id),
         )
         .sort("product_id", "forecast_date")
     )
 
 
-def _importance(fitted: Fitted, backtest: Backtest, run_id: str) -> pl.DataFrame:
-    source = fitted if fitted.boosters else backtest.last_fits.get("lightgbm")
+def _importance(backtest: Backtest, run_id: str) -> pl.DataFrame:
+    source = backtest.last_fits.get("lightgbm")
     schema = {
         "run_id": pl.String,
         "model": pl.String,
@@ -435,10 +611,12 @@ def _importance(fitted: Fitted, backtest: Backtest, run_id: str) -> pl.DataFrame
     ).sort("gain", descending=True)
 
 
-def _save_models(settings: Settings, run_id: str, fitted: Fitted, backtest: Backtest) -> None:
+def _save_models(
+    settings: Settings, run_id: str, fitted: dict[str, Fitted], backtest: Backtest
+) -> None:
     """LightGBM text files beside the run, so a run can be inspected and reproduced."""
     folder = settings.warehouse / "runs" / run_id
-    for fit in {fitted.name: fitted, **backtest.last_fits}.values():
+    for fit in {**backtest.last_fits, **fitted}.values():
         for key, booster in fit.boosters.items():
             folder.mkdir(parents=True, exist_ok=True)
             booster.save_model(str(folder / f"{fit.name}-{key}.txt"))

@@ -2,13 +2,46 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from warehouse.config import Settings
 from warehouse.errors import ConfigError
 
-MODELS = ("naive", "seasonal_naive", "moving_average", "lag_linear", "random_forest", "lightgbm")
+GLOBAL_MODELS = ("lag_linear", "random_forest", "lightgbm")  # one fit over every product
+LIBRARY_MODELS = ("ets", "theta", "croston", "imapa", "tsb", "adida")  # statsforecast
+WINDOW = re.compile(r"^(mean|median)_(\d+)$")  # mean / median of the last k periods
+SEASONAL_WINDOW = "seasonal_window_average"
+ENSEMBLES = ("ensemble_mean", "ensemble_median")  # of the best ENSEMBLE_SIZE candidates
+BASELINES = ("naive", "seasonal_naive", "moving_average")
+# robust levels: about a quarter, half a year and a year of periods (day: a week to a quarter)
+WINDOWS = {"day": (7, 28, 91), "week": (4, 13, 26), "month": (3, 6, 12)}
+
+
+def is_statistical(name: str) -> bool:
+    """Fitted per series at a cutoff (statsforecast, window baselines), not on rows."""
+    return name in LIBRARY_MODELS or name == SEASONAL_WINDOW or bool(WINDOW.match(name))
+
+
+def known_model(name: str) -> bool:
+    return name in BASELINES or name in GLOBAL_MODELS or name in ENSEMBLES or is_statistical(name)
+
+
+def default_models(freq: str) -> tuple[str, ...]:
+    windows = [f"{kind}_{k}" for k in WINDOWS[freq] for kind in ("median", "mean")]
+    return (
+        *BASELINES,
+        *windows,
+        SEASONAL_WINDOW,
+        *LIBRARY_MODELS,
+        "lag_linear",
+        "lightgbm",
+        *ENSEMBLES,
+    )
+
+
+MODELS = default_models("day")
 METRICS = ("wape", "mae", "rmse", "mase")
 HORIZON = {"day": 28, "week": 8, "month": 6}
 SEASON = {"day": 7, "week": 52, "month": 12}
@@ -49,6 +82,14 @@ class ForecastSpec:
     propensity_days: int = 30  # the window a customer may purchase in
     default_lead_time_days: int = 7  # for products without an inventory row
     threads: int = 1  # [project] threads as wh resolved it (not a [forecast] key)
+    # per_series: each product publishes the candidate with its lowest shrunk backtest error;
+    # global: every product publishes the overall winner
+    selection: str = "per_series"
+    # backtest periods of weight the overall ranking has in a product's choice
+    selection_shrinkage: float = 8.0
+    # conformal: LightGBM's p10/p90 from scaled backtest residuals (two boosters a fit, mean
+    # and median); boosters: two more quantile boosters a fit
+    quantile_method: str = "conformal"
 
     @property
     def season(self) -> int:
@@ -80,6 +121,9 @@ KEYS = {
     "customers",
     "propensity_days",
     "default_lead_time_days",
+    "selection",
+    "selection_shrinkage",
+    "quantile_method",
 }
 
 
@@ -103,6 +147,7 @@ def load_spec(
         origin_step=ORIGIN_STEP[freq],
         lightgbm=lightgbm,
         threads=settings.threads,
+        models=default_models(freq),
     )
     if "quantiles" in raw:
         raw["quantiles"] = tuple(sorted(float(q) for q in raw["quantiles"]))
@@ -119,10 +164,13 @@ def load_spec(
 
 def _check(spec: ForecastSpec, settings: Settings) -> None:
     where = settings.project_dir / "wh.toml"
-    bad = [m for m in spec.models if m not in MODELS]
+    bad = [m for m in spec.models if not known_model(m)]
     if bad:
         raise ConfigError(
-            f"unknown forecast model '{bad[0]}'", where, hint=f"models: {', '.join(MODELS)}"
+            f"unknown forecast model '{bad[0]}'",
+            where,
+            hint=f"models: {', '.join(BASELINES + GLOBAL_MODELS + LIBRARY_MODELS)}, "
+            f"{SEASONAL_WINDOW}, median_<k>, mean_<k>, {', '.join(ENSEMBLES)}",
         )
     if spec.metric not in METRICS:
         raise ConfigError(
@@ -132,6 +180,12 @@ def _check(spec: ForecastSpec, settings: Settings) -> None:
         raise ConfigError(
             "horizon, folds and origin_step must be at least 1, train_periods 2", where
         )
+    if spec.selection not in ("per_series", "global"):
+        raise ConfigError("selection must be 'per_series' or 'global'", where)
+    if spec.quantile_method not in ("conformal", "boosters"):
+        raise ConfigError("quantile_method must be 'conformal' or 'boosters'", where)
+    if spec.selection_shrinkage < 0:
+        raise ConfigError("selection_shrinkage must be 0 or more", where)
     if spec.max_train_rows < 0:
         raise ConfigError("max_train_rows must be 0 (no limit) or more", where)
     if len(spec.quantiles) != 3 or not all(0 < q < 1 for q in spec.quantiles):
