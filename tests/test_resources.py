@@ -120,7 +120,7 @@ def test_forecast_process_gets_threads_and_wait_policy(
             settings,
             f"SELECT params FROM forecast.model_runs WHERE run_id = '{result['run_id']}'",
         )[0][0]
-        booster = settings.warehouse / "runs" / str(result["run_id"]) / "lightgbm-mean.txt"
+        booster = settings.warehouse / "runs" / str(result["run_id"]) / "lightgbm-q50.txt"
         return json.loads(str(params)), booster.read_text()
 
     params, booster = run({})

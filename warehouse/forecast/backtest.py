@@ -16,7 +16,7 @@ from warehouse.forecast import selection
 from warehouse.forecast.data import ForecastData, offset, scoring_rows, training_rows
 from warehouse.forecast.models import FORECASTERS, GLOBAL_FAMILY, Fitted
 from warehouse.forecast.spec import ENSEMBLES, ForecastSpec, is_statistical
-from warehouse.forecast.statistical import fit_statistical
+from warehouse.forecast.statistical import backtest_library, fit_statistical
 
 Progress = Callable[[str], None]
 
@@ -29,6 +29,8 @@ class Backtest:
     members: dict[str, list[str]] = field(default_factory=dict)  # ensemble -> refit members
     seconds: dict[str, float] = field(default_factory=dict)  # candidate family -> fit time
     scales: pl.DataFrame | None = None  # fold, product_id, scale (the MASE denominator)
+    # library forecasts from the last period on, carried forward from the folds' one fit
+    carried: pl.DataFrame | None = None
 
     def score(self, metric: str) -> dict[str, float]:
         overall = self.metrics.filter(pl.col("scope") == "overall")
@@ -87,14 +89,17 @@ def fit_candidates(
     seconds: dict[str, float],
     progress: Progress,
     label: str,
+    known: pl.DataFrame | None = None,
+    only: set[str] | None = None,
 ) -> dict[str, Fitted]:
-    """Every named candidate fitted on what was known at `cutoff`."""
+    """Every named candidate fitted on what was known at `cutoff` (`known`: library
+    forecasts at this cutoff made already, see statistical.backtest_library)."""
     fitted: dict[str, Fitted] = {}
     statistical = [n for n in names if is_statistical(n)]
     if statistical:
         progress(f"{label}: {family(statistical[0])}, {len(statistical)} models")
         started = time.perf_counter()
-        fitted.update(fit_statistical(data, cutoff, spec, statistical))
+        fitted.update(fit_statistical(data, cutoff, spec, statistical, known, only))
         _add(seconds, family(statistical[0]), started)
     rows = [n for n in names if n not in fitted and n not in ENSEMBLES]
     train = None
@@ -121,7 +126,13 @@ def run_backtest(
     fits: dict[str, Fitted] = {}
     seconds: dict[str, float] = {}
     candidates = [m for m in spec.models if m not in ENSEMBLES]
-    for fold, cutoff in enumerate(fold_cutoffs(data, spec, last), start=1):
+    cutoffs = fold_cutoffs(data, spec, last)
+    started = time.perf_counter()
+    progress("statistical models: one fit per series, carried through the folds")
+    known = backtest_library(data.until(last), spec, cutoffs, candidates, final=True)
+    if known:
+        _add(seconds, family("ets"), started)
+    for fold, cutoff in enumerate(cutoffs, start=1):
         label = f"fold {fold}/{spec.folds} (cutoff {cutoff})"
         actual = data.demand.rename({"period": "target_period", "units": "actual"})
         test = scoring_rows(data, cutoff, spec.horizon, spec.season).join(
@@ -132,7 +143,9 @@ def run_backtest(
         scale_frames.append(
             naive_scale(data, cutoff, spec.train_periods).with_columns(fold=pl.lit(fold))
         )
-        fitted = fit_candidates(data, spec, cutoff, candidates, seconds, progress, label)
+        fitted = fit_candidates(
+            data, spec, cutoff, candidates, seconds, progress, label, known.get(cutoff)
+        )
         fits.update(fitted)
         for name, model in fitted.items():
             prediction = model.predict(test)
@@ -179,6 +192,7 @@ def run_backtest(
         members,
         seconds,
         scales,
+        known.get(last),
     )
 
 

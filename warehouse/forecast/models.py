@@ -197,20 +197,31 @@ def lightgbm(train: pl.DataFrame, spec: ForecastSpec) -> Fitted:
         )
     rounds = int(spec.lightgbm["num_boost_round"])
     stop = int(spec.lightgbm["early_stopping_rounds"])
+    if spec.quantile_method == "conformal" and spec.metric in ("wape", "mae", "mase"):
+        # the published point is the median and p10/p90 come from backtest residuals: one
+        # booster, early-stopped on its own (quantile) loss
+        median = _booster(
+            _lgb_params(spec, objective="quantile", alpha=spec.quantiles[1]),
+            train_set,
+            valid_set,
+            rounds,
+            stop,
+        )
+        stopped = median.best_iteration or rounds
+
+        def predict_median(rows: pl.DataFrame) -> Prediction:
+            xs = matrix(rows, names, categories)
+            return Prediction(np.clip(median.predict(xs, num_iteration=stopped), 0, None))
+
+        key = f"q{int(spec.quantiles[1] * 100)}"
+        return Fitted("lightgbm", predict_median, {key: median}, names, train.height)
     mean_model = _booster(_lgb_params(spec), train_set, valid_set, rounds, stop)
     best = mean_model.best_iteration or rounds
     # the outer quantile models are most of a fit's cost: fewer, larger steps; the middle one
     # is the published point for WAPE/MAE/MASE, so it trains like the mean model
     quantile_rounds = max(20, min(best, QUANTILE_ROUNDS))
-    # conformal: p10/p90 come from backtest residuals (selection.conformal), so only the
-    # middle quantile, the published point for WAPE/MAE/MASE, is a booster
-    boosted = (
-        spec.quantiles
-        if spec.quantile_method == "boosters"
-        else (spec.quantiles[1],)
-        if spec.metric in ("wape", "mae", "mase")
-        else ()
-    )
+    # conformal (for rmse: the mean is the point): p10/p90 from backtest residuals
+    boosted = spec.quantiles if spec.quantile_method == "boosters" else ()
     quantile_models = [
         _booster(
             _lgb_params(spec, objective="quantile", alpha=q)

@@ -30,7 +30,7 @@ from warehouse.forecast import selection
 from warehouse.forecast.backtest import Backtest, fit_candidates, naive_scale, run_backtest
 from warehouse.forecast.data import UNIT, ForecastData, load, scoring_rows
 from warehouse.forecast.models import Fitted
-from warehouse.forecast.spec import ENSEMBLES, WINDOWS, ForecastSpec, load_spec
+from warehouse.forecast.spec import ENSEMBLES, WINDOWS, ForecastSpec, is_statistical, load_spec
 from warehouse.lock import writer_lock
 from warehouse.produced import TableWrite, publish_tables
 from warehouse.state import State
@@ -242,7 +242,21 @@ def _run(
         members = {m for n in needed for m in backtest.members.get(n, [])}
         to_fit = sorted((set(needed) | members) - set(ENSEMBLES))
         progress(f"refitting {len(to_fit)} models up to {last}")
-        fitted = fit_candidates(data, spec, last, to_fit, seconds, progress, "refit")
+        # library models are refitted only for the products that publish them (directly or
+        # through an ensemble): a per-series fit is most of a refit's cost
+        users = {
+            m: set(selected.filter(pl.col("model") == m)["product_id"].cast(pl.String))
+            for m in needed
+        }
+        library_users = {
+            p
+            for m, products in users.items()
+            if is_statistical(m) or any(is_statistical(x) for x in backtest.members.get(m, []))
+            for p in products
+        }
+        fitted = fit_candidates(
+            data, spec, last, to_fit, seconds, progress, "refit", backtest.carried, library_users
+        )
         future = scoring_rows(data, last, spec.horizon, spec.season)
         scales = naive_scale(data, last, spec.train_periods)
         predicted = _forecast_frame(

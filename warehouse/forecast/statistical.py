@@ -45,6 +45,9 @@ def _register() -> None:
 # AutoETS considers no seasonal model beyond this season length (like R's ets); weekly
 # data's 52 is fitted without a season there, and Theta deseasonalises instead
 ETS_MAX_SEASON = 24
+# the library models that can carry a fit forward to later data (the intermittent family
+# cannot, and costs little to fit per fold)
+FORWARD = ("ets", "theta")
 # below this many series a process pool costs more than it saves (~1 s to start)
 POOL_MIN_SERIES = 50
 # history the per-series models fit on: AutoETS's time grows with it, and level and season
@@ -127,20 +130,123 @@ def _library(
     return pl.concat(frames) if frames else pl.DataFrame()
 
 
+def backtest_library(
+    data: ForecastData,
+    spec: ForecastSpec,
+    cutoffs: list[date],
+    names: list[str],
+    final: bool = False,
+) -> dict[date, pl.DataFrame]:
+    """Library models' forecasts at every fold cutoff from one fit per series: parameters
+    estimated on the history before the first cutoff, then carried forward through the data
+    up to each later cutoff (statsforecast's cross_validation with refit=False). A fit per
+    fold costs folds x more and changes little. Only series observed up to the last target
+    period and long enough are done this way; fit_statistical fits the others per fold."""
+    library = [n for n in names if n in FORWARD]
+    if not library or not cutoffs:
+        return {}
+    from statsforecast import StatsForecast
+    from statsforecast.models import Naive
+
+    if not STATSFORECAST:
+        _register()
+    end = data.last_period
+    step = spec.step
+    windows = list(cutoffs)
+    final = final and step == spec.horizon
+    if final:
+        windows.append(end)
+    folds_size = spec.horizon + step * (len(cutoffs) - 1)
+    # the same real history whether or not the final window rides along
+    periods = max(PERIODS[spec.freq], 3 * spec.season + spec.horizon) + folds_size
+    test_size = spec.horizon + step * (len(windows) - 1)
+    series = _series(data, end, periods)
+    if final:
+        future = pl.DataFrame({"ds": np.arange(1, spec.horizon + 1), "y": 0.0})
+        series = pl.concat(
+            [series, series.select("unique_id").unique().join(future, how="cross")],
+            how="vertical_relaxed",
+        ).sort("unique_id", "ds")
+    ends = data.demand.group_by("product_id").agg(pl.col("period").max())
+    aligned = ends.filter(pl.col("period") == end)["product_id"].cast(pl.String)
+    lengths = series.group_by("unique_id").agg(n=pl.len())
+    out: dict[date, list[pl.DataFrame]] = {c: [] for c in windows}
+    long_enough = pl.col("n") >= 2 * spec.season + test_size
+    # the first window's fit needs some history of its own: 8 periods at least
+    for m, fits in ((spec.season, long_enough), (1, ~long_enough & (pl.col("n") >= test_size + 8))):
+        ids = lengths.filter(fits & pl.col("unique_id").is_in(aligned.implode()))
+        subset = series.filter(pl.col("unique_id").is_in(ids["unique_id"].implode()))
+        if subset.is_empty():
+            continue
+        models = [STATSFORECAST[n](1 if n == "ets" and m > ETS_MAX_SEASON else m) for n in library]
+        engine = StatsForecast(
+            models=models,
+            freq=1,
+            n_jobs=spec.threads if ids.height >= POOL_MIN_SERIES else 1,
+            fallback_model=Naive(),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cv = pl.DataFrame(
+                engine.cross_validation(
+                    h=spec.horizon, df=subset, n_windows=len(windows), step_size=step, refit=False
+                )
+            )
+        # window cutoffs are integer periods before `end`, oldest first, like `windows`
+        for cutoff, (_, part) in zip(
+            windows, sorted(cv.group_by("cutoff"), key=lambda kv: kv[0][0]), strict=True
+        ):
+            out[cutoff].append(
+                part.with_columns(horizon=(pl.col("ds") - pl.col("cutoff")).cast(pl.Int32)).drop(
+                    "ds", "cutoff", "y"
+                )
+            )
+    return {c: pl.concat(frames) for c, frames in out.items() if frames}
+
+
 def fit_statistical(
-    data: ForecastData, cutoff: date, spec: ForecastSpec, names: list[str]
+    data: ForecastData,
+    cutoff: date,
+    spec: ForecastSpec,
+    names: list[str],
+    known: pl.DataFrame | None = None,
+    only: set[str] | None = None,
 ) -> dict[str, Fitted]:
-    """Every named statistical candidate fitted on each product's history up to `cutoff`."""
+    """Every named statistical candidate fitted on each product's history up to `cutoff`;
+    `known`: library forecasts at this cutoff already made (backtest_library) for some
+    series, which are not fitted again; `only`: the products whose library forecasts are
+    used (the refit after selection), the others are not fitted."""
     if not names:
         return {}
     periods = max(PERIODS[spec.freq], 3 * spec.season + spec.horizon)
     series = _series(data, cutoff, periods)
     table = _windows(series, names, spec.season, spec.horizon)
     library = [n for n in names if n in LIBRARY_MODELS]
+    if only is not None:
+        series = series.filter(pl.col("unique_id").is_in(sorted(only)))
     if library and not series.is_empty():
-        fc = _library(series, library, spec.season, spec.horizon, spec.threads)
-        if not fc.is_empty():
+        frames = []
+        rest = series
+        carried = [n for n in library if known is not None and n in known.columns]
+        if known is not None and carried:
+            frames.append(known.select("unique_id", "horizon", *carried))
+            rest = series.filter(~pl.col("unique_id").is_in(known["unique_id"].implode()))
+            if not rest.is_empty():
+                fc = _library(rest, carried, spec.season, spec.horizon, spec.threads)
+                if not fc.is_empty():
+                    frames.append(fc.select("unique_id", "horizon", *carried))
+        per_fold = [n for n in library if n not in carried]
+        if frames:
+            fc = pl.concat(frames, how="vertical_relaxed")
             table = table.join(fc, on=["unique_id", "horizon"], how="left")
+        if per_fold:
+            fc = _library(series, per_fold, spec.season, spec.horizon, spec.threads)
+            if not fc.is_empty():
+                table = table.join(
+                    fc.select("unique_id", "horizon", *per_fold),
+                    on=["unique_id", "horizon"],
+                    how="left",
+                )
     table = table.rename({"unique_id": "product_id"})
 
     def fitted(name: str) -> Fitted:
