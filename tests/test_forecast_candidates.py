@@ -200,3 +200,57 @@ def test_a_short_history_degrades_instead_of_failing(tmp_path: Path) -> None:
     assert "too short for a backtest" in str(params[-1][0])
     fewer = forecast(settings, horizon=3)
     assert fewer.notes and "folds" in fewer.notes[0] and fewer.spec.folds >= 1
+
+
+def test_holidays_of_the_configured_country_are_a_feature(
+    tmp_path: Path, forecast_sources: Path
+) -> None:
+    from warehouse.errors import UsageError
+    from warehouse.forecast.data import holiday_counts, scoring_rows
+
+    demand = pl.DataFrame({"period": [date(2024, 12, 2), date(2024, 12, 30)]})
+    weeks = dict(holiday_counts("US", demand, "week").iter_rows())
+    assert weeks[date(2024, 12, 23)] == 1  # Christmas
+    assert weeks[date(2024, 12, 30)] == 1  # New Year's Day 2025
+    assert date(2024, 12, 9) not in weeks
+    with pytest.raises(UsageError, match="country = 'XX'"):
+        holiday_counts("XX", demand, "week")
+    settings = make_project(tmp_path, forecast_sources)
+    build(settings)
+    data = load(settings, None, "US")
+    future = scoring_rows(data, data.last_period, 7, 7)
+    assert "t_holidays" in future.columns and future["t_holidays"].null_count() == 0
+    assert "t_holidays" not in scoring_rows(load(settings), data.last_period, 7, 7).columns
+
+
+def test_per_product_selection_needs_evidence_not_a_tie() -> None:
+    rng = np.random.default_rng(3)
+    frames = []
+    for fold in (1, 2, 3):
+        for product in range(20):
+            actual = 10.0
+            frames.append(("winner", fold, str(product), actual, actual + rng.normal(0, 2)))
+            frames.append(("better", fold, str(product), actual, actual + rng.normal(0, 0.5)))
+    rows_ = pl.DataFrame(
+        frames,
+        schema=["model", "fold", "product_id", "units_actual", "units_forecast"],
+        orient="row",
+    )
+    clear = pl.concat(
+        [
+            rows_.filter(pl.col("model") == "winner"),
+            rows_.filter(pl.col("model") == "better").with_columns(
+                model=pl.lit(selection.SELECTED)
+            ),
+        ]
+    )
+    assert selection.selection_evidence(clear, "winner", "wape") > 3
+    tie = pl.concat(
+        [
+            rows_.filter(pl.col("model") == "winner"),
+            rows_.filter(pl.col("model") == "winner").with_columns(
+                model=pl.lit(selection.SELECTED), units_forecast=pl.col("units_forecast") + 1e-9
+            ),
+        ]
+    )
+    assert selection.selection_evidence(tie, "winner", "wape") < 1

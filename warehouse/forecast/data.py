@@ -42,6 +42,7 @@ class ForecastData:
     demand: pl.DataFrame  # product_id, period, units
     products: pl.DataFrame  # product_id, discontinued_date
     promotions: pl.DataFrame  # product_id, period, promo_pct: planned, per period
+    holidays: pl.DataFrame | None = None  # period, t_holidays: public holidays in the period
 
     @property
     def last_period(self) -> date:
@@ -57,6 +58,7 @@ class ForecastData:
             self.demand.filter(pl.col("period") <= cutoff),
             self.products,
             self.promotions,
+            self.holidays,  # known in advance, like planned promotions
         )
 
 
@@ -66,9 +68,10 @@ def _frame(con: engine.Connection, sql: str) -> pl.DataFrame:
     return frame
 
 
-def load(settings: Settings, history: int | None = None) -> ForecastData:
+def load(settings: Settings, history: int | None = None, country: str = "") -> ForecastData:
     """Read the published feature tables of the environment (read-only): the last `history`
-    periods before the last one and that one (all, when None)."""
+    periods before the last one and that one (all, when None). `country`: count its public
+    holidays per period (the `holidays` package) as a feature known ahead."""
     con = catalog.open_published(settings)
     try:
         try:
@@ -102,6 +105,29 @@ def load(settings: Settings, history: int | None = None) -> ForecastData:
         demand.sort("product_id", "period"),
         products,
         _promotions_per_period(promos, settings.freq),
+        holiday_counts(country, demand, settings.freq) if country else None,
+    )
+
+
+def holiday_counts(country: str, demand: pl.DataFrame, freq: str) -> pl.DataFrame:
+    """period, t_holidays: public holidays of `country` in each period, from the first
+    period through two years past the last (forecast targets lie ahead)."""
+    import holidays
+
+    first, last = demand["period"].min(), demand["period"].max()
+    assert isinstance(first, date) and isinstance(last, date)
+    years = range(first.year, last.year + 3)
+    try:
+        calendar = holidays.country_holidays(country, years=years)
+    except NotImplementedError:
+        raise UsageError(
+            f"[forecast] country = '{country}' is not a country the holidays package knows",
+            hint='use an ISO 3166 code such as US, GB, DE (python -c "import holidays; '
+            'print(holidays.list_supported_countries())")',
+        ) from None
+    days = pl.DataFrame({"day": sorted(calendar)}, schema={"day": pl.Date})
+    return days.group_by(period=pl.col("day").dt.truncate("1" + UNIT[freq])).agg(
+        t_holidays=pl.len().cast(pl.Float32)
     )
 
 
@@ -164,6 +190,10 @@ def rows_for(data: ForecastData, origins: pl.DataFrame, horizon: int, season: in
             | (pl.col("target_period") <= pl.col("discontinued_date"))
         )
     )
+    if data.holidays is not None:
+        pairs = pairs.join(
+            data.holidays.rename({"period": "target_period"}), on="target_period", how="left"
+        ).with_columns(pl.col("t_holidays").fill_null(0.0))
     return pairs.drop("reference", "discontinued_date").with_columns(
         t_promo_pct=pl.col("t_promo_pct").fill_null(0.0),
         t_on_promo=pl.col("t_promo_pct").is_not_null().cast(pl.Float32),

@@ -199,7 +199,7 @@ def _run(
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     progress("loading features")
-    data = load(settings, None if cutoff else spec.history)
+    data = load(settings, None if cutoff else spec.history, spec.country)
     last = data.last_period
     if cutoff is not None:
         if cutoff > last:
@@ -227,13 +227,15 @@ def _run(
         selected = chosen.table
         per_series = spec.selection == "per_series"
         overall = backtest.score(spec.metric)
-        if per_series and overall.get(selection.SELECTED, np.inf) > overall[winner]:
-            # the honest backtest of per-product choice (each fold chosen on the others)
-            # lost to one model for all: the choices were noise, publish the winner
+        evidence = selection.selection_evidence(backtest.predictions, winner, spec.metric)
+        if per_series and evidence < 1.0:
+            # the out-of-sample backtest of per-product choice (each fold chosen on the
+            # others) is not clearly better than one model for all: publish the winner
             notes.append(
-                f"per-product selection scored {overall[selection.SELECTED]:.3f} "
-                f"{spec.metric} against {winner}'s {overall[winner]:.3f} on the backtest: "
-                f"published {winner} for every product"
+                f"per-product selection scored {overall.get(selection.SELECTED, np.nan):.3f} "
+                f"{spec.metric} against {winner}'s {overall[winner]:.3f} on the backtest "
+                f"({evidence:.1f} standard errors better, 1 needed): published {winner} "
+                "for every product"
             )
             per_series = False
         if not per_series:

@@ -149,6 +149,26 @@ def selected_backtest(predictions: pl.DataFrame, metric: str, shrinkage: float) 
     return pl.concat(frames, how="diagonal_relaxed")
 
 
+def selection_evidence(predictions: pl.DataFrame, winner: str, metric: str) -> float:
+    """How many standard errors per-product selection's loss lies below the winner's, over
+    paired (product, fold) losses of the out-of-sample `selected` rows: choosing per product
+    adds variance, so it is published only on evidence (>= 1), not on a backtest tie."""
+    paired = (
+        predictions.filter(pl.col("model").is_in([winner, SELECTED]))
+        .group_by("product_id", "fold", "model")
+        .agg(loss=_loss(metric).sum())
+        .pivot(on="model", index=["product_id", "fold"], values="loss")
+        .drop_nulls()
+    )
+    if SELECTED not in paired.columns or winner not in paired.columns or paired.height < 2:
+        return 0.0
+    gain = (paired[winner] - paired[SELECTED]).to_numpy()
+    spread = float(np.std(gain, ddof=1))
+    if spread == 0:
+        return float("inf") if gain.mean() > 0 else 0.0
+    return float(gain.mean() / (spread / np.sqrt(len(gain))))
+
+
 def residual_quantiles(
     predictions: pl.DataFrame, scales: pl.DataFrame, quantiles: tuple[float, float, float]
 ) -> pl.DataFrame:

@@ -90,6 +90,8 @@ class ForecastSpec:
     # conformal: LightGBM's p10/p90 from scaled backtest residuals (two boosters a fit, mean
     # and median); boosters: two more quantile boosters a fit
     quantile_method: str = "conformal"
+    # ISO country code: its public holidays per target period become a feature ("" = none)
+    country: str = ""
 
     @property
     def season(self) -> int:
@@ -124,6 +126,7 @@ KEYS = {
     "selection",
     "selection_shrinkage",
     "quantile_method",
+    "country",
 }
 
 
