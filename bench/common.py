@@ -116,12 +116,25 @@ def print_table(results: list[Result]) -> None:
 
 
 def save(results: list[Result], extra: dict[str, Any]) -> None:
+    """Write this run's rows into bench/results.json, keeping the rows of benchmarks this run
+    did not run (each row says when it was measured): the file is the current table."""
+    now = time.strftime("%Y-%m-%d %H:%M")
+    rows = {r["benchmark"]: r for r in _saved().get("results", [])}
+    for r in results:
+        rows[r.benchmark] = {**asdict(r), "ratio": r.ratio, "measured": now, **extra}
     payload = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-        "results": [{**asdict(r), "ratio": r.ratio} for r in results],
-        **extra,
+        "results": list(rows.values()),
     }
     RESULTS.write_text(json.dumps(payload, indent=2, default=str))
+
+
+def _saved() -> dict[str, Any]:
+    try:
+        loaded = json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def example_project(root: Path, sources: Path, more_toml: str = "", python: bool = True) -> Path:

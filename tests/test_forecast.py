@@ -16,6 +16,7 @@ from warehouse.build import build
 from warehouse.config import Settings
 from warehouse.demo import DemoSpec, generate
 from warehouse.forecast import models as forecast_models
+from warehouse.forecast.backtest import metrics as backtest_metrics
 from warehouse.forecast.data import load, scoring_rows, training_rows
 from warehouse.forecast.metrics import accuracy
 from warehouse.forecast.run import ForecastError, forecast
@@ -156,6 +157,24 @@ def test_metrics_on_a_hand_checked_fixture() -> None:
     assert got["p10_p90_coverage"] == 0.75  # 6 is below its interval [7.5, 9]
     assert got["n"] == 4
     assert accuracy(np.array([0.0]), np.array([0.0]))["wape"] is None
+    # the backtest's table of metrics (computed in Polars) agrees with the reference
+    frame = pl.DataFrame(
+        {
+            "model": "m",
+            "fold": 1,
+            "product_id": "a",
+            "forecast_date": [date(2024, 1, d) for d in range(1, 5)],
+            "horizon": pl.Series([1, 2, 3, 4], dtype=pl.Int32),
+            "units_actual": y,
+            "units_forecast": f,
+            "units_p10": [0.0, 1.0, 3.0, 7.5],
+            "units_p90": [1.0, 3.0, 5.0, 9.0],
+        }
+    )
+    scales = pl.DataFrame({"fold": [1], "product_id": ["a"], "scale": [2.0]})
+    overall = backtest_metrics(frame, scales).filter(pl.col("scope") == "overall")
+    for key, value in got.items():
+        assert overall[key][0] == pytest.approx(value), key
 
 
 def _noise_after(sources: Path, cutoff: date) -> None:

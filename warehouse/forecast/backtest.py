@@ -14,11 +14,14 @@ import polars as pl
 from warehouse.errors import UsageError
 from warehouse.forecast import selection
 from warehouse.forecast.data import ForecastData, offset, scoring_rows, training_rows
+from warehouse.forecast.metrics import METRIC_COLUMNS
 from warehouse.forecast.models import FORECASTERS, GLOBAL_FAMILY, Fitted
 from warehouse.forecast.spec import ENSEMBLES, ForecastSpec, is_statistical
 from warehouse.forecast.statistical import backtest_library, fit_statistical
 
 Progress = Callable[[str], None]
+# forecast.forecast_metrics: what a row is about, then the metrics
+METRIC_KEYS = ("model", "fold", "scope", "product_id", "horizon")
 
 
 @dataclass
@@ -275,21 +278,7 @@ def metrics(predictions: pl.DataFrame, scales: pl.DataFrame) -> pl.DataFrame:
         .agg(values)
         .with_columns(scope=pl.lit("horizon"), product_id=pl.lit(None, pl.String))
     )
-    columns = [
-        "model",
-        "fold",
-        "scope",
-        "product_id",
-        "horizon",
-        "mae",
-        "rmse",
-        "wape",
-        "mase",
-        "bias",
-        "r2",
-        "p10_p90_coverage",
-        "n",
-    ]
+    columns = list(METRIC_KEYS) + list(METRIC_COLUMNS)
     return pl.concat(
         [
             f.with_columns(

@@ -27,8 +27,15 @@ from warehouse.build import state_for
 from warehouse.config import Settings
 from warehouse.errors import UsageError, WhError
 from warehouse.forecast import selection
-from warehouse.forecast.backtest import Backtest, fit_candidates, naive_scale, run_backtest
+from warehouse.forecast.backtest import (
+    METRIC_KEYS,
+    Backtest,
+    fit_candidates,
+    naive_scale,
+    run_backtest,
+)
 from warehouse.forecast.data import UNIT, ForecastData, load, scoring_rows
+from warehouse.forecast.metrics import METRIC_COLUMNS
 from warehouse.forecast.models import Fitted
 from warehouse.forecast.spec import ENSEMBLES, WINDOWS, ForecastSpec, is_statistical, load_spec
 from warehouse.lock import writer_lock
@@ -401,20 +408,7 @@ def _backtest_tables(backtest: Backtest, run_id: str) -> dict[str, TableWrite]:
         ),
         "forecast.forecast_metrics": TableWrite(
             backtest.metrics.with_columns(run_id=pl.lit(run_id)).select(
-                "run_id",
-                "model",
-                "fold",
-                "scope",
-                "product_id",
-                "horizon",
-                "mae",
-                "rmse",
-                "wape",
-                "mase",
-                "bias",
-                "r2",
-                "p10_p90_coverage",
-                "n",
+                "run_id", *METRIC_KEYS, *METRIC_COLUMNS
             ),
             append=True,
         ),
