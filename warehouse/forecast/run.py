@@ -217,13 +217,10 @@ def _run(
     seconds["loading"] = time.perf_counter() - started
     _check_memory(settings, spec, data, progress)
     spec, notes = fit_folds(spec, data)
-    params = json.loads(record["params"])
-    params.update(folds_used=spec.folds, fold_step_used=spec.step, notes=notes)
-    record["params"] = json.dumps(params, default=str)
     if spec.folds == 0:
         predicted, selected = _without_backtest(data, spec, last, run_id)
         backtest = None
-        winner = str(predicted["model"][0])
+        winner = str(selected["model"][0]) if selected.height else "none"
         scores: dict[str, dict[str, float]] = {}
     else:
         backtest = run_backtest(data, spec, last, progress)
@@ -278,6 +275,9 @@ def _run(
             for m in backtest.metrics["model"].unique().sort().to_list()
         }
     record.update(model=selection.SELECTED if selected["model"].n_unique() > 1 else winner)
+    params = json.loads(record["params"])
+    params.update(folds_used=spec.folds, fold_step_used=spec.step, notes=notes)
+    record["params"] = json.dumps(params, default=str)
     tables = {
         "forecast.demand_forecast": TableWrite(predicted),
         "forecast.demand_forecast_history": TableWrite(predicted, append=True),
