@@ -160,3 +160,52 @@ def test_memory_settings_read_as_duckdb_does(text: str, expected: int | None) ->
     from warehouse.doctor import _bytes
 
     assert _bytes(text) == expected
+
+
+def _memory_cgroup(limit: int) -> Path | None:
+    """A real cgroup with a memory limit (v1 here; v2 where that is the hierarchy)."""
+    import uuid
+
+    name = f"wh-test-{uuid.uuid4().hex[:8]}"
+    for folder, file in (
+        (Path("/sys/fs/cgroup/memory") / name, "memory.limit_in_bytes"),
+        (Path("/sys/fs/cgroup") / name, "memory.max"),
+    ):
+        try:
+            folder.mkdir()
+        except OSError:
+            continue
+        try:
+            (folder / file).write_text(str(limit))
+            return folder
+        except OSError:
+            folder.rmdir()
+    return None
+
+
+def test_doctor_in_a_memory_limited_cgroup(tmp_path: Path, tiny_sources: Path) -> None:
+    settings = copy_project(tmp_path / "p", tiny_sources)  # no memory_limit in its wh.toml
+    folder = _memory_cgroup(1024 * 2**20)
+    if folder is None:
+        pytest.skip("no cgroup can be written here (needs root and a cgroup mount)")
+    try:
+        done = subprocess.run(
+            [
+                "sh",
+                "-c",
+                f'echo $$ > {folder / "cgroup.procs"} && exec "$@"',
+                "sh",
+                sys.executable,
+                "-m",
+                "warehouse.entry",
+                "--project",
+                str(settings.project_dir),
+                "doctor",
+            ],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        folder.rmdir()
+    assert "memory: 1.0 GiB from cgroup" in done.stdout, done.stdout + done.stderr
+    assert "memory_limit: 768MB" in done.stdout  # 75 % of the limit, for DuckDB
