@@ -132,7 +132,7 @@ def run_backtest(
     cutoffs = fold_cutoffs(data, spec, last)
     started = time.perf_counter()
     progress("statistical models: one fit per series, carried through the folds")
-    known = backtest_library(data.until(last), spec, cutoffs, candidates, final=True)
+    known = backtest_library(data.demand_until(last), spec, cutoffs, candidates, final=True)
     if known:
         _add(seconds, family("ets"), started)
     for fold, cutoff in enumerate(cutoffs, start=1):

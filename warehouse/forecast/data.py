@@ -9,7 +9,7 @@ errors do not compound through fed-back predictions and every step is one predic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -49,6 +49,12 @@ class ForecastData:
         value = self.demand["period"].max()
         assert isinstance(value, date)
         return value
+
+    def demand_until(self, cutoff: date) -> ForecastData:
+        """The same, with demand (targets, seasonal references) known at the end of
+        `cutoff`; the feature rows are shared, not copied (at M5 size they are gigabytes):
+        for building rows whose origins are already at or before the cutoff."""
+        return replace(self, demand=self.demand.filter(pl.col("period") <= cutoff))
 
     def until(self, cutoff: date) -> ForecastData:
         """What was known at the end of period `cutoff` (promotions are planned ahead)."""
@@ -99,9 +105,16 @@ def load(settings: Settings, history: int | None = None, country: str = "") -> F
             "features.demand is empty: nothing to forecast",
             hint="check the sources with: wh sources check",
         )
+    # 8-byte numbers as float32: the models read float32 (LightGBM's matrix) or float64
+    # copies of a few columns; the loaded history is most of the forecast's peak memory
+    narrow = [
+        pl.col(c).cast(pl.Float32)
+        for c, t in features.schema.items()
+        if c not in ("units", "period") and t in (pl.Int64, pl.Float64)
+    ]
     return ForecastData(
         settings.freq,
-        features.sort("product_id", "period"),
+        features.with_columns(narrow).sort("product_id", "period"),
         demand.sort("product_id", "period"),
         products,
         _promotions_per_period(promos, settings.freq),
@@ -225,14 +238,14 @@ def training_rows(
         origins = origins.sample(n=max(1, max_rows // horizon), seed=seed).sort(
             "product_id", "period"
         )
-    rows = rows_for(data.until(cutoff), origins, horizon, season)
+    rows = rows_for(data.demand_until(cutoff), origins, horizon, season)
     return rows.filter((pl.col("target_period") <= cutoff) & pl.col("y").is_not_null())
 
 
 def scoring_rows(data: ForecastData, cutoff: date, horizon: int, season: int) -> pl.DataFrame:
     """One row per product active at the cutoff and horizon step (targets after it)."""
     origins = data.features.filter(pl.col("period") == cutoff)
-    return rows_for(data.until(cutoff), origins, horizon, season)
+    return rows_for(data.demand_until(cutoff), origins, horizon, season)
 
 
 def feature_names(rows: pl.DataFrame) -> list[str]:
