@@ -87,8 +87,16 @@ def load(settings: Settings, history: int | None = None, country: str = "") -> F
                 if last is not None:
                     first = pl.select(offset(pl.lit(last), pl.lit(-history), settings.freq)).item()
                     since = f" WHERE period >= DATE '{first.isoformat()}'"
-            features = _frame(con, "SELECT * FROM features.demand_features" + since)
-            demand = _frame(con, "SELECT product_id, period, units FROM features.demand" + since)
+            features = _frame(
+                con,
+                f"SELECT {_narrowed(con)} FROM features.demand_features{since} "
+                "ORDER BY product_id, period",
+            )
+            demand = _frame(
+                con,
+                f"SELECT product_id, period, units FROM features.demand{since} "
+                "ORDER BY product_id, period",
+            )
             products = _frame(con, "SELECT product_id, discontinued_date FROM staging.products")
             promos = _frame(
                 con, "SELECT product_id, start_date, end_date, discount_pct FROM staging.promotions"
@@ -105,20 +113,26 @@ def load(settings: Settings, history: int | None = None, country: str = "") -> F
             "features.demand is empty: nothing to forecast",
             hint="check the sources with: wh sources check",
         )
-    # 8-byte numbers as float32: the models read float32 (LightGBM's matrix) or float64
-    # copies of a few columns; the loaded history is most of the forecast's peak memory
-    narrow = [
-        pl.col(c).cast(pl.Float32)
-        for c, t in features.schema.items()
-        if c not in ("units", "period") and t in (pl.Int64, pl.Float64)
-    ]
     return ForecastData(
         settings.freq,
-        features.with_columns(narrow).sort("product_id", "period"),
-        demand.sort("product_id", "period"),
+        features,
+        demand,
         products,
         _promotions_per_period(promos, settings.freq),
         holiday_counts(country, demand, settings.freq) if country else None,
+    )
+
+
+def _narrowed(con: engine.Connection) -> str:
+    """The feature columns, 8-byte numbers as FLOAT: the models read float32 (LightGBM's
+    matrix) or float64 copies of a few columns, and the loaded history is most of the
+    forecast's peak memory. Cast and sorted inside DuckDB, so Polars holds one copy."""
+    columns = engine.describe(con, "features.demand_features")
+    return ", ".join(
+        f"{engine.quote_ident(name)}::FLOAT AS {engine.quote_ident(name)}"
+        if kind in ("BIGINT", "DOUBLE") and name != "units"
+        else engine.quote_ident(name)
+        for name, kind in columns
     )
 
 
