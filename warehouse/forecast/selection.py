@@ -5,7 +5,8 @@ backtest residuals for models without quantile boosters.
 Everything scored as wh's own forecast is out of sample: an ensemble's members and a
 product's choice for fold f are taken from the other folds, so the backtest rows of
 `ensemble_*` and `selected` are what those rules would have published at f's cutoff. (With
-one fold there are no other folds: that fold chooses, and the summary says so.)
+one fold there are no other folds: that fold chooses, in sample, so per-product choice is
+never published from one fold; see selection_evidence.)
 """
 
 from __future__ import annotations
@@ -34,9 +35,8 @@ def ranking(predictions: pl.DataFrame, metric: str) -> pl.DataFrame:
     return scored.sort("score", "model")
 
 
-def _members(predictions: pl.DataFrame, metric: str, exclude: set[str]) -> list[str]:
-    ranked = ranking(predictions.filter(~pl.col("model").is_in(list(exclude))), metric)
-    return ranked["model"].head(ENSEMBLE_SIZE).to_list()
+def _members(predictions: pl.DataFrame, metric: str) -> list[str]:
+    return ranking(predictions, metric)["model"].head(ENSEMBLE_SIZE).to_list()
 
 
 def _combine(predictions: pl.DataFrame, members: list[str], name: str) -> pl.DataFrame:
@@ -73,9 +73,9 @@ def add_ensembles(
     for name in wanted:
         for fold in folds:
             others = base.filter(pl.col("fold") != fold) if len(folds) > 1 else base
-            members = _members(others, spec.metric, set())
+            members = _members(others, spec.metric)
             frames.append(_combine(base.filter(pl.col("fold") == fold), members, name))
-    final = {name: _members(base, spec.metric, set()) for name in wanted}
+    final = {name: _members(base, spec.metric) for name in wanted}
     return pl.concat(frames, how="diagonal_relaxed"), final
 
 
@@ -152,7 +152,10 @@ def selected_backtest(predictions: pl.DataFrame, metric: str, shrinkage: float) 
 def selection_evidence(predictions: pl.DataFrame, winner: str, metric: str) -> float:
     """How many standard errors per-product selection's loss lies below the winner's, over
     paired (product, fold) losses of the out-of-sample `selected` rows: choosing per product
-    adds variance, so it is published only on evidence (>= 1), not on a backtest tie."""
+    adds variance, so it is published only on evidence (>= 1), not on a backtest tie. One
+    fold gives no out-of-sample evidence: 0."""
+    if predictions["fold"].n_unique() < 2:
+        return 0.0
     paired = (
         predictions.filter(pl.col("model").is_in([winner, SELECTED]))
         .group_by("product_id", "fold", "model")
