@@ -310,8 +310,11 @@ def _run(
     result = ForecastResult(run_id, spec, winner, scores, predicted, 0.0)
     result.notes = notes
     result.stage_seconds = seconds
-    result.selected = dict(
-        selected.group_by("model").len().sort("len", descending=True).iter_rows()
+    result.selected = dict(  # products with a forecast, per model that produced it
+        predicted.group_by("model")
+        .agg(pl.col("product_id").n_unique())
+        .sort("product_id", "model", descending=[True, False])
+        .iter_rows()
     )
     return result, tables
 
