@@ -209,3 +209,30 @@ def test_doctor_in_a_memory_limited_cgroup(tmp_path: Path, tiny_sources: Path) -
         folder.rmdir()
     assert "memory: 1.0 GiB from cgroup" in done.stdout, done.stdout + done.stderr
     assert "memory_limit: 768MB" in done.stdout  # 75 % of the limit, for DuckDB
+
+
+def test_forecast_says_before_the_backtest_when_it_will_not_fit(
+    tmp_path: Path,
+    forecast_sources: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from conftest import forecast_project
+
+    from warehouse.forecast.data import load
+    from warehouse.forecast.run import memory_needed
+    from warehouse.forecast.spec import load_spec
+
+    settings = forecast_project(tmp_path, forecast_sources)
+    build(settings)
+    spec = load_spec(settings)
+    need = memory_needed(spec, load(settings))
+    assert need > 3 * load(settings).features.estimated_size()
+    # a cgroup limit below the estimate (a real cgroup that small would kill the test first)
+    small = resources.MemoryLimit(need // 2, "cgroup v2 memory.max")
+    monkeypatch.setattr(resources, "cgroup_memory_limit", lambda *a: small)
+    stages: list[str] = []
+    forecast(settings, models=["naive"], progress=stages.append)
+    warning = capsys.readouterr().err
+    assert "this forecast needs about" in warning and "cgroup v2 memory.max" in warning
+    assert any("max_train_rows" in s for s in stages)

@@ -418,28 +418,32 @@ def _backtest_tables(backtest: Backtest, run_id: str) -> dict[str, TableWrite]:
     }
 
 
-def _check_memory(
-    settings: Settings, spec: ForecastSpec, data: ForecastData, progress: Progress
-) -> None:
-    """Say before the backtest when the run will not fit the memory the process may use
-    (a cgroup limit, else physical memory): an OOM kill mid-run tells the user nothing."""
-    limit = resources.cgroup_memory_limit()
-    budget = limit.bytes or resources.physical_memory()
-    if not budget:
-        return
+def memory_needed(spec: ForecastSpec, data: ForecastData) -> int:
+    """Bytes the run's peak is estimated at.
+
+    The shape of the peak: the loaded history three times (DuckDB's sorted result and the
+    Arrow buffers while it is handed to Polars, then the frame), and one fold's training
+    rows three times (frame, float32 matrix, LightGBM's copy), 8 bytes a value. At M5 size:
+    7.8 GiB estimated, 7.9 GiB measured (bench-full)."""
     products = data.features["product_id"].n_unique()
     origins = -(-spec.train_periods // spec.origin_step)
     train_rows = products * origins * spec.horizon
     if spec.max_train_rows:
         train_rows = min(train_rows, spec.max_train_rows)
     columns = data.features.width + 8
-    # the shape of the peak: the loaded history three times (DuckDB's sorted result and the
-    # Arrow buffers while it is handed to Polars, then the frame), and one fold's training
-    # rows three times (frame, float32 matrix, LightGBM's copy), 8 bytes a value. At M5
-    # size: 7.8 GiB estimated, 7.9 GiB measured (bench-full). It runs once the history is
-    # loaded, before the backtest: the history is the smaller part
-    need = 3 * data.features.estimated_size() + 3 * train_rows * columns * 8
-    if need > budget:
+    return 3 * int(data.features.estimated_size()) + 3 * train_rows * columns * 8
+
+
+def _check_memory(
+    settings: Settings, spec: ForecastSpec, data: ForecastData, progress: Progress
+) -> None:
+    """Say before the backtest when the run will not fit the memory the process may use
+    (a cgroup limit, else physical memory): an OOM kill mid-run tells the user nothing.
+    (It runs once the history is loaded: the estimate needs its size.)"""
+    limit = resources.cgroup_memory_limit()
+    budget = limit.bytes or resources.physical_memory()
+    need = memory_needed(spec, data)
+    if budget and need > budget:
         message = (
             f"warning: this forecast needs about {need / 2**30:.1f} GiB and the process may "
             f"use {budget / 2**30:.1f} GiB ({limit.source}); lower [forecast] max_train_rows "
