@@ -16,7 +16,7 @@ from test_forecast import _noise_after
 from warehouse.build import build
 from warehouse.demo import DemoSpec, generate
 from warehouse.forecast import selection
-from warehouse.forecast.backtest import run_backtest
+from warehouse.forecast.backtest import fold_cutoffs, run_backtest
 from warehouse.forecast.data import ForecastData, load
 from warehouse.forecast.run import forecast
 from warehouse.forecast.spec import ENSEMBLES, LIBRARY_MODELS, load_spec
@@ -184,6 +184,42 @@ def test_every_candidate_and_the_selection_ignore_everything_after_the_cutoff(
     original = backtest(settings)
     assert set(original["model"]) == {*spec.models, selection.SELECTED}
     assert original.equals(backtest(noisy))
+
+
+def test_each_fold_of_every_candidate_ignores_what_came_after_its_cutoff(
+    tmp_path: Path, forecast_sources: Path
+) -> None:
+    """The whole history is loaded, noise comes after the first fold's cutoff: that fold's
+    forecasts of every single candidate (the per-series fits carried forward through later
+    folds included) must not change. (Ensembles and `selected` are chosen for a fold on the
+    other folds, leave-one-fold-out: out of sample for the fold's errors, not time-ordered;
+    the published forecast uses only history before the last period.)"""
+    settings = make_project(tmp_path, forecast_sources)
+    build(settings)
+    spec = load_spec(settings)
+    data = load(settings)
+    last = data.last_period
+    first_cutoff = fold_cutoffs(data, spec, last)[0]
+    noisy = settings.with_overrides(sources=tmp_path / "noisy", warehouse=tmp_path / "wh2")
+    shutil.copytree(settings.sources, noisy.sources)
+    _noise_after(noisy.sources, first_cutoff)
+    build(noisy)
+    noisy_data = load(noisy)
+    assert noisy_data.last_period == last
+    singles = [m for m in spec.models if m not in ENSEMBLES]
+
+    def first_fold(loaded: ForecastData) -> pl.DataFrame:
+        result = run_backtest(loaded, spec, last)
+        return (
+            result.predictions.filter((pl.col("fold") == 1) & pl.col("model").is_in(singles))
+            .select("model", "product_id", "forecast_date", "units_forecast")
+            .with_columns(pl.col("units_forecast").round(9))
+            .sort("model", "product_id", "forecast_date")
+        )
+
+    original = first_fold(data)
+    assert set(original["model"]) == set(singles)
+    assert original.equals(first_fold(noisy_data))
 
 
 def test_a_short_history_degrades_instead_of_failing(tmp_path: Path) -> None:
