@@ -254,12 +254,15 @@ def test_disk_full_mid_build_leaves_published_tables_unchanged(
     )
     _write(
         "sql/marts/big.sql",
-        "-- kind: full\nselect range as i, repeat('x', 200) as pad from range(2000000)\n",
+        # random text does not compress: tens of MB of Parquet
+        "-- kind: full\nselect range as i, md5(range::VARCHAR) as pad from range(2000000)\n",
     )(settings)
 
-    def small_files() -> None:  # every file this process writes is capped at 256 KB
+    # every file this process writes is capped at 4 MB: far above what state.db grows to in
+    # one build (at 256 KB the state file sometimes hit the cap before marts.big did)
+    def small_files() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (256 * 1024, 256 * 1024))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4 * 2**20, 4 * 2**20))
 
     done = subprocess.run(
         [sys.executable, "-m", "warehouse.cli", "--project", str(settings.project_dir), "build"],
