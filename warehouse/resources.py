@@ -221,7 +221,7 @@ def prepare_process() -> None:
 
 
 def describe(threads: int, memory_limit: str | None) -> list[tuple[str, str]]:
-    """What wh found and uses, for `wh doctor` and the forecast summary."""
+    """What wh found and uses, for `wh doctor`."""
     cpus = available_cpus()
     memory = cgroup_memory_limit()
     policy = current_wait_policy()

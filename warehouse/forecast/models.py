@@ -241,9 +241,8 @@ def lightgbm(train: pl.DataFrame, spec: ForecastSpec) -> Fitted:
     def predict(rows: pl.DataFrame) -> Prediction:
         xs = matrix(rows, names, categories)
         mean = np.clip(mean_model.predict(xs, num_iteration=best), 0, None)
-        if len(quantile_models) < 3:
-            point = np.clip(quantile_models[0].predict(xs), 0, None) if quantile_models else mean
-            return Prediction(point, None, mean)
+        if not quantile_models:  # conformal for rmse: the mean is the point
+            return Prediction(mean, None, mean)
         q = np.column_stack([m.predict(xs) for m in quantile_models])
         q = np.maximum.accumulate(np.clip(q, 0, None), axis=1)  # p10 <= p50 <= p90, >= 0
         point = q[:, 1] if spec.metric in ("wape", "mae", "mase") else mean

@@ -250,16 +250,14 @@ def _run(
         progress(f"refitting {len(to_fit)} models up to {last}")
         # library models are refitted only for the products that publish them (directly or
         # through an ensemble): a per-series fit is most of a refit's cost
-        users = {
-            m: set(selected.filter(pl.col("model") == m)["product_id"].cast(pl.String))
+        library = [
+            m
             for m in needed
-        }
-        library_users = {
-            p
-            for m, products in users.items()
             if is_statistical(m) or any(is_statistical(x) for x in backtest.members.get(m, []))
-            for p in products
-        }
+        ]
+        library_users = set(
+            selected.filter(pl.col("model").is_in(library))["product_id"].cast(pl.String)
+        )
         fitted = fit_candidates(
             data, spec, last, to_fit, seconds, progress, "refit", backtest.carried, library_users
         )

@@ -87,8 +87,8 @@ class ForecastSpec:
     selection: str = "per_series"
     # backtest periods of weight the overall ranking has in a product's choice
     selection_shrinkage: float = 8.0
-    # conformal: LightGBM's p10/p90 from scaled backtest residuals (two boosters a fit, mean
-    # and median); boosters: two more quantile boosters a fit
+    # conformal: p10/p90 from scaled backtest residuals, and LightGBM one booster a fit (the
+    # median; the mean for rmse); boosters: LightGBM's mean and three quantile boosters
     quantile_method: str = "conformal"
     # ISO country code: its public holidays per target period become a feature ("" = none)
     country: str = ""

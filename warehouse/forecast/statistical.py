@@ -204,6 +204,14 @@ def backtest_library(
     return {c: pl.concat(frames) for c, frames in out.items() if frames}
 
 
+def _join(table: pl.DataFrame, forecasts: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """Library forecasts (unique_id, horizon, one column per model) beside the windows'."""
+    if forecasts.is_empty():
+        return table
+    keys = ["unique_id", "horizon"]
+    return table.join(forecasts.select(*keys, *names), on=keys, how="left")
+
+
 def fit_statistical(
     data: ForecastData,
     cutoff: date,
@@ -225,28 +233,18 @@ def fit_statistical(
     if only is not None:
         series = series.filter(pl.col("unique_id").is_in(sorted(only)))
     if library and not series.is_empty():
-        frames = []
-        rest = series
-        carried = [n for n in library if known is not None and n in known.columns]
+        carried = [n for n in library if n in known.columns] if known is not None else []
         if known is not None and carried:
-            frames.append(known.select("unique_id", "horizon", *carried))
+            # the carried-forward forecasts, and a fit at this cutoff for the series they lack
             rest = series.filter(~pl.col("unique_id").is_in(known["unique_id"].implode()))
+            parts = [known.select("unique_id", "horizon", *carried)]
             if not rest.is_empty():
-                fc = _library(rest, carried, spec.season, spec.horizon, spec.threads)
-                if not fc.is_empty():
-                    frames.append(fc.select("unique_id", "horizon", *carried))
+                parts.append(_library(rest, carried, spec.season, spec.horizon, spec.threads))
+            table = _join(table, pl.concat(parts, how="diagonal_relaxed"), carried)
         per_fold = [n for n in library if n not in carried]
-        if frames:
-            fc = pl.concat(frames, how="vertical_relaxed")
-            table = table.join(fc, on=["unique_id", "horizon"], how="left")
         if per_fold:
             fc = _library(series, per_fold, spec.season, spec.horizon, spec.threads)
-            if not fc.is_empty():
-                table = table.join(
-                    fc.select("unique_id", "horizon", *per_fold),
-                    on=["unique_id", "horizon"],
-                    how="left",
-                )
+            table = _join(table, fc, per_fold)
     table = table.rename({"unique_id": "product_id"})
 
     def fitted(name: str) -> Fitted:
