@@ -37,7 +37,7 @@ def test_cgroup_v2_quota_and_memory(tmp_path: Path) -> None:
     assert resources.cgroup_cpu_quota(root, proc) == (1.5, "cgroup v2 cpu.max")
     limit = resources.cgroup_memory_limit(root, proc)
     assert limit.bytes == 2**31 and "memory.max" in limit.source
-    assert resources.default_memory_limit(limit) == "1536MB"
+    assert resources.default_memory_limit(limit) == "1536MiB"  # DuckDB reads MB as 10^6 bytes
     # a quota of 1.5 CPUs keeps 2 busy at most; the affinity mask (≥ 1 CPU) may lower it
     cpus = resources.available_cpus(root, proc)
     assert cpus.cpus == min(2, len(os.sched_getaffinity(0)))
@@ -208,7 +208,7 @@ def test_doctor_in_a_memory_limited_cgroup(tmp_path: Path, tiny_sources: Path) -
     finally:
         folder.rmdir()
     assert "memory: 1.0 GiB from cgroup" in done.stdout, done.stdout + done.stderr
-    assert "memory_limit: 768MB" in done.stdout  # 75 % of the limit, for DuckDB
+    assert "memory_limit: 768MiB" in done.stdout  # 75 % of the limit, for DuckDB
 
 
 def test_forecast_says_before_the_backtest_when_it_will_not_fit(

@@ -152,7 +152,8 @@ def default_memory_limit(limit: MemoryLimit | None = None) -> str | None:
     found = limit or cgroup_memory_limit()
     if found.bytes is None:
         return None
-    return f"{max(64, int(found.bytes * MEMORY_SHARE / 2**20))}MB"
+    # MiB: DuckDB reads "MB" as 10^6 bytes
+    return f"{max(64, int(found.bytes * MEMORY_SHARE / 2**20))}MiB"
 
 
 def openmp_loaded() -> bool:
