@@ -124,6 +124,14 @@ def test_per_product_selection_picks_each_series_its_model(
     pooled = selection.select(candidates, "wape", shrinkage=1e9).table
     best = selection.ranking(candidates, "wape")["model"][0]
     assert set(pooled["model"]) == {best}
+    # the caller's overall best (the run's winner) is the prior and the global model the
+    # table reports, whatever the pooled ranking says
+    forced = selection.select(candidates, "wape", 8.0, "croston").table
+    assert set(forced["global_model"]) == {"croston"}
+    for model, score, global_score in forced.select("model", "score", "global_score").iter_rows():
+        assert global_score >= score
+        if model == "croston":
+            assert global_score == score
     # the backtest of `selected` for a fold uses the choice made on the other folds
     sel = backtest.predictions.filter(pl.col("model") == selection.SELECTED)
     assert sel.height == candidates.filter(pl.col("model") == best).height

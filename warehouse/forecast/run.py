@@ -227,7 +227,9 @@ def _run(
         seconds.update(backtest.seconds)
         winner = backtest.winner(spec.metric)
         candidates = backtest.predictions.filter(pl.col("model") != selection.SELECTED)
-        chosen = selection.select(candidates, spec.metric, spec.selection_shrinkage)
+        # the winner is the prior and the global model, so the table's global_model and
+        # global_score name what a product publishes when selection falls back to it
+        chosen = selection.select(candidates, spec.metric, spec.selection_shrinkage, winner)
         selected = chosen.table
         per_series = spec.selection == "per_series"
         overall = backtest.score(spec.metric)

@@ -85,17 +85,22 @@ class Selection:
     global_model: str
 
 
-def select(predictions: pl.DataFrame, metric: str, shrinkage: float) -> Selection:
+def select(
+    predictions: pl.DataFrame, metric: str, shrinkage: float, best: str | None = None
+) -> Selection:
     """Per product, the candidate with the lowest shrunk backtest loss.
 
     A product's mean loss under model m is shrunk toward a prior, the product's loss under
     the overall best model times m's overall relative loss, with `shrinkage` backtest
     periods of weight: a product with few backtest rows keeps the overall ranking, one with
-    many follows its own evidence."""
+    many follows its own evidence. `best`: the overall best model as the caller ranks it
+    (the run's winner, by its metric's mean over folds); by default the pooled ranking's."""
     candidates = predictions.filter(pl.col("model") != SELECTED)
     ranked = ranking(candidates, metric)
-    best = str(ranked["model"][0])
-    relative = ranked.with_columns(rel=pl.col("score") / pl.col("score").min().clip(1e-12))
+    best = best or str(ranked["model"][0])
+    best_score = ranked.filter(pl.col("model") == best)["score"]
+    scale = float(best_score[0]) if best_score.len() else float(ranked["score"].min())  # type: ignore[arg-type]
+    relative = ranked.with_columns(rel=pl.col("score") / max(scale, 1e-12))
     per = candidates.group_by("product_id", "model").agg(loss=_loss(metric).mean(), n=pl.len())
     prior = per.filter(pl.col("model") == best).select("product_id", prior_loss="loss")
     scored = (
