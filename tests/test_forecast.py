@@ -177,6 +177,15 @@ def test_metrics_on_a_hand_checked_fixture() -> None:
         assert overall[key][0] == pytest.approx(value), key
 
 
+def noisy_copy(settings: Settings, root: Path, cutoff: date) -> Settings:
+    """A built copy of the project whose order lines after `cutoff` are noise."""
+    noisy = settings.with_overrides(sources=root / "noisy", warehouse=root / "wh2")
+    shutil.copytree(settings.sources, noisy.sources)
+    _noise_after(noisy.sources, cutoff)
+    build(noisy)
+    return noisy
+
+
 def _noise_after(sources: Path, cutoff: date) -> None:
     """Every order line after the cutoff gets a random quantity; some vanish."""
     orders = pl.read_parquet(sources / "orders.parquet")
@@ -223,10 +232,7 @@ def test_fold_forecasts_ignore_everything_after_the_cutoff(
             for name in spec.models
         }
 
-    noisy = settings.with_overrides(sources=tmp_path / "noisy", warehouse=tmp_path / "wh2")
-    shutil.copytree(settings.sources, noisy.sources)
-    _noise_after(noisy.sources, cutoff)
-    build(noisy)
+    noisy = noisy_copy(settings, tmp_path, cutoff)
     assert (
         load(noisy).demand.filter(pl.col("period") > cutoff)["units"].sum()
         != data.demand.filter(pl.col("period") > cutoff)["units"].sum()

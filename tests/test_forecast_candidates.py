@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import polars as pl
 import pytest
 from conftest import forecast_project as make_project
 from conftest import rows
-from test_forecast import _noise_after
+from test_forecast import noisy_copy
 
 from warehouse.build import build
 from warehouse.demo import DemoSpec, generate
@@ -177,10 +176,7 @@ def test_every_candidate_and_the_selection_ignore_everything_after_the_cutoff(
     data = load(settings)
     spec = load_spec(settings)
     cutoff = data.last_period - timedelta(days=20)
-    noisy = settings.with_overrides(sources=tmp_path / "noisy", warehouse=tmp_path / "wh2")
-    shutil.copytree(settings.sources, noisy.sources)
-    _noise_after(noisy.sources, cutoff)
-    build(noisy)
+    noisy = noisy_copy(settings, tmp_path, cutoff)
 
     def backtest(target: object) -> pl.DataFrame:
         loaded = load(target).until(cutoff)  # type: ignore[arg-type]
@@ -208,10 +204,7 @@ def test_each_fold_of_every_candidate_ignores_what_came_after_its_cutoff(
     data = load(settings)
     last = data.last_period
     first_cutoff = fold_cutoffs(data, spec, last)[0]
-    noisy = settings.with_overrides(sources=tmp_path / "noisy", warehouse=tmp_path / "wh2")
-    shutil.copytree(settings.sources, noisy.sources)
-    _noise_after(noisy.sources, first_cutoff)
-    build(noisy)
+    noisy = noisy_copy(settings, tmp_path, first_cutoff)
     noisy_data = load(noisy)
     assert noisy_data.last_period == last
     singles = [m for m in spec.models if m not in ENSEMBLES]
