@@ -28,8 +28,6 @@ class RejectRow:
 @dataclass(frozen=True)
 class RejectReport:
     rows: list[RejectRow]
-    source_rows: dict[str, int]
-    source_units: int  # all order lines' units, kept and rejected
     warnings: list[str]
 
 
@@ -74,4 +72,4 @@ def reject_report(settings: Settings) -> RejectReport | None:
             f"({lost_units / total_units:.1%}); see staging.rejects, and [checks] in wh.toml "
             "if a limit is below what your products really sell"
         )
-    return RejectReport(rows, totals, total_units, warnings)
+    return RejectReport(rows, warnings)

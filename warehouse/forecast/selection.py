@@ -82,7 +82,6 @@ def add_ensembles(
 @dataclass(frozen=True)
 class Selection:
     table: pl.DataFrame  # product_id, model, score, global_model, global_score, n
-    global_model: str
 
 
 def select(
@@ -134,7 +133,7 @@ def select(
         )
         .sort("product_id")
     )
-    return Selection(table, best)
+    return Selection(table)
 
 
 def selected_backtest(predictions: pl.DataFrame, metric: str, shrinkage: float) -> pl.DataFrame:
