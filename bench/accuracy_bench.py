@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench.common import CACHE, Result, example_project, run_command, wh
 from bench.dbt_bench import sources_for
-from warehouse.demo import DemoSpec
+from warehouse.interfaces.demo import DemoSpec
 
 
 def _wape(actual: np.ndarray, predicted: np.ndarray) -> float:

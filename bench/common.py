@@ -75,7 +75,7 @@ def run_command(args: list[str], cwd: Path | None = None, env: dict[str, str] | 
 
 def wh(*args: str) -> list[str]:
     """The `wh` executable of the environment running the benchmarks (its entry module)."""
-    return [sys.executable, "-m", "warehouse.entry", *args]
+    return [sys.executable, "-m", "warehouse", *args]
 
 
 def time_command(args: list[str], cwd: Path | None = None) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.common import CACHE, Result, example_project, run_command, wh
 from bench.dbt_bench import sources_for
-from warehouse.demo import DemoSpec
+from warehouse.interfaces.demo import DemoSpec
 
 REPEAT = 3
 ROOT = Path("/sys/fs/cgroup")

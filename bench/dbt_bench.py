@@ -22,13 +22,13 @@ from typing import Any
 import duckdb
 
 from bench.common import CACHE, Result, example_project, fresh_dir, run_command, time_command, wh
-from warehouse.build import FIRST_DAY, LAST_DAY
 from warehouse.config import load_settings
-from warehouse.demo import DemoSpec, generate
-from warehouse.engine.duckdb import parquet_scan
-from warehouse.model import ModelKind
-from warehouse.project import load_project
-from warehouse.sources import CONTRACTS, load_sources
+from warehouse.interfaces.demo import DemoSpec, generate
+from warehouse.project.loader import load_project
+from warehouse.project.model import ModelKind
+from warehouse.runtime.build import FIRST_DAY, LAST_DAY
+from warehouse.runtime.engine.duckdb import parquet_scan
+from warehouse.runtime.sources import CONTRACTS, load_sources
 
 DBT = Path(sys.executable).parent / "dbt"
 LEAF = "sql/marts/product_recommendations.sql"

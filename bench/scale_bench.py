@@ -14,11 +14,11 @@ import duckdb
 from bench.common import CACHE, Result, example_project, fresh_dir, run_command, wh
 from bench.dbt_bench import _literal, sources_for, values_of_a_full_build
 from warehouse.config import load_settings
-from warehouse.demo import DemoSpec
-from warehouse.engine.duckdb import parquet_scan, quote_literal
-from warehouse.model import ModelKind
-from warehouse.project import load_project
-from warehouse.sources import CONTRACTS, load_sources
+from warehouse.interfaces.demo import DemoSpec
+from warehouse.project.loader import load_project
+from warehouse.project.model import ModelKind
+from warehouse.runtime.engine.duckdb import parquet_scan, quote_literal
+from warehouse.runtime.sources import CONTRACTS, load_sources
 
 TARGET = "features.demand_features"
 MEMORY_LIMIT = "3GB"

@@ -17,8 +17,8 @@ import polars as pl
 import pytest
 
 from warehouse.config import Settings, load_settings
-from warehouse.demo import DemoSpec, generate
-from warehouse.state import Version
+from warehouse.interfaces.demo import DemoSpec, generate
+from warehouse.runtime.state import Version
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = DemoSpec(products=12, customers=40, days=30, seed=3)
@@ -58,7 +58,7 @@ def project(tmp_path: Path, tiny_sources: Path) -> Settings:
 
 def published_rows(settings: Settings) -> dict[str, list[tuple[object, ...]]]:
     """Every published view's rows in the settings' env: what analysts see."""
-    from warehouse.catalog import pointer_path
+    from warehouse.runtime.catalog import pointer_path
 
     con = duckdb.connect(str(pointer_path(settings, settings.env)), read_only=True)
     try:
@@ -83,7 +83,7 @@ def published(settings: Settings) -> dict[str, str]:
 
 
 def rows(settings: Settings, sql: str) -> list[tuple[object, ...]]:
-    from warehouse.catalog import pointer_path
+    from warehouse.runtime.catalog import pointer_path
 
     con = duckdb.connect(str(pointer_path(settings, settings.env)), read_only=True)
     try:
@@ -180,7 +180,14 @@ def free_port() -> int:
 def running(settings: Settings, *args: str, ready: Callable[[], bool]) -> Iterator[None]:
     """`wh <args>` as a real server process, until the block ends; waits for `ready`."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "warehouse.cli", "--project", str(settings.project_dir), *args],
+        [
+            sys.executable,
+            "-m",
+            "warehouse.interfaces.cli",
+            "--project",
+            str(settings.project_dir),
+            *args,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -211,7 +218,7 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 def served_version(settings: Settings, model: str) -> Version:
     """The version of `model` that the settings' environment publishes now."""
-    from warehouse.build import state_for
+    from warehouse.runtime.build import state_for
 
     state = state_for(settings)
     try:

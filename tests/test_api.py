@@ -9,9 +9,9 @@ import httpx
 import pytest
 from conftest import forecast_project, free_port, rows, running
 
-from warehouse.build import build
 from warehouse.config import Settings
 from warehouse.forecast.run import forecast
+from warehouse.runtime.build import build
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,12 @@ from conftest import (
     split_last_day,
 )
 
-from warehouse.build import build, state_for
-from warehouse.catalog import pointer_path
 from warehouse.config import Settings, load_settings
 from warehouse.errors import AuditError, ModelError
-from warehouse.plan import Action
-from warehouse.state import Version
+from warehouse.runtime.build import build, state_for
+from warehouse.runtime.catalog import pointer_path
+from warehouse.runtime.plan import Action
+from warehouse.runtime.state import Version
 
 
 def computed(result: object) -> set[str]:
@@ -167,7 +167,7 @@ def test_sql_error_mid_build_leaves_published_views_unchanged(project: Settings)
 
 
 def test_rollback_restores_previous_rows(project: Settings) -> None:
-    from warehouse.environments import rollback
+    from warehouse.runtime.environments import rollback
 
     build(project)
     before = published(project)
@@ -248,8 +248,8 @@ def test_changed_query_forces_full_rebuild_of_incremental_model(project: Setting
 
 
 def test_plan_matches_what_build_does(project: Settings) -> None:
-    from warehouse.plan import make_plan
-    from warehouse.project import load_project
+    from warehouse.project.loader import load_project
+    from warehouse.runtime.plan import make_plan
 
     build(project)
     edit(

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from conftest import edit
 
-from warehouse.cache import FileCache
 from warehouse.config import Settings
 from warehouse.errors import SourceError
-from warehouse.project import load_project
-from warehouse.sources import CONTRACTS, load_sources
+from warehouse.project.cache import FileCache
+from warehouse.project.loader import load_project
+from warehouse.runtime.sources import CONTRACTS, load_sources
 
 
 def test_only_edited_models_are_parsed_again(project: Settings) -> None:

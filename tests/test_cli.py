@@ -7,8 +7,8 @@ import json
 from conftest import edit, published
 from typer.testing import CliRunner
 
-from warehouse.cli import app
 from warehouse.config import Settings
+from warehouse.interfaces.cli import app
 
 runner = CliRunner()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from warehouse.dag import DAG, select
 from warehouse.errors import DagCycleError, UsageError
+from warehouse.project.dag import DAG, select
 
 GRAPH = {
     "staging.orders": [],

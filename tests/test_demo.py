@@ -8,9 +8,9 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from warehouse.demo import DemoSpec, generate, write_demo_sources
 from warehouse.errors import SourceError
-from warehouse.sources import CONTRACTS, find_source
+from warehouse.interfaces.demo import DemoSpec, generate, write_demo_sources
+from warehouse.runtime.sources import CONTRACTS, find_source
 
 
 def test_sources_follow_the_contract_and_truth_is_not_a_source(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import forecast_project
 
-from warehouse.build import build
-from warehouse.docs.site import build_site
 from warehouse.forecast.run import forecast
+from warehouse.interfaces.docs.site import build_site
+from warehouse.runtime.build import build
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from conftest import edit, published, rows
 
-from warehouse.build import build
-from warehouse.catalog import pointer_path
 from warehouse.config import Settings
-from warehouse.environments import gc, rollback
 from warehouse.errors import BusyError, ModelError, UsageError
+from warehouse.runtime.build import build
+from warehouse.runtime.catalog import pointer_path
+from warehouse.runtime.environments import gc, rollback
 
 
 def test_rollback_twice_walks_back_through_publishes(project: Settings) -> None:
@@ -122,7 +122,7 @@ def test_second_writer_gets_busy_error_and_stale_lock_recovers(project: Settings
 
 
 def test_state_marks_builds_of_killed_processes_abandoned(project: Settings) -> None:
-    from warehouse.build import state_for
+    from warehouse.runtime.build import state_for
 
     state = state_for(project)
     state.start_build("killed-build", "build", "prod", None, 999999)

@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 from conftest import load_demand_features_module, rounded, rows
 
-from warehouse.build import build
 from warehouse.config import Settings, load_settings
+from warehouse.runtime.build import build
 
 FREQ_TRUNCATE = {"day": "1d", "week": "1w", "month": "1mo"}
 STATUSES = ["completed", "cancelled", "returned"]

@@ -12,15 +12,15 @@ import pytest
 from conftest import forecast_project as make_project
 from conftest import published, rows
 
-from warehouse.build import build
 from warehouse.config import Settings
-from warehouse.demo import DemoSpec, generate
 from warehouse.forecast import models as forecast_models
 from warehouse.forecast.backtest import metrics as backtest_metrics
 from warehouse.forecast.data import load, scoring_rows, training_rows
 from warehouse.forecast.metrics import accuracy
 from warehouse.forecast.run import ForecastError, forecast
 from warehouse.forecast.spec import load_spec
+from warehouse.interfaces.demo import DemoSpec, generate
+from warehouse.runtime.build import build
 
 
 def test_forecast_publishes_every_table(tmp_path: Path, forecast_sources: Path) -> None:

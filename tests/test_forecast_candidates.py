@@ -12,13 +12,13 @@ from conftest import forecast_project as make_project
 from conftest import rows
 from test_forecast import noisy_copy
 
-from warehouse.build import build
-from warehouse.demo import DemoSpec, generate
 from warehouse.forecast import selection
 from warehouse.forecast.backtest import fold_cutoffs, run_backtest
 from warehouse.forecast.data import ForecastData, load
 from warehouse.forecast.run import forecast
 from warehouse.forecast.spec import ENSEMBLES, LIBRARY_MODELS, load_spec
+from warehouse.interfaces.demo import DemoSpec, generate
+from warehouse.runtime.build import build
 
 
 def _families(models: list[str]) -> set[str]:

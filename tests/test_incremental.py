@@ -11,13 +11,13 @@ import polars as pl
 import pytest
 from conftest import append_last_day, published_rows, rounded, split_last_day
 
-from warehouse.audits import audit_queries, run_audits
-from warehouse.build import BuildResult, build
-from warehouse.catalog import pointer_path
 from warehouse.config import Settings, load_settings
 from warehouse.errors import AuditError
-from warehouse.model import sql_model
-from warehouse.plan import Action
+from warehouse.project.model import sql_model
+from warehouse.runtime.audits import audit_queries, run_audits
+from warehouse.runtime.build import BuildResult, build
+from warehouse.runtime.catalog import pointer_path
+from warehouse.runtime.plan import Action
 
 CLEANING = ("checks.orders", "checks.order_items")
 INCREMENTAL = (*CLEANING, "features.demand", "features.demand_features")

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from sqlglot.tokens import Tokenizer, TokenType
 
 from warehouse.errors import ModelError
-from warehouse.model import (
+from warehouse.project.model import (
     AuditSpec,
     ModelKind,
     model_name_from_path,

@@ -8,7 +8,7 @@ import pytest
 
 from warehouse.config import load_settings
 from warehouse.errors import DagCycleError, ModelError, UnknownTableError
-from warehouse.project import load_project
+from warehouse.project.loader import load_project
 
 
 def make(tmp_path: Path, files: dict[str, str]) -> Path:

@@ -6,8 +6,8 @@ import duckdb
 import polars as pl
 from conftest import rows
 
-from warehouse.build import build, frame_from_arrow
 from warehouse.config import Settings
+from warehouse.runtime.build import build, frame_from_arrow
 
 
 def _data_address(column: object) -> int:

@@ -13,8 +13,8 @@ import pytest
 from conftest import REPO, copy_project, rows
 
 from warehouse import resources
-from warehouse.build import build
 from warehouse.forecast.run import forecast
+from warehouse.runtime.build import build
 
 ONE_CPU = {min(os.sched_getaffinity(0))}
 
@@ -111,7 +111,7 @@ def test_forecast_process_gets_threads_and_wait_policy(
 
     def run(env: dict[str, str]) -> tuple[dict[str, object], str]:
         code = (
-            "import sys; from warehouse.entry import main; "
+            "import sys; from warehouse.interfaces.entry import main; "
             f"sys.argv = ['wh', '--project', {str(settings.project_dir)!r}, 'forecast', "
             "'--models', 'naive,lightgbm', '--json']; main()"
         )
@@ -143,7 +143,14 @@ def test_forecast_in_process_reports_threads(tmp_path: Path, forecast_sources: P
 def test_doctor_prints_what_it_found(tmp_path: Path, tiny_sources: Path) -> None:
     settings = copy_project(tmp_path / "p", tiny_sources)
     done = subprocess.run(
-        [sys.executable, "-m", "warehouse.entry", "--project", str(settings.project_dir), "doctor"],
+        [
+            sys.executable,
+            "-m",
+            "warehouse.interfaces.entry",
+            "--project",
+            str(settings.project_dir),
+            "doctor",
+        ],
         capture_output=True,
         text=True,
         preexec_fn=lambda: os.sched_setaffinity(0, ONE_CPU),
@@ -157,7 +164,7 @@ def test_doctor_prints_what_it_found(tmp_path: Path, tiny_sources: Path) -> None
     ("text", "expected"), [("4GB", 4 * 10**9), ("512MiB", 512 * 2**20), ("x", None)]
 )
 def test_memory_settings_read_as_duckdb_does(text: str, expected: int | None) -> None:
-    from warehouse.doctor import _bytes
+    from warehouse.interfaces.doctor import _bytes
 
     assert _bytes(text) == expected
 
@@ -197,7 +204,7 @@ def test_doctor_in_a_memory_limited_cgroup(tmp_path: Path, tiny_sources: Path) -
                 "sh",
                 sys.executable,
                 "-m",
-                "warehouse.entry",
+                "warehouse.interfaces.entry",
                 "--project",
                 str(settings.project_dir),
                 "doctor",

@@ -22,9 +22,9 @@ import pytest
 from conftest import copy_project, forecast_project, free_port, rows, running, tree_digest
 from sqlalchemy import create_engine, inspect
 
-from warehouse.build import build
 from warehouse.config import Settings
 from warehouse.forecast.run import forecast
+from warehouse.runtime.build import build
 
 PSQL = shutil.which("psql")
 
@@ -224,7 +224,7 @@ def test_password_auth_and_remote_hosts(
     settings = copy_project(tmp_path / "project", tiny_sources)
     build(settings)
     refused = subprocess.run(
-        [sys.executable, "-m", "warehouse.cli", "--project", str(settings.project_dir),
+        [sys.executable, "-m", "warehouse", "--project", str(settings.project_dir),
          "serve", "--host", "0.0.0.0", "--port", str(free_port())],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip

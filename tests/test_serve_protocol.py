@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from warehouse.serve.rows import encode_batch, encode_rows_slow, text_query
-from warehouse.serve.statements import (
+from warehouse.interfaces.serve.rows import encode_batch, encode_rows_slow, text_query
+from warehouse.interfaces.serve.statements import (
     StatementError,
     classify,
     rewrite_catalog_query,

@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 from conftest import rows
 
-from warehouse.build import build
 from warehouse.config import Settings
 from warehouse.errors import SourceError
-from warehouse.sources import find_source, summarize
+from warehouse.runtime.build import build
+from warehouse.runtime.sources import find_source, summarize
 
 
 def rewrite(settings: Settings, name: str, change: Callable[[pl.DataFrame], pl.DataFrame]) -> Path:

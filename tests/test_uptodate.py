@@ -9,14 +9,14 @@ import sys
 import pytest
 from conftest import edit, served_version
 
-from warehouse import uptodate
-from warehouse.build import build
 from warehouse.config import Settings
-from warehouse.environments import rollback
+from warehouse.runtime import uptodate
+from warehouse.runtime.build import build
+from warehouse.runtime.environments import rollback
 
 PROBE = (
     "import sys\n"
-    "from warehouse.entry import main\n"
+    "from warehouse.interfaces.entry import main\n"
     "sys.argv = ['wh', '--project', sys.argv[1], 'build', '--quiet']\n"
     "try:\n"
     "    main()\n"

@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import copy_project, published, rows
 
-from warehouse.build import build
 from warehouse.config import Settings, load_settings
+from warehouse.runtime.build import build
 
 
 def _rewrite(settings: Settings, name: str, change: Callable[[pa.Table], pa.Table]) -> None:
@@ -212,7 +212,7 @@ def _wh(
     settings: Settings, args: tuple[str, ...], env: dict[str, str]
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "warehouse.cli", "--project", str(settings.project_dir), *args],
+        [sys.executable, "-m", "warehouse", "--project", str(settings.project_dir), *args],
         capture_output=True, text=True, timeout=300,
         env={**os.environ, "COLUMNS": "1000", **env},
     )  # fmt: skip
@@ -265,7 +265,7 @@ def test_disk_full_mid_build_leaves_published_tables_unchanged(
         resource.setrlimit(resource.RLIMIT_FSIZE, (4 * 2**20, 4 * 2**20))
 
     done = subprocess.run(
-        [sys.executable, "-m", "warehouse.cli", "--project", str(settings.project_dir), "build"],
+        [sys.executable, "-m", "warehouse", "--project", str(settings.project_dir), "build"],
         capture_output=True, text=True, timeout=300, preexec_fn=small_files,
         env={**os.environ, "COLUMNS": "1000"},
     )  # fmt: skip

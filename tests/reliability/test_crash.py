@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from conftest import copy_project, edit, forecast_project, published, rows
 
-from warehouse import storage
-from warehouse.build import build, state_for
 from warehouse.config import Settings
 from warehouse.forecast.run import forecast
-from warehouse.plan import make_plan
-from warehouse.project import load_project
+from warehouse.project.loader import load_project
+from warehouse.runtime import storage
+from warehouse.runtime.build import build, state_for
+from warehouse.runtime.plan import make_plan
 
 KILLED = -signal.SIGKILL
 
@@ -36,7 +36,14 @@ def wh(
     if fault:
         env["WH_FAULT"] = fault
     return subprocess.run(
-        [sys.executable, "-m", "warehouse.cli", "--project", str(settings.project_dir), *args],
+        [
+            sys.executable,
+            "-m",
+            "warehouse.interfaces.cli",
+            "--project",
+            str(settings.project_dir),
+            *args,
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -163,7 +170,7 @@ def test_build_killed_at_a_random_moment(tmp_path: Path, tiny_sources: Path, see
     change_orders(settings, 1)
     delay = random.Random(seed).uniform(0.3, 6.0)
     process = subprocess.Popen(
-        [sys.executable, "-m", "warehouse.cli", "--project", str(settings.project_dir),
+        [sys.executable, "-m", "warehouse", "--project", str(settings.project_dir),
          "build", "--quiet"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip

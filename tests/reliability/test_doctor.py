@@ -8,10 +8,10 @@ from pathlib import Path
 
 from conftest import served_version
 
-from warehouse.build import build
 from warehouse.config import Settings
-from warehouse.doctor import diagnose
-from warehouse.storage import versions_root
+from warehouse.interfaces.doctor import diagnose
+from warehouse.runtime.build import build
+from warehouse.runtime.storage import versions_root
 
 
 def _levels(settings: Settings) -> dict[str, list[str]]:
@@ -26,7 +26,7 @@ def test_healthy_warehouse(project: Settings) -> None:
     found = _levels(project)
     assert not found["error"] and not found["warning"], found
     done = subprocess.run(
-        [sys.executable, "-m", "warehouse.cli", "--project", str(project.project_dir), "doctor"],
+        [sys.executable, "-m", "warehouse", "--project", str(project.project_dir), "doctor"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0 and "0 error(s), 0 warning(s)" in done.stdout, done.stdout
@@ -45,7 +45,7 @@ def test_missing_data_orphans_and_broken_sources_are_reported(project: Settings)
     assert any("products.parquet" in e for e in found["error"]), found
     assert any("1 Parquet file(s)" in w and "wh gc" in w for w in found["warning"]), found
     done = subprocess.run(
-        [sys.executable, "-m", "warehouse.cli", "--project", str(project.project_dir), "doctor"],
+        [sys.executable, "-m", "warehouse", "--project", str(project.project_dir), "doctor"],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 1

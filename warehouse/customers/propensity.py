@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from warehouse.engine import duckdb as engine
+from warehouse.runtime.engine import duckdb as engine
 
 CATEGORICAL = ("country", "channel", "customer_segment", "favourite_category")
 NUMERIC = (

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from warehouse import catalog
 from warehouse.config import Settings
-from warehouse.engine import duckdb as engine
 from warehouse.errors import UsageError
+from warehouse.runtime import catalog
+from warehouse.runtime.engine import duckdb as engine
 
 UNIT = {"day": "d", "week": "w", "month": "mo"}
 NOT_FEATURES = {

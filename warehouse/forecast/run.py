@@ -23,7 +23,6 @@ import numpy as np
 import polars as pl
 
 from warehouse import __version__, faults, resources
-from warehouse.build import state_for
 from warehouse.config import Settings
 from warehouse.errors import UsageError, WhError
 from warehouse.forecast import selection
@@ -38,9 +37,10 @@ from warehouse.forecast.data import UNIT, ForecastData, load, scoring_rows
 from warehouse.forecast.metrics import METRIC_COLUMNS
 from warehouse.forecast.models import Fitted
 from warehouse.forecast.spec import ENSEMBLES, WINDOWS, ForecastSpec, is_statistical, load_spec
-from warehouse.lock import writer_lock
-from warehouse.produced import TableWrite, publish_tables
-from warehouse.state import State
+from warehouse.runtime.build import state_for
+from warehouse.runtime.lock import writer_lock
+from warehouse.runtime.produced import TableWrite, publish_tables
+from warehouse.runtime.state import State
 
 RUNS = "forecast.model_runs"
 Progress = Callable[[str], None]
@@ -462,10 +462,10 @@ def _plans_and_customers(
     progress: Progress,
 ) -> dict[str, TableWrite]:
     """Replenishment from this forecast; purchase propensity from the customer profiles."""
-    from warehouse import catalog
     from warehouse.customers.propensity import run_propensity
     from warehouse.customers.replenishment import replenishment_plan
-    from warehouse.engine import duckdb as engine
+    from warehouse.runtime import catalog
+    from warehouse.runtime.engine import duckdb as engine
 
     tables: dict[str, TableWrite] = {}
     con = catalog.open_published(settings)

@@ -1,0 +1,5 @@
+"""`python -m warehouse ...` is `wh ...` (the same entry point, fast path included)."""
+
+from warehouse.interfaces.entry import main
+
+main()

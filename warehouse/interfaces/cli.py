@@ -1,0 +1,445 @@
+"""The `wh` command line: a thin shell over the library; each command calls one function."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from warehouse.interfaces.commands import guarded, run_build
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="wh: versioned SQL + Python models in DuckDB, for demand forecasting.",
+)
+F = TypeVar("F", bound=Callable[..., Any])
+_options: dict[str, Any] = {"debug": False, "project": None}
+
+EnvOpt = Annotated[
+    str | None, typer.Option("--env", "-e", help="Environment (default: prod or WH_ENV).")
+]
+SelectOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--select",
+        "-s",
+        help="Models: name, +name (ancestors), name+ (descendants), schema.*, tag:x. Repeatable.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, only errors.")]
+
+
+def handle_errors(func: F) -> F:
+    """Turn a WhError into one red line and its exit code; --debug re-raises."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        code = guarded(lambda: func(*args, **kwargs), _options["debug"])
+        if code:
+            raise typer.Exit(code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings(env: str | None = None, threads: int | None = None, **overrides: Any) -> Any:
+    from warehouse.config import load_settings
+
+    return load_settings(_options["project"]).with_overrides(env=env, threads=threads, **overrides)
+
+
+@app.callback()
+def root(
+    project: Annotated[
+        Path | None,
+        typer.Option("--project", "-p", help="Project folder (default: nearest with wh.toml)."),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+) -> None:
+    _options.update(project=project, debug=debug)
+
+
+@app.command("build")
+@handle_errors
+def build_cmd(
+    env: EnvOpt = None,
+    select: SelectOpt = None,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Recompute incremental models from scratch.")
+    ] = False,
+    threads: Annotated[int | None, typer.Option(help="Models built at once.")] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build new model versions, audit them, then publish the environment atomically."""
+    run_build(settings(env, threads), select, full_refresh, quiet, as_json)
+
+
+@app.command("plan")
+@handle_errors
+def plan_cmd(
+    env: EnvOpt = None,
+    select: SelectOpt = None,
+    as_json: JsonOpt = False,
+    full_refresh: Annotated[bool, typer.Option("--full-refresh")] = False,
+) -> None:
+    """Show what a build would compute, reuse and publish, with SQL diffs; runs nothing."""
+    from warehouse.interfaces import console
+    from warehouse.project.loader import load_project
+    from warehouse.runtime.build import state_for
+    from warehouse.runtime.plan import make_plan
+
+    cfg = settings(env)
+    state = state_for(cfg)
+    try:
+        plan = make_plan(load_project(cfg), state, cfg.env, select, full_refresh)
+    finally:
+        state.close()
+    if as_json:
+        console.print_json(plan.to_json())
+    else:
+        console.plan_summary(plan)
+
+
+@app.command("rollback")
+@handle_errors
+def rollback_cmd(
+    env: EnvOpt = None,
+    to: Annotated[
+        int | None,
+        typer.Option(help="Publish id to restore (default: the one before the current)."),
+    ] = None,
+) -> None:
+    """Point the environment back at its previous publish, instantly (no recompute)."""
+    from warehouse.interfaces.console import out
+    from warehouse.runtime.environments import rollback
+
+    old, restored, new = rollback(settings(env), to)
+    out.print(
+        f"env [bold]{new.env}[/]: rolled back publish #{old.id}; now serving what publish "
+        f"#{restored.id} served (recorded as publish #{new.id})."
+    )
+
+
+@app.command("gc")
+@handle_errors
+def gc_cmd(
+    retention_days: Annotated[
+        float | None,
+        typer.Option(help="Keep versions younger than this (default: gc_retention_days)."),
+    ] = None,
+) -> None:
+    """Delete versions no environment uses, and files of failed or killed builds."""
+    from warehouse.interfaces.console import out
+    from warehouse.runtime.environments import gc
+
+    result = gc(settings(), retention_days)
+    out.print(
+        f"dropped {result.versions_dropped} versions, {result.files_deleted} files "
+        f"({result.bytes_freed / 1e6:.1f} MB), {result.catalogs_deleted} old catalogs."
+    )
+
+
+@app.command("sql")
+@handle_errors
+def sql_cmd(
+    query: Annotated[str, typer.Argument(help="SQL to run, read-only.")],
+    env: EnvOpt = None,
+    output: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
+    limit: Annotated[int | None, typer.Option(help="Rows to fetch at most.")] = None,
+) -> None:
+    """Query a published environment (read-only)."""
+    from warehouse.errors import UsageError
+    from warehouse.interfaces import console
+    from warehouse.runtime.query import run_query
+
+    if output not in ("table", "csv", "json"):
+        raise UsageError(f"unknown format '{output}'", hint="use table, csv or json")
+    result = run_query(settings(env), query, limit)
+    if output == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(result.columns)
+        writer.writerows(result.rows)
+    elif output == "json":
+        console.print_json([dict(zip(result.columns, r, strict=True)) for r in result.rows])
+    else:
+        console.table(result.columns, result.rows)
+
+
+@app.command("runs")
+@handle_errors
+def runs_cmd(
+    limit: Annotated[int, typer.Option(help="Most recent N.")] = 20,
+    as_json: JsonOpt = False,
+    publishes: Annotated[
+        bool, typer.Option("--publishes", help="List publishes (rollback targets) instead.")
+    ] = False,
+) -> None:
+    """List builds with status and duration (or publishes)."""
+    from warehouse.interfaces import console
+    from warehouse.runtime.build import state_for
+
+    state = state_for(settings())
+    try:
+        if publishes:
+            rows = state.query(
+                "SELECT id, env, action, build_id, previous_id, created_at, "
+                "(SELECT count(*) FROM json_each(mapping)) AS models FROM publishes "
+                "ORDER BY id DESC LIMIT ?",
+                (limit,),
+            )
+        else:
+            rows = state.query(
+                "SELECT build_id, env, status, started_at, "
+                "round(finished_at - started_at, 2) AS seconds, models_built AS "
+                "built, models_reused AS reused, rows_written AS rows, error "
+                "FROM builds "
+                "ORDER BY started_at DESC LIMIT ?",
+                (limit,),
+            )
+    finally:
+        state.close()
+    records = [dict(r) for r in rows]
+    for record in records:
+        for key in ("started_at", "created_at"):
+            if key in record:
+                record[key] = console.when(record[key])
+    if as_json:
+        console.print_json(records)
+    else:
+        console.table(
+            list(records[0]) if records else ["(no runs yet)"], [list(r.values()) for r in records]
+        )
+
+
+@app.command("forecast")
+@handle_errors
+def forecast_cmd(
+    env: EnvOpt = None,
+    horizon: Annotated[int | None, typer.Option(help="Periods ahead (default per freq).")] = None,
+    models: Annotated[str | None, typer.Option(help="Comma-separated models to compare.")] = None,
+    cutoff: Annotated[
+        str | None,
+        typer.Option(help="Forecast as of this date (YYYY-MM-DD): later data is ignored."),
+    ] = None,
+    against_truth: Annotated[
+        Path | None,
+        typer.Option(
+            "--against-truth",
+            help="Also score the backtest against known expected demand "
+            "(a Parquet of product_id, date, expected_units, like the demo's truth.parquet).",
+        ),
+    ] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Backtest the models, refit the winner, publish forecasts and metrics as tables."""
+    from datetime import date
+
+    from warehouse.errors import UsageError
+    from warehouse.forecast.run import forecast
+    from warehouse.interfaces import console
+
+    try:
+        as_of = date.fromisoformat(cutoff) if cutoff else None
+    except ValueError:
+        raise UsageError(f"--cutoff must be a date like 2024-06-30, found '{cutoff}'") from None
+    chosen = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    with console.stage_progress(quiet or as_json) as progress:
+        result = forecast(settings(env), horizon, chosen, as_of, progress, against_truth)
+    if as_json:
+        console.print_json(
+            {
+                "run_id": result.run_id,
+                "winner": result.winner,
+                "scores": result.scores,
+                "truth_wape": result.truth_wape,
+                "seconds": round(result.seconds, 2),
+                "forecast_rows": result.forecast.height,
+            }
+        )
+    elif not quiet:
+        console.forecast_summary(result)
+
+
+@app.command("docs")
+@handle_errors
+def docs_cmd(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the site (default: site/ in the project)."),
+    ] = None,
+    env: EnvOpt = None,
+) -> None:
+    """Write a static HTML site: models, columns, audits, lineage and the forecast report."""
+    from warehouse.interfaces.console import out as console_out
+    from warehouse.interfaces.docs.site import build_site
+
+    cfg = settings(env)
+    result = build_site(cfg, (out or cfg.project_dir / "site").resolve())
+    console_out.print(
+        f"wrote {result.pages} pages to {result.out}; open "
+        f"{result.out / 'index.html'} in a browser."
+    )
+
+
+@app.command("api")
+@handle_errors
+def api_cmd(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    env: EnvOpt = None,
+) -> None:
+    """Serve the read-only HTTP API: /forecast/{product}, /customers/{id}/propensity, ..."""
+    import uvicorn
+
+    from warehouse.interfaces.api import create_app
+
+    uvicorn.run(create_app(settings(env)), host=host, port=port, log_level="warning")
+
+
+@app.command("serve")
+@handle_errors
+def serve_cmd(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on (default 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 5433).")] = None,
+    env: EnvOpt = None,
+    log_statements: Annotated[
+        bool, typer.Option("--log-statements", help="Print each statement (as run) to stderr.")
+    ] = False,
+) -> None:
+    """Serve the published tables over the Postgres wire protocol (read-only), for BI tools."""
+    from warehouse.interfaces.serve.server import serve
+
+    serve(settings(env), host, port, log_statements)
+
+
+@app.command("doctor")
+@handle_errors
+def doctor_cmd(env: EnvOpt = None, as_json: JsonOpt = False) -> None:
+    """Check config, sources and warehouse integrity (read-only); print what to fix."""
+    from dataclasses import asdict
+
+    from warehouse.interfaces import console
+    from warehouse.interfaces.doctor import diagnose
+
+    findings = diagnose(settings(env))
+    if as_json:
+        console.print_json([asdict(f) for f in findings])
+    else:
+        console.doctor_report(findings)
+    if any(f.level == "error" for f in findings):
+        raise typer.Exit(1)
+
+
+sources_app = typer.Typer(help="Source files: check them against the contract.")
+app.add_typer(sources_app, name="sources")
+
+
+@sources_app.command("check")
+@handle_errors
+def sources_check_cmd(as_json: JsonOpt = False) -> None:
+    """Check the source files against the contract and summarise each (runs no model)."""
+    from dataclasses import asdict
+
+    from warehouse.interfaces import console
+    from warehouse.runtime.sources import summarize
+
+    cfg = settings()
+    summaries = summarize(cfg.sources, cfg.threads)
+    if as_json:
+        console.print_json([asdict(s) for s in summaries])
+        return
+    console.table(
+        ["source", "files", "rows", "first date", "last date", "nulls"],
+        [
+            (
+                s.name,
+                s.files or "absent (optional)",
+                f"{s.rows:,}",
+                s.first_date,
+                s.last_date,
+                ", ".join(f"{k}={v:,}" for k, v in s.nulls.items()),
+            )
+            for s in summaries
+        ],
+        title=f"sources in {cfg.sources}: all files match the contract",
+    )
+
+
+@app.command("lineage")
+@handle_errors
+def lineage_cmd(
+    target: Annotated[str, typer.Argument(help="schema.table or schema.table.column")],
+    env: EnvOpt = None,
+) -> None:
+    """Upstream and downstream models of a table, or the source columns of a column."""
+    from warehouse.interfaces.console import out
+    from warehouse.project.loader import load_project
+    from warehouse.runtime.build import state_for
+    from warehouse.runtime.lineage import column_lineage, lineage_schema, table_lineage
+
+    cfg = settings(env)
+    project = load_project(cfg)
+    parts = target.split(".")
+    table = ".".join(parts[:2])
+    if len(parts) == 2:
+        up, down = table_lineage(project, table)
+        out.print(
+            f"[bold]{table}[/]\n  upstream:   {', '.join(up) or '-'}\n"
+            f"  downstream: {', '.join(down) or '-'}"
+        )
+        return
+    state = state_for(cfg)
+    try:
+        schema = lineage_schema(project, state, cfg.env)
+    finally:
+        state.close()
+    table_lineage(project, table)
+    out.print("\n".join(column_lineage(project, table, parts[2], schema).render()))
+
+
+@app.command("demo")
+@handle_errors
+def demo_cmd(
+    products: Annotated[int, typer.Option(help="Products to generate.")] = 100,
+    customers: Annotated[int, typer.Option(help="Customers to generate.")] = 1000,
+    days: Annotated[int, typer.Option(help="Days of order history.")] = 730,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    quiet: QuietOpt = False,
+) -> None:
+    """Generate demo sources (seeded, once), build every model, forecast, and summarise."""
+    from warehouse.interfaces import console
+    from warehouse.interfaces.demo import DemoSpec, write_demo_sources
+
+    cfg = settings()
+    spec = DemoSpec.ending_in_the_past(days, products=products, customers=customers, seed=seed)
+    counts = write_demo_sources(cfg.sources, spec)
+    console.err.print(
+        f"demo sources in {cfg.sources}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+    )
+    run_build(cfg, None, False, quiet, False)
+    from warehouse.forecast.run import forecast
+
+    truth = cfg.sources.parent / "truth.parquet"
+    with console.stage_progress(quiet) as progress:
+        result = forecast(cfg, progress=progress, truth=truth if truth.exists() else None)
+    console.demo_summary(cfg)
+    console.forecast_summary(result)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""The forecast report: backtest metrics by model and horizon, predicted vs actual with the
+p10-p90 band, feature importance and propensity metrics. Charts are Plotly; plotly.min.js is
+written once beside the pages, so the report works from disk without a network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from warehouse.config import Settings
+from warehouse.interfaces.docs.html import page, table
+from warehouse.runtime import catalog
+from warehouse.runtime.engine import duckdb as engine
+
+PLOTLY_JS = "plotly.min.js"
+TOP_PRODUCTS = 4
+SAMPLE_PRODUCTS = 2
+
+
+def _frame(con: engine.Connection, sql: str) -> pl.DataFrame | None:
+    try:
+        frame = pl.DataFrame(con.sql(sql).to_arrow_table())
+    except engine.Error:
+        return None  # the table is not published (no forecast run yet)
+    return frame if isinstance(frame, pl.DataFrame) else None
+
+
+def _chart(figure: Any) -> str:
+    figure.update_layout(
+        margin={"l": 40, "r": 20, "t": 40, "b": 40}, height=320, template="plotly_white"
+    )
+    html: str = figure.to_html(full_html=False, include_plotlyjs=False)
+    return html
+
+
+def _band_chart(
+    title: str, band: pl.DataFrame | None, lines: list[tuple[pl.Series, pl.Series, str, str, str]]
+) -> str:
+    """Lines (x, y, name, colour, mode) over a shaded p10-p90 band (forecast_date rows)."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    if band is not None:
+        x = band["forecast_date"].to_list()
+        figure.add_trace(
+            go.Scatter(
+                x=x,
+                y=band["units_p90"].to_list(),
+                line={"width": 0},
+                showlegend=False,
+                hoverinfo="skip",
+            )
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=x,
+                y=band["units_p10"].to_list(),
+                fill="tonexty",
+                fillcolor="rgba(11,92,173,0.15)",
+                line={"width": 0},
+                name="p10-p90",
+            )
+        )
+    for x_values, y_values, name, colour, mode in lines:
+        figure.add_trace(
+            go.Scatter(
+                x=x_values.to_list(),
+                y=y_values.to_list(),
+                name=name,
+                mode=mode,
+                line={"color": colour},
+            )
+        )
+    figure.update_layout(title=title)
+    return _chart(figure)
+
+
+def _product_chart(history: pl.DataFrame, forecast: pl.DataFrame, product: str) -> str:
+    past = history.filter(pl.col("product_id") == product).sort("period").tail(90)
+    ahead = forecast.filter(pl.col("product_id") == product).sort("forecast_date")
+    return _band_chart(
+        f"product {product}",
+        ahead,
+        [
+            (past["period"], past["units"], "actual", "#444", "lines"),
+            (ahead["forecast_date"], ahead["units_forecast"], "forecast", "#0b5cad", "lines"),
+        ],
+    )
+
+
+def _backtest_chart(backtest: pl.DataFrame, product: str, model: str) -> str:
+    rows = backtest.filter((pl.col("product_id") == product) & (pl.col("model") == model)).sort(
+        "forecast_date"
+    )
+    band = rows if rows["units_p10"].null_count() == 0 else None
+    return _band_chart(
+        f"product {product}: backtest folds, predicted vs actual",
+        band,
+        [
+            (rows["forecast_date"], rows["units_actual"], "actual", "#444", "lines+markers"),
+            (
+                rows["forecast_date"],
+                rows["units_forecast"],
+                f"{model} (backtest)",
+                "#0b5cad",
+                "lines+markers",
+            ),
+        ],
+    )
+
+
+def _report_body(con: engine.Connection) -> str:
+    import plotly.graph_objects as go
+
+    runs = _frame(
+        con,
+        "SELECT * FROM forecast.model_runs WHERE status = 'ok' ORDER BY finished_at DESC LIMIT 1",
+    )
+    if runs is None or runs.is_empty():
+        return (
+            "<p class='muted'>No forecast has been published yet: run <code>wh forecast"
+            "</code>, then <code>wh docs</code> again.</p>"
+        )
+    run = runs.row(0, named=True)
+    run_id = run["run_id"]
+    metrics = _frame(
+        con,
+        f"SELECT * FROM forecast.forecast_metrics WHERE run_id = {engine.quote_literal(run_id)}",
+    )
+    backtest = _frame(
+        con, f"SELECT * FROM forecast.demand_backtest WHERE run_id = {engine.quote_literal(run_id)}"
+    )
+    forecast = _frame(con, "SELECT * FROM forecast.demand_forecast")
+    history = _frame(con, "SELECT product_id, period, units FROM features.demand")
+    assert metrics is not None and backtest is not None and forecast is not None
+    assert history is not None
+    body = (
+        f"<p>Run <b>{run_id}</b>: {run['freq']} data up to {run['cutoff_date']}, horizon "
+        f"{run['horizon']}, published model <b>{run['model']}</b>.</p>"
+    )
+    overall = (
+        metrics.filter(pl.col("scope") == "overall")
+        .group_by("model")
+        .agg(pl.col(c).mean() for c in ("wape", "mase", "mae", "rmse", "bias", "p10_p90_coverage"))
+        .sort("wape")
+    )
+    body += "<h2>Backtest by model (mean over folds)</h2>" + table(overall.columns, overall.rows())
+    by_horizon = (
+        metrics.filter(pl.col("scope") == "horizon")
+        .group_by("model", "horizon")
+        .agg(pl.col("wape").mean())
+        .sort("model", "horizon")
+    )
+    figure = go.Figure()
+    for (model,), part in by_horizon.group_by("model", maintain_order=True):
+        figure.add_trace(
+            go.Scatter(
+                x=part["horizon"].to_list(),
+                y=part["wape"].to_list(),
+                mode="lines+markers",
+                name=str(model),
+            )
+        )
+    figure.update_layout(title="WAPE by horizon step", xaxis_title="horizon", yaxis_title="WAPE")
+    body += "<h2>Backtest by horizon</h2>" + _chart(figure)
+    totals = (
+        history.group_by("product_id").agg(pl.col("units").sum()).sort("units", descending=True)
+    )
+    forecasted = set(forecast["product_id"].to_list())
+    ranked = [p for p in totals["product_id"].to_list() if p in forecasted]
+    top = ranked[:TOP_PRODUCTS]
+    rest = ranked[TOP_PRODUCTS:]
+    sample = rest[:: max(1, len(rest) // SAMPLE_PRODUCTS)][:SAMPLE_PRODUCTS] if rest else []
+    body += "<h2>Forecasts: top products and a sample of others</h2>"
+    for product in [*top, *sample]:
+        body += _product_chart(history, forecast, product)
+        body += _backtest_chart(backtest, product, str(run["model"]))
+    importance = _frame(
+        con,
+        f"SELECT feature, gain, split FROM forecast.feature_importance "
+        f"WHERE run_id = {engine.quote_literal(run_id)} ORDER BY gain DESC "
+        f"LIMIT 20",
+    )
+    if importance is not None and not importance.is_empty():
+        bars = go.Figure(
+            go.Bar(
+                x=importance["gain"].to_list()[::-1],
+                y=importance["feature"].to_list()[::-1],
+                orientation="h",
+            )
+        )
+        bars.update_layout(title="Feature importance (gain)")
+        body += "<h2>Feature importance</h2>" + _chart(bars)
+    propensity = _frame(
+        con,
+        f"SELECT * EXCLUDE (run_id) FROM forecast.propensity_metrics "
+        f"WHERE run_id = {engine.quote_literal(run_id)}",
+    )
+    if propensity is not None and not propensity.is_empty():
+        body += "<h2>Purchase propensity (validation cutoff)</h2>" + table(
+            propensity.columns, propensity.rows()
+        )
+    return body
+
+
+def write_report(settings: Settings, out: Path) -> None:
+    import plotly.offline
+
+    (out / PLOTLY_JS).write_text(plotly.offline.get_plotlyjs(), encoding="utf-8")
+    con = catalog.open_published(settings)
+    try:
+        body = _report_body(con)
+    finally:
+        con.close()
+    (out / "report.html").write_text(
+        page("Forecast report", body, scripts=[PLOTLY_JS]), encoding="utf-8"
+    )

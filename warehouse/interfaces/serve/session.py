@@ -1,0 +1,553 @@
+"""One client connection: startup and auth, then the simple and extended query flows.
+
+Queries run in worker threads (DuckDB releases the GIL), results stream batch by batch, and
+each write waits for the client to drain, so a slow client holds only its own session. A
+statement outside a transaction block sees the publish current when it starts; a transaction
+block keeps the publish it started on until COMMIT/ROLLBACK.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import re
+import secrets
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import duckdb
+import pyarrow as pa
+
+from warehouse.interfaces.serve import params as wire_params
+from warehouse.interfaces.serve import rows, wire
+from warehouse.interfaces.serve.snapshots import NotPublishedError, Snapshot
+from warehouse.interfaces.serve.statements import (
+    SESSION_KINDS,
+    Statement,
+    StatementError,
+    classify,
+    rewrite_catalog_query,
+    split,
+)
+
+if TYPE_CHECKING:
+    from warehouse.interfaces.serve.server import Server
+
+T = TypeVar("T")
+BATCH_ROWS = 16_384
+SERVER_VERSION = "15.0"
+REPORTED = {
+    "application_name",
+    "client_encoding",
+    "datestyle",
+    "intervalstyle",
+    "timezone",
+    "standard_conforming_strings",
+}
+
+
+def default_settings(user: str) -> dict[str, str]:
+    return {
+        "server_version": SERVER_VERSION,
+        "server_version_num": "150000",
+        "server_encoding": "UTF8",
+        "client_encoding": "UTF8",
+        "datestyle": "ISO, MDY",
+        "intervalstyle": "postgres",
+        "timezone": "UTC",
+        "integer_datetimes": "on",
+        "standard_conforming_strings": "on",
+        "is_superuser": "off",
+        "session_authorization": user,
+        "application_name": "",
+        "transaction_isolation": "repeatable read",
+        "default_transaction_isolation": "repeatable read",
+        "transaction_read_only": "on",
+        "default_transaction_read_only": "on",
+        "search_path": '"$user", public',
+        "max_identifier_length": "63",
+        "lc_collate": "C",
+        "lc_ctype": "C",
+    }
+
+
+DISPLAY_NAMES = {"datestyle": "DateStyle", "intervalstyle": "IntervalStyle", "timezone": "TimeZone"}
+
+
+class ClientGone(Exception):
+    """The client closed the connection."""
+
+
+@dataclass
+class Prepared:
+    statement: Statement
+    param_oids: list[int]
+
+
+@dataclass
+class Portal:
+    prepared: Prepared
+    values: list[Any]
+    columns: list[tuple[str, int]] | None = None
+    batches: Iterator[pa.RecordBatch] | None = None
+    pending: pa.RecordBatch | None = None
+    sent: int = 0
+    fallback_rows: list[tuple[Any, ...]] | None = None
+
+
+@dataclass
+class Session:
+    server: Server
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    pid: int = 0
+    secret: int = field(default_factory=lambda: secrets.randbits(31))
+    user: str = ""
+    settings: dict[str, str] = field(default_factory=dict)
+    status: str = "I"  # I idle, T in a transaction block, E failed transaction block
+    snapshot: Snapshot | None = None
+    cursor: duckdb.DuckDBPyConnection | None = None
+    prepared: dict[str, Prepared] = field(default_factory=dict)
+    portals: dict[str, Portal] = field(default_factory=dict)
+    skipping: bool = False  # after an error in the extended flow, until Sync
+    streaming: Portal | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        try:
+            if await self.startup():
+                await self.loop()
+        except (ClientGone, asyncio.IncompleteReadError, ConnectionError, wire.ProtocolError):
+            pass
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        self.server.forget(self)
+        self.drop_portal_results()
+        if self.snapshot is not None:
+            snapshot, cursor = self.snapshot, self.cursor
+            self.snapshot = self.cursor = None
+            await self.in_thread(_close_quietly, cursor)
+            self.server.snapshots.release(snapshot)
+        self.writer.close()
+
+    async def startup(self) -> bool:
+        while True:
+            start = await wire.read_startup(self.reader)
+            if start.kind in ("ssl", "gss"):
+                self.writer.write(b"N")
+                await self.writer.drain()
+                continue
+            if start.kind == "cancel" and start.cancel_key:
+                self.server.cancel(*start.cancel_key)
+                return False
+            break
+        self.user = start.parameters.get("user", "")
+        if not await self.authenticate():
+            return False
+        self.settings = default_settings(self.user)
+        for name, value in start.parameters.items():
+            if name.lower() in ("application_name", "datestyle", "timezone", "intervalstyle"):
+                self.settings[name.lower()] = value
+        self.pid = self.server.register(self)
+        out = [wire.auth_ok()]
+        for name in sorted(self.settings):
+            if (
+                name in REPORTED
+                or name.startswith("server_")
+                or name
+                in (
+                    "integer_datetimes",
+                    "is_superuser",
+                    "session_authorization",
+                )
+            ):
+                out.append(
+                    wire.parameter_status(DISPLAY_NAMES.get(name, name), self.settings[name])
+                )
+        out.append(wire.backend_key(self.pid, self.secret))
+        out.append(wire.ready(self.status))
+        await self.send(*out)
+        return True
+
+    async def authenticate(self) -> bool:
+        expected = self.server.password
+        if expected is None:
+            return True
+        await self.send(wire.auth_cleartext())
+        kind, body = await wire.read_message(self.reader)
+        given = body.rstrip(b"\0").decode(errors="replace") if kind == b"p" else ""
+        ok = hmac.compare_digest(given.encode(), expected.encode()) and hmac.compare_digest(
+            self.user.encode(), self.server.user.encode()
+        )
+        if not ok:
+            await self.send(
+                wire.error("28P01", f'password authentication failed for user "{self.user}"')
+            )
+        return ok
+
+    async def loop(self) -> None:
+        while True:
+            kind, body = await wire.read_message(self.reader)
+            if kind == b"X":
+                return
+            if kind == b"Q":
+                await self.simple_query(wire.Body(body).cstring())
+            elif kind == b"S":
+                self.skipping = False
+                await self.send(wire.ready(self.status))
+            elif kind == b"H":
+                await self.writer.drain()
+            elif self.skipping:
+                continue
+            elif kind in (b"P", b"B", b"D", b"E", b"C"):
+                await self.extended(kind, wire.Body(body))
+            elif kind in (b"d", b"c", b"f"):
+                continue  # COPY data: nothing here ever asked for it
+            else:
+                await self.send(wire.error("08P01", f"unsupported message type {kind!r}"))
+                return
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    async def send(self, *messages: bytes) -> None:
+        if self.writer.is_closing():
+            raise ClientGone
+        self.writer.write(b"".join(messages))
+        await self.writer.drain()
+
+    async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.server.pool, fn, *args)
+
+    def interrupt(self) -> None:
+        if self.cursor is not None:
+            self.cursor.interrupt()
+
+    async def connection(self) -> duckdb.DuckDBPyConnection:
+        """The session's connection on the right publish (moves to a new one when idle)."""
+        snapshots = self.server.snapshots
+        if self.snapshot is not None and (
+            self.status != "I" or await self.in_thread(snapshots.is_current, self.snapshot)
+        ):
+            assert self.cursor is not None
+            return self.cursor
+        self.drop_portal_results()
+        fresh = await self.in_thread(snapshots.acquire)
+        try:
+            cursor = await self.in_thread(fresh.cursor)
+        except BaseException:
+            snapshots.release(fresh)
+            raise
+        if self.snapshot is not None:
+            await self.in_thread(_close_quietly, self.cursor)
+            snapshots.release(self.snapshot)
+        self.snapshot, self.cursor = fresh, cursor
+        return cursor
+
+    def drop_portal_results(self) -> None:
+        """DuckDB runs one result per connection: an unfinished one is dropped first."""
+        if self.streaming is not None:
+            self.streaming.batches = None
+            self.streaming.pending = None
+            self.streaming = None
+
+    async def report_error(self, exc: BaseException) -> None:
+        code, message, hint = error_fields(exc)
+        if self.status == "T":
+            self.status = "E"
+        await self.send(wire.error(code, message, hint=hint))
+
+    # --- simple query ---------------------------------------------------------------------
+
+    async def simple_query(self, sql: str) -> None:
+        try:
+            pieces = split(sql)
+            if not pieces:
+                await self.send(wire.empty_query())
+            for piece in pieces:
+                portal = Portal(Prepared(self.prepare_statement(piece), []), [])
+                columns = await self.describe(portal)
+                if columns is not None:
+                    await self.send(wire.row_description(columns))
+                await self.execute(portal, 0)
+        except (StatementError, duckdb.Error, NotPublishedError) as exc:
+            await self.report_error(exc)
+        await self.send(wire.ready(self.status))
+
+    def prepare_statement(self, sql: str) -> Statement:
+        statement = classify(sql, self.settings)
+        if self.status == "E" and statement.kind not in ("commit", "rollback", "rollback_to"):
+            raise StatementError(
+                "25P02",
+                "current transaction is aborted, commands ignored until end of transaction block",
+            )
+        if statement.kind == "query":
+            statement = Statement(rewrite_catalog_query(statement.text), "query")
+        if self.server.log_statements:
+            print(f"[{self.pid}] {statement.kind}: {statement.text}", file=sys.stderr, flush=True)
+        return statement
+
+    # --- extended query -------------------------------------------------------------------
+
+    async def extended(self, kind: bytes, body: wire.Body) -> None:
+        try:
+            if kind == b"P":
+                await self.parse(body)
+            elif kind == b"B":
+                await self.bind(body)
+            elif kind == b"D":
+                await self.describe_message(body)
+            elif kind == b"E":
+                name = body.cstring()
+                portal = self.portals.get(name)
+                if portal is None:
+                    raise StatementError("34000", f'portal "{name}" does not exist')
+                await self.execute(portal, body.int32())
+            elif kind == b"C":
+                target, name = body.byte(), body.cstring()
+                (self.prepared if target == "S" else self.portals).pop(name, None)
+                await self.send(wire.close_complete())
+        except (StatementError, duckdb.Error, NotPublishedError) as exc:
+            self.skipping = True
+            await self.report_error(exc)
+
+    async def parse(self, body: wire.Body) -> None:
+        name, sql = body.cstring(), body.cstring()
+        oids = [body.int32() for _ in range(body.int16())]
+        pieces = split(sql)
+        if len(pieces) > 1:
+            raise StatementError(
+                "42601", "cannot insert multiple commands into a prepared statement"
+            )
+        statement = self.prepare_statement(pieces[0] if pieces else "")
+        self.prepared[name] = Prepared(statement, oids)
+        await self.send(wire.parse_complete())
+
+    async def bind(self, body: wire.Body) -> None:
+        portal_name, statement_name = body.cstring(), body.cstring()
+        prepared = self.prepared.get(statement_name)
+        if prepared is None:
+            raise StatementError("26000", f'prepared statement "{statement_name}" does not exist')
+        formats = [body.int16() for _ in range(body.int16())]
+        count = body.int16()
+        values: list[Any] = []
+        for i in range(count):
+            length = body.int32()
+            raw = None if length < 0 else body.take(length)
+            binary = (formats[i] if len(formats) > 1 else (formats[0] if formats else 0)) == 1
+            oid = prepared.param_oids[i] if i < len(prepared.param_oids) else 0
+            values.append(wire_params.decode(raw, oid, binary))
+        result_formats = [body.int16() for _ in range(body.int16())]
+        if any(f == 1 for f in result_formats):
+            raise StatementError(
+                "0A000", "binary result format is not supported", hint="request text results"
+            )
+        if self.status == "E" and prepared.statement.kind not in ("commit", "rollback"):
+            self.prepare_statement(prepared.statement.text)  # raises the aborted error
+        self.portals[portal_name] = Portal(prepared, values)
+        await self.send(wire.bind_complete())
+
+    async def describe_message(self, body: wire.Body) -> None:
+        target, name = body.byte(), body.cstring()
+        if target == "S":
+            prepared = self.prepared.get(name)
+            if prepared is None:
+                raise StatementError("26000", f'prepared statement "{name}" does not exist')
+            placeholders = _parameter_count(prepared)
+            oids = [o or rows.TEXT_OID for o in prepared.param_oids]
+            oids += [rows.TEXT_OID] * (placeholders - len(oids))
+            portal = Portal(prepared, [None] * len(oids))
+            columns = await self.describe(portal, run=False)
+            await self.send(
+                wire.parameter_description(oids),
+                wire.row_description(columns) if columns is not None else wire.no_data(),
+            )
+            return
+        bound = self.portals.get(name)
+        if bound is None:
+            raise StatementError("34000", f'portal "{name}" does not exist')
+        columns = await self.describe(bound)
+        await self.send(wire.row_description(columns) if columns is not None else wire.no_data())
+
+    # --- running statements ---------------------------------------------------------------
+
+    async def describe(self, portal: Portal, run: bool = True) -> list[tuple[str, int]] | None:
+        """Result columns of a portal (None for commands); with `run`, the query starts."""
+        statement = portal.prepared.statement
+        if statement.kind == "show":
+            return [(statement.name, rows.TEXT_OID)]
+        if statement.kind != "query":
+            return None
+        if portal.columns is not None:
+            return portal.columns
+        cursor = await self.connection()
+        self.drop_portal_results()
+        relation = await self.in_thread(_relation, cursor, statement.text, portal.values)
+        columns = [
+            (name, rows.type_oid(str(kind)))
+            for name, kind in zip(relation.columns, relation.types, strict=True)
+        ]
+        if not run:
+            return columns
+        text = rows.text_query(statement.text, [str(t) for t in relation.types])
+        try:
+            portal.batches = await self.in_thread(_batches, cursor, text, portal.values)
+            self.streaming = portal
+        except duckdb.ParserException:
+            # statements that cannot be a subquery (EXPLAIN): small results, sent as str()
+            portal.fallback_rows = await self.in_thread(relation.fetchall)
+            columns = [(name, rows.TEXT_OID) for name, _ in columns]
+        portal.columns = columns
+        return columns
+
+    async def execute(self, portal: Portal, max_rows: int) -> None:
+        statement = portal.prepared.statement
+        if statement.kind in SESSION_KINDS:
+            await self.session_command(statement)
+            return
+        if portal.columns is None:
+            await self.describe(portal)
+        if portal.fallback_rows is not None:
+            data = rows.encode_rows_slow(portal.fallback_rows)
+            await self.send(data, wire.command_complete(f"SELECT {len(portal.fallback_rows)}"))
+            portal.fallback_rows = []
+            return
+        limit = max_rows if max_rows > 0 else None
+        while limit is None or portal.sent < limit:
+            batch = portal.pending
+            portal.pending = None
+            if batch is None:
+                if portal.batches is None:
+                    break
+                batch = await self.in_thread(next, portal.batches, None)
+                if batch is None:
+                    portal.batches = None
+                    break
+            if limit is not None and batch.num_rows > limit - portal.sent:
+                take = limit - portal.sent
+                portal.pending = batch.slice(take)
+                batch = batch.slice(0, take)
+            encoded = await self.in_thread(rows.encode_batch, batch)
+            portal.sent += batch.num_rows
+            await self.send(encoded)
+        if portal.batches is not None or portal.pending is not None:
+            await self.send(wire.portal_suspended())
+            return
+        if self.streaming is portal:
+            self.streaming = None
+        await self.send(wire.command_complete(f"SELECT {portal.sent}"))
+
+    async def session_command(self, statement: Statement) -> None:
+        kind = statement.kind
+        tag = kind.upper()
+        out: list[bytes] = []
+        if kind == "begin":
+            if self.status == "I":
+                await self.connection()
+                self.status = "T"
+            else:
+                out.append(wire.notice("there is already a transaction in progress"))
+        elif kind in ("commit", "rollback"):
+            tag = "ROLLBACK" if kind == "rollback" or self.status == "E" else "COMMIT"
+            self.status = "I"
+        elif kind == "rollback_to":
+            tag = "ROLLBACK"
+            if self.status == "E":
+                self.status = "T"
+        elif kind == "set":
+            tag = "SET"
+            if statement.name != "transaction":
+                self.settings[statement.name] = statement.value
+                if statement.name in REPORTED:
+                    display = DISPLAY_NAMES.get(statement.name, statement.name)
+                    out.append(wire.parameter_status(display, statement.value))
+        elif kind == "reset":
+            defaults = default_settings(self.user)
+            if statement.name == "all":
+                self.settings = defaults
+            elif statement.name in defaults:
+                self.settings[statement.name] = defaults[statement.name]
+        elif kind == "show":
+            value = self.settings.get(statement.name)
+            if value is None:
+                raise StatementError(
+                    "42704", f'unrecognized configuration parameter "{statement.name}"'
+                )
+            out.append(rows.encode_rows_slow([(value,)]))
+            tag = "SHOW"
+        elif kind == "discard":
+            tag = "DISCARD ALL"
+            self.prepared.clear()
+            self.portals.clear()
+            self.settings = default_settings(self.user)
+        elif kind == "deallocate":
+            self.prepared.pop(statement.name, None)
+            if statement.name.lower() == "all":
+                self.prepared.clear()
+        elif kind == "empty":
+            await self.send(wire.empty_query())
+            return
+        await self.send(*out, wire.command_complete(tag))
+
+
+def _parameter_count(prepared: Prepared) -> int:
+    found = [int(m) for m in re.findall(r"\$(\d+)", prepared.statement.text)]
+    return max(found, default=0)
+
+
+def _relation(
+    cursor: duckdb.DuckDBPyConnection, sql: str, values: list[Any]
+) -> duckdb.DuckDBPyRelation:
+    """The query as a lazy relation: its columns and types are known before it runs."""
+    relation = cursor.sql(sql, params=values or None)
+    if relation is None:
+        raise StatementError("42601", "the statement returns no rows")
+    return relation
+
+
+def _batches(
+    cursor: duckdb.DuckDBPyConnection, sql: str, values: list[Any]
+) -> Iterator[pa.RecordBatch]:
+    relation = cursor.sql(sql, params=values or None)
+    return iter(relation.to_arrow_reader(BATCH_ROWS))
+
+
+def _close_quietly(cursor: duckdb.DuckDBPyConnection | None) -> None:
+    if cursor is not None:
+        with contextlib.suppress(duckdb.Error):
+            cursor.close()
+
+
+SQLSTATES: list[tuple[type[BaseException], str]] = [
+    (duckdb.InterruptException, "57014"),
+    (duckdb.PermissionException, "42501"),
+    (duckdb.ParserException, "42601"),
+    (duckdb.CatalogException, "42P01"),
+    (duckdb.BinderException, "42703"),
+    (duckdb.ConversionException, "22P02"),
+    (duckdb.InvalidInputException, "22023"),
+    (duckdb.OutOfMemoryException, "53200"),
+]
+
+
+def error_fields(exc: BaseException) -> tuple[str, str, str | None]:
+    """SQLSTATE, message and hint for an error a client should see."""
+    if isinstance(exc, StatementError):
+        return exc.code, exc.message, exc.hint
+    if isinstance(exc, NotPublishedError):
+        return "3D000", str(exc), "run wh build, then query again"
+    message = str(exc).split("\n", 1)[0].strip()
+    for kind, code in SQLSTATES:
+        if isinstance(exc, kind):
+            if code == "42501":
+                return code, message, "wh serve reads only the published tables"
+            if code == "57014":
+                return code, "canceling statement due to user request", None
+            return code, message, None
+    return "XX000", message, None

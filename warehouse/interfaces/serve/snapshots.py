@@ -1,0 +1,108 @@
+"""Published catalogs opened read-only, shared by sessions, swapped when a build publishes.
+
+A publish is an immutable catalog file; the environment's pointer (a symlink) is renamed to
+the new one. Each statement outside a transaction block asks for the current file: if the
+pointer moved, the new catalog is opened and later statements use it, while statements
+already running finish on the old one. An old catalog is closed when no session holds it.
+Nothing here ever opens a file for writing, so builds and readers never wait on each other.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from warehouse.config import Settings
+from warehouse.interfaces.serve.statements import session_setup_sql
+from warehouse.runtime import catalog
+
+
+class NotPublishedError(Exception):
+    """The environment has no publish to serve yet."""
+
+
+@dataclass
+class Snapshot:
+    """One publish, opened read-only with file access limited to its version data."""
+
+    path: Path
+    database: duckdb.DuckDBPyConnection
+    users: int = 0
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own for one session, with the catalog helpers it needs."""
+        cursor = self.database.cursor()
+        for statement in session_setup_sql():
+            cursor.execute(statement)
+        return cursor
+
+
+def open_locked_down(settings: Settings, path: Path) -> duckdb.DuckDBPyConnection:
+    """Read-only, files readable only under the warehouse's version folder, settings locked."""
+    con = duckdb.connect(str(path), read_only=True, config={"threads": settings.threads})
+    con.execute("SET TimeZone = 'UTC'")
+    if settings.memory_limit:
+        con.execute("SET memory_limit = ?", [settings.memory_limit])
+    versions = str(settings.warehouse / "versions") + "/"
+    con.execute("SET allowed_directories = ?", [[versions]])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+class Snapshots:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._open: dict[Path, Snapshot] = {}
+        self._current: Path | None = None
+
+    def current_path(self) -> Path:
+        target = catalog.current_target(self.settings, self.settings.env)
+        if target is None or not target.exists():
+            raise NotPublishedError(f"environment '{self.settings.env}' has not been published yet")
+        return target
+
+    def acquire(self) -> Snapshot:
+        """The current publish, counted as in use until `release`."""
+        path = self.current_path()
+        with self._lock:
+            snapshot = self._open.get(path)
+            if snapshot is None:
+                snapshot = Snapshot(path, open_locked_down(self.settings, path))
+                self._open[path] = snapshot
+            previous, self._current = self._current, path
+            snapshot.users += 1
+            if previous is not None and previous != path:
+                self._close_unused()
+            return snapshot
+
+    def is_current(self, snapshot: Snapshot) -> bool:
+        try:
+            return self.current_path() == snapshot.path
+        except NotPublishedError:
+            return True
+
+    def release(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            snapshot.users -= 1
+            self._close_unused()
+
+    def _close_unused(self) -> None:
+        for path, snapshot in list(self._open.items()):
+            if snapshot.users <= 0 and path != self._current:
+                snapshot.database.close()
+                del self._open[path]
+
+    def close(self) -> None:
+        with self._lock:
+            for snapshot in self._open.values():
+                snapshot.database.close()
+            self._open.clear()
+
+    @property
+    def open_count(self) -> int:
+        return len(self._open)

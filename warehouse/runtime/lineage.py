@@ -1,0 +1,91 @@
+"""Table lineage from the DAG and column lineage from sqlglot, across models."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from warehouse.errors import UsageError
+from warehouse.project.loader import SOURCE_SCHEMA, Project
+from warehouse.project.model import DIALECT
+from warehouse.runtime.sources import find_source
+from warehouse.runtime.state import State
+
+Schema = dict[str, dict[str, dict[str, str]]]
+
+
+@dataclass
+class ColumnNode:
+    """A column and the columns it is computed from (empty for a source column)."""
+
+    table: str
+    column: str
+    inputs: list[ColumnNode] = field(default_factory=list)
+    note: str = ""
+
+    def render(self, indent: int = 0) -> list[str]:
+        note = f"  ({self.note})" if self.note else ""
+        lines = ["  " * indent + f"{self.table}.{self.column}{note}"]
+        for child in self.inputs:
+            lines += child.render(indent + 1)
+        return lines
+
+
+def table_lineage(project: Project, table: str) -> tuple[list[str], list[str]]:
+    """(upstream, downstream) models of `table`, each in DAG order."""
+    if table not in project.models:
+        raise UsageError(f"unknown model '{table}'", hint="name it as schema.table")
+    up, down = project.dag.ancestors(table), project.dag.descendants(table)
+    order = project.dag.order
+    return [n for n in order if n in up], [n for n in order if n in down]
+
+
+def lineage_schema(project: Project, state: State, env: str) -> Schema:
+    """Column types of the environment's models and of the sources the project reads."""
+    import pyarrow.parquet as pq
+
+    schema: Schema = {}
+    head = state.head(env)
+    for model, fingerprint in (head.mapping if head else {}).items():
+        version = state.get_version(fingerprint)
+        if version:
+            name, table = model.split(".", 1)
+            schema.setdefault(name, {})[table] = dict(version.columns)
+    for source in sorted({s for m in project.models.values() for s in m.sources}):
+        files = find_source(project.settings.sources, source).files
+        fields = pq.read_schema(files[0])
+        schema.setdefault(SOURCE_SCHEMA, {})[source] = {f.name: str(f.type) for f in fields}
+    return schema
+
+
+def column_lineage(project: Project, table: str, column: str, schema: Schema) -> ColumnNode:
+    """Trace `table.column` back through SQL models to source or Python-model columns.
+
+    `schema` maps schema -> table -> column -> type for the tables the models read, so
+    sqlglot can resolve unqualified and star columns.
+    """
+    from sqlglot import exp
+    from sqlglot.lineage import lineage
+
+    model = project.models.get(table)
+    if model is None:
+        return ColumnNode(table, column, note="source")
+    if model.language != "sql":
+        return ColumnNode(table, column, note="python model")
+    try:
+        root = lineage(column, model.query, schema=schema, dialect=DIALECT)
+    except Exception as exc:  # sqlglot raises plain errors for unknown columns
+        raise UsageError(
+            f"cannot trace {table}.{column}: {exc}",
+            hint=f'check the column exists: wh sql "describe {table}"',
+        ) from None
+    node = ColumnNode(table, column)
+    seen: set[tuple[str, str]] = set()
+    for leaf in root.walk():
+        if not isinstance(leaf.source, exp.Table) or leaf.downstream:
+            continue
+        parent = f"{leaf.source.db}.{leaf.source.name}" if leaf.source.db else leaf.source.name
+        parent_column = leaf.name.split(".")[-1]
+        if (parent, parent_column) not in seen:
+            seen.add((parent, parent_column))
+            node.inputs.append(column_lineage(project, parent, parent_column, schema))
+    return node

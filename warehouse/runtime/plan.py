@@ -1,0 +1,236 @@
+"""Plan a build: fingerprint every model and compare with what the environment serves."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from warehouse.errors import UsageError
+from warehouse.project.dag import select
+from warehouse.project.loader import Project
+from warehouse.project.model import Model, ModelKind
+from warehouse.runtime.sources import Source, load_sources
+from warehouse.runtime.state import Publish, State, Version
+
+# the kind of versions that commands other than build write (forecast tables)
+PRODUCED = "produced"
+
+
+class Change(StrEnum):
+    NEW = "new"
+    CHANGED = "changed"  # the model's own SQL/code/config changed
+    INDIRECT = "indirect"  # an upstream model or source data changed
+    UNCHANGED = "unchanged"
+
+
+class Action(StrEnum):
+    FULL = "full"  # compute the whole table
+    INCREMENTAL = "incremental"  # compute only new periods, reuse the rest
+    VIEW = "view"  # create the view, nothing to compute
+    REUSE = "reuse"  # the version exists already: publish it, compute nothing
+    KEEP = "keep"  # not selected: keep what the environment serves
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    model: Model
+    fingerprint: str
+    logic_fp: str
+    change: Change
+    action: Action
+    current: Version | None = None
+    previous: Version | None = None  # the version an incremental build extends
+    diff: str = ""
+    source_files: tuple[str, ...] = ()  # every source file upstream (Source.file_stats)
+    reason: str = ""  # why an incremental model is computed in full
+
+    @property
+    def computes(self) -> bool:
+        return self.action in (Action.FULL, Action.INCREMENTAL, Action.VIEW)
+
+
+@dataclass(frozen=True)
+class Plan:
+    env: str
+    models: list[ModelPlan]
+    sources: dict[str, Source]
+    head: Publish | None
+    removed: list[str] = field(default_factory=list)
+    # tables written by other commands (wh forecast), served on beside the models
+    produced: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def mapping(self) -> dict[str, str]:
+        return {**self.produced, **{p.model.name: p.fingerprint for p in self.models}}
+
+    @property
+    def to_compute(self) -> list[ModelPlan]:
+        return [p for p in self.models if p.computes]
+
+    @property
+    def publishes_something(self) -> bool:
+        return self.head is None or self.head.mapping != self.mapping
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "env": self.env,
+            "models": [
+                {
+                    "model": p.model.name,
+                    "change": p.change.value,
+                    "action": p.action.value,
+                    "fingerprint": p.fingerprint,
+                    "current": p.current.fingerprint if p.current else None,
+                    "diff": p.diff,
+                    "reason": p.reason,
+                }
+                for p in self.models
+            ],
+            "removed": self.removed,
+            "compute": [p.model.name for p in self.to_compute],
+            "publish": self.publishes_something,
+        }
+
+
+def _hash(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def _diff(old: str, new: str, path: str) -> str:
+    lines = difflib.unified_diff(
+        old.splitlines(), new.splitlines(), f"published/{path}", path, lineterm=""
+    )
+    return "\n".join(lines)
+
+
+def _full_because(
+    current: Version | None, logic_fp: str, source_files: tuple[str, ...], full_refresh: bool
+) -> str:
+    """Why an incremental model cannot extend the version served now ("" when it can).
+
+    Extending reuses every period before the lookback window, which is only right when the
+    rows behind those periods are as they were: same logic, and source files only added.
+    """
+    if full_refresh:
+        return "--full-refresh"
+    if current is None:
+        return "no version to extend"
+    if current.logic_fp != logic_fp:
+        return "its logic or an upstream model's changed"
+    if current.time_max is None:
+        return "the served version has no rows"
+    if current.source_files is None:
+        return "the served version does not record its source files"
+    changed = set(current.source_files) - set(source_files)
+    if changed:
+        path = sorted(changed)[0].split("|", 1)[0]
+        return f"source file {path} was changed or removed (only added files extend a version)"
+    return ""
+
+
+def make_plan(
+    project: Project,
+    state: State,
+    env: str,
+    selection: list[str] | None = None,
+    full_refresh: bool = False,
+) -> Plan:
+    """Decide, for each model in DAG order, which version the environment should serve."""
+    head = state.head(env)
+    served = head.mapping if head else {}
+    chosen = select(project.dag, selection, project.tags) if selection else set(project.dag.order)
+    sources = load_sources(
+        project.settings.sources,
+        (name for m in project.models.values() for name in m.sources),
+        project.cache,
+    )
+    signatures = {name: s.signature() for name, s in sources.items()}
+    stats = {name: s.file_stats() for name, s in sources.items()}
+    fingerprints: dict[str, str] = {}
+    logic: dict[str, str] = {}
+    upstream: dict[str, frozenset[str]] = {}  # model -> every source it reads, transitively
+    plans: list[ModelPlan] = []
+    for model in project.ordered():
+        parents = sorted(model.depends_on)
+        upstream[model.name] = frozenset(model.sources).union(*(upstream[p] for p in parents))
+        source_files = tuple(f for name in sorted(upstream[model.name]) for f in stats[name])
+        logic[model.name] = _hash(model.data_hash(), [logic[p] for p in parents])
+        computed = _hash(
+            model.data_hash(),
+            [(p, fingerprints[p]) for p in parents],
+            [(s, signatures[s]) for s in sorted(model.sources)],
+        )[:20]
+        current = state.get_version(served[model.name]) if model.name in served else None
+        if model.name not in chosen:
+            if current is None:
+                raise UsageError(
+                    f"{model.name} is not selected and env '{env}' has no version of it",
+                    hint=f"select it too, e.g. --select +{model.name}",
+                )
+            fingerprints[model.name] = current.fingerprint
+            plans.append(
+                ModelPlan(
+                    model,
+                    current.fingerprint,
+                    logic[model.name],
+                    Change.UNCHANGED,
+                    Action.KEEP,
+                    current,
+                )
+            )
+            continue
+        fingerprints[model.name] = computed
+        if current is None:
+            change = Change.NEW
+        elif current.data_hash != model.data_hash():
+            change = Change.CHANGED
+        elif current.fingerprint != computed:
+            change = Change.INDIRECT
+        else:
+            change = Change.UNCHANGED
+        diff = (
+            _diff(current.query, model.query, str(model.path))
+            if change is Change.CHANGED and current
+            else ""
+        )
+        previous, reason = None, ""
+        if change is Change.UNCHANGED:
+            action = Action.KEEP
+        elif state.get_version(computed) is not None:
+            action = Action.REUSE
+        elif model.kind is ModelKind.VIEW:
+            action = Action.VIEW
+        elif model.kind is ModelKind.INCREMENTAL_BY_TIME:
+            reason = _full_because(current, logic[model.name], source_files, full_refresh)
+            if reason:
+                action = Action.FULL
+            else:
+                action, previous = Action.INCREMENTAL, current
+        else:
+            action = Action.FULL
+        plans.append(
+            ModelPlan(
+                model,
+                computed,
+                logic[model.name],
+                change,
+                action,
+                current,
+                previous,
+                diff,
+                source_files,
+                reason,
+            )
+        )
+    produced = {
+        name: fp
+        for name, fp in served.items()
+        if name not in project.models and (v := state.get_version(fp)) and v.kind == PRODUCED
+    }
+    removed = sorted(set(served) - set(project.models) - set(produced))
+    return Plan(
+        env=env, models=plans, sources=sources, head=head, removed=removed, produced=produced
+    )

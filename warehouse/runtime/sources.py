@@ -1,0 +1,303 @@
+"""Source Parquet files: finding them, checking them against the contract, fingerprinting.
+
+A source `name` is one of `<sources>/<name>.parquet`, a folder `<sources>/<name>/` of Parquet
+parts (searched recursively) or parts `<sources>/<name>_*.parquet` / `<name>-*.parquet`.
+Models read it as `source.<name>`. The contract (DESIGN.md §4) is checked from Parquet
+metadata alone, before any model runs, so a bad file costs no build time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from warehouse.errors import ConfigError, SourceError
+
+if TYPE_CHECKING:
+    from warehouse.project.cache import FileCache
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str  # id | string | date | timestamp | double | int
+
+
+@dataclass(frozen=True)
+class Contract:
+    columns: tuple[Column, ...]
+    optional: bool = False  # the file may be absent: models then read an empty table
+    may_be_empty: bool = False
+
+
+def _cols(spec: str) -> tuple[Column, ...]:
+    return tuple(Column(*item.split(":")) for item in spec.split())
+
+
+CONTRACTS: dict[str, Contract] = {
+    "customers": Contract(
+        _cols("customer_id:id signup_date:date country:string channel:string segment:string"),
+        may_be_empty=True,
+    ),
+    "products": Contract(
+        _cols(
+            "product_id:id sku:string name:string department:string category:string "
+            "base_price:double launch_date:date discontinued_date:date"
+        )
+    ),
+    "orders": Contract(
+        _cols("order_id:id customer_id:id order_ts:timestamp channel:string status:string")
+    ),
+    "order_items": Contract(
+        _cols("order_id:id product_id:id quantity:int unit_price:double discount:double")
+    ),
+    "promotions": Contract(
+        _cols("product_id:id start_date:date end_date:date discount_pct:double"),
+        optional=True,
+        may_be_empty=True,
+    ),
+    "inventory": Contract(
+        _cols("product_id:id on_hand:int lead_time_days:int"), optional=True, may_be_empty=True
+    ),
+}
+SQL_TYPES = {
+    "id": "VARCHAR",
+    "string": "VARCHAR",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+    "double": "DOUBLE",
+    "int": "INTEGER",
+}
+EXPECTED = {
+    "id": "an integer or string id",
+    "string": "string",
+    "date": "DATE (or TIMESTAMP)",
+    "timestamp": "TIMESTAMP (or DATE)",
+    "double": "a number (DOUBLE)",
+    "int": "an integer (INT)",
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str
+    files: tuple[Path, ...]
+    contract: Contract | None = None
+
+    @property
+    def absent(self) -> bool:
+        return not self.files
+
+    def file_stats(self) -> tuple[str, ...]:
+        """One "path|size|mtime" per file: an appended file adds one, an edit changes one."""
+        return tuple(
+            f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+            for path, stat in ((p, p.stat()) for p in self.files)
+        )
+
+    def signature(self) -> str:
+        """Changes whenever a file is added, removed, rewritten or touched."""
+        digest = hashlib.sha256(self.name.encode())
+        for stat in self.file_stats():
+            digest.update(stat.encode())
+        return digest.hexdigest()
+
+    def empty_select(self) -> str:
+        """An empty table with the contract's columns, read when an optional file is absent."""
+        assert self.contract is not None
+        columns = ", ".join(
+            f'CAST(NULL AS {SQL_TYPES[c.kind]}) AS "{c.name}"' for c in self.contract.columns
+        )
+        return f"SELECT {columns} WHERE false"
+
+
+def _candidates(sources_dir: Path, name: str) -> list[tuple[str, tuple[Path, ...]]]:
+    found: list[tuple[str, tuple[Path, ...]]] = []
+    single = sources_dir / f"{name}.parquet"
+    if single.is_file():
+        found.append((single.name, (single.resolve(),)))
+    folder = sources_dir / name
+    if folder.is_dir():
+        parts = tuple(sorted(p.resolve() for p in folder.rglob("*.parquet") if p.is_file()))
+        if not parts:
+            raise SourceError(
+                f"source '{name}' is a folder with no .parquet files",
+                folder,
+                hint="put the source's Parquet parts in it, or remove the folder",
+            )
+        found.append((f"{name}/", parts))
+    globbed = sorted(
+        p.resolve()
+        for pattern in (f"{name}_*.parquet", f"{name}-*.parquet")
+        for p in sources_dir.glob(pattern)
+    )
+    if globbed:
+        found.append((f"{name}_*.parquet", tuple(globbed)))
+    return found
+
+
+def find_source(sources_dir: Path, name: str, cache: FileCache | None = None) -> Source:
+    """Locate a source's files and check them against the contract if it has one."""
+    contract = CONTRACTS.get(name)
+    if not sources_dir.is_dir():
+        origin = "WH_SOURCES" if os.environ.get("WH_SOURCES") else "`sources` in wh.toml"
+        raise ConfigError(
+            f"sources directory {sources_dir} (from {origin}) does not exist",
+            hint="point WH_SOURCES or `sources` in wh.toml at the folder of source Parquet "
+            "files, or run `wh demo`",
+        )
+    found = _candidates(sources_dir, name)
+    if len(found) > 1:
+        raise SourceError(
+            f"source '{name}' is given twice: {' and '.join(f[0] for f in found)}",
+            sources_dir,
+            hint="keep one: a single file, a folder of parts, or name_*.parquet parts",
+        )
+    if not found:
+        if contract is not None and contract.optional:
+            return Source(name, (), contract)
+        raise SourceError(
+            f"source '{name}' not found",
+            sources_dir,
+            hint=f"expected {name}.parquet, a folder {name}/ of Parquet parts, "
+            f"or {name}_*.parquet parts",
+        )
+    source = Source(name, found[0][1], contract)
+    if contract is not None:
+        if cache is None:
+            check_contract(source)
+        else:  # files that passed keep passing until they change
+            cache.get(("source", name, source.file_stats()), lambda: check_contract(source))
+    return source
+
+
+def _kind_matches(kind: str, arrow_type: Any) -> bool:
+    import pyarrow as pa
+
+    t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    is_string = pa.types.is_string(t) or pa.types.is_large_string(t)
+    if pa.types.is_null(t):
+        return True
+    checks: dict[str, bool] = {
+        "id": pa.types.is_integer(t) or is_string,
+        "string": is_string,
+        "date": pa.types.is_date(t) or pa.types.is_timestamp(t),
+        "timestamp": pa.types.is_timestamp(t) or pa.types.is_date(t),
+        "double": pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t),
+        "int": pa.types.is_integer(t),
+    }
+    return checks[kind]
+
+
+def _type_name(arrow_type: Any) -> str:
+    """Arrow's name for a type, with string flavours (large, dictionary) called string."""
+    import pyarrow as pa
+
+    t = arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+    return "string" if pa.types.is_string(t) or pa.types.is_large_string(t) else str(t)
+
+
+def check_contract(source: Source) -> int:
+    """Check every file's schema and the row count from Parquet metadata; returns rows."""
+    import pyarrow.parquet as pq
+
+    assert source.contract is not None
+    rows = 0
+    for path in source.files:
+        try:
+            metadata = pq.read_metadata(path)
+            schema = metadata.schema.to_arrow_schema()
+        except Exception as exc:
+            raise SourceError(
+                f"unreadable Parquet file ({type(exc).__name__}: {exc})",
+                path,
+                hint="the file is truncated or not Parquet; export it again",
+            ) from None
+        rows += metadata.num_rows
+        names = {name.lower(): name for name in schema.names}
+        for column in source.contract.columns:
+            if column.name not in names:
+                raise SourceError(
+                    f"required column is missing (expected {EXPECTED[column.kind]}; "
+                    f"found columns: {', '.join(schema.names)})",
+                    path,
+                    column.name,
+                    hint=f"add the column to {source.name}; see the source contract in README.md",
+                )
+            found = schema.field(names[column.name]).type
+            if not _kind_matches(column.kind, found):
+                raise SourceError(
+                    f"expected {EXPECTED[column.kind]}, found {_type_name(found)}",
+                    path,
+                    column.name,
+                    hint=f"write {column.name} as {SQL_TYPES[column.kind]} in the Parquet file",
+                )
+    if rows == 0 and not source.contract.may_be_empty:
+        raise SourceError(
+            f"source '{source.name}' has no rows",
+            source.files[0],
+            hint=f"{source.name} must have rows; check the export that wrote it",
+        )
+    return rows
+
+
+def load_sources(
+    sources_dir: Path, names: Iterable[str], cache: FileCache | None = None
+) -> dict[str, Source]:
+    found = {name: find_source(sources_dir, name, cache) for name in sorted(set(names))}
+    if cache is not None:  # the project's models were parsed through it already: save both
+        cache.save()
+    return found
+
+
+@dataclass(frozen=True)
+class SourceSummary:
+    name: str
+    files: int
+    rows: int
+    first_date: str | None
+    last_date: str | None
+    nulls: dict[str, int]
+
+
+def summarize(sources_dir: Path, threads: int = 2) -> list[SourceSummary]:
+    """Check every contract source and describe it: rows, date range, nulls per column."""
+    import duckdb
+
+    summaries = []
+    con = duckdb.connect(config={"threads": threads})
+    try:
+        for name, contract in CONTRACTS.items():
+            source = find_source(sources_dir, name)
+            if source.absent:
+                summaries.append(SourceSummary(name, 0, 0, None, None, {}))
+                continue
+            files = ", ".join("'" + str(f).replace("'", "''") + "'" for f in source.files)
+            dated = next(
+                (c.name for c in contract.columns if c.kind in ("date", "timestamp")), None
+            )
+            nulls = [f'count(*) - count("{c.name}")' for c in contract.columns]
+            dates = (
+                [f'min("{dated}")::VARCHAR', f'max("{dated}")::VARCHAR']
+                if dated
+                else ["NULL", "NULL"]
+            )
+            rows = con.execute(
+                f"SELECT count(*), {', '.join(dates)}, {', '.join(nulls)} "
+                f"FROM read_parquet([{files}], union_by_name = true)"
+            ).fetchall()
+            row = rows[0] if rows else None
+            assert row is not None
+            null_counts = {
+                c.name: int(n) for c, n in zip(contract.columns, row[3:], strict=True) if n
+            }
+            summaries.append(
+                SourceSummary(name, len(source.files), int(row[0]), row[1], row[2], null_counts)
+            )
+    finally:
+        con.close()
+    return summaries

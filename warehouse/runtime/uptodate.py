@@ -1,0 +1,105 @@
+"""The no-op fast path: answer `wh build` without loading the engine when nothing changed.
+
+A successful full build records a digest of everything that can change a fingerprint: the
+model files' contents, wh.toml, WH_* variables, the source files' sizes and mtimes, and wh's
+own code. If the digest is the same at the next `wh build`, and the environment still points
+at the publish that build made, nothing can need building. Only the standard library is used,
+so the check costs milliseconds instead of the seconds that importing DuckDB, sqlglot and
+Polars takes. Any doubt (a changed file, a rollback, a crash to repair) takes the normal path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from warehouse.config import Settings
+from warehouse.runtime import catalog
+
+DIGEST_FORMAT = b"wh-uptodate-1"
+PACKAGE = Path(__file__).resolve().parents[1]  # all of wh's code
+TABLE = """CREATE TABLE IF NOT EXISTS uptodate (
+    env TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    publish_id INTEGER,
+    models INTEGER NOT NULL
+)"""
+
+
+def _files(root: Path) -> list[Path]:
+    found: list[Path] = []
+    if not root.is_dir():
+        return found
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+        found += [Path(folder, n) for n in sorted(names) if not n.endswith(".pyc")]
+    return found
+
+
+def inputs_digest(settings: Settings) -> str:
+    digest = hashlib.sha256(DIGEST_FORMAT)
+    digest.update(settings.env.encode())
+    config = settings.project_dir / "wh.toml"
+    digest.update(config.read_bytes() if config.is_file() else b"")
+    for key in sorted(k for k in os.environ if k.startswith("WH_")):
+        digest.update(f"{key}={os.environ[key]}\0".encode())
+    for root in (settings.sql_dir, settings.pipeline_dir):
+        for path in _files(root):
+            digest.update(f"{path}\0".encode() + path.read_bytes())
+    for root in (settings.sources, PACKAGE):
+        for path in _files(root):
+            stat = path.stat()
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def record(
+    db: sqlite3.Connection, env: str, digest: str, publish_id: int | None, models: int
+) -> None:
+    db.execute(TABLE)
+    db.execute(
+        "INSERT OR REPLACE INTO uptodate VALUES (?, ?, ?, ?)", (env, digest, publish_id, models)
+    )
+
+
+def forget(db: sqlite3.Connection, env: str) -> None:
+    db.execute(TABLE)
+    db.execute("DELETE FROM uptodate WHERE env = ?", (env,))
+
+
+@dataclass(frozen=True)
+class UpToDate:
+    env: str
+    models: int
+    publish_id: int | None
+
+
+def check(settings: Settings) -> UpToDate | None:
+    """The environment's state when provably nothing needs building, else None."""
+    state_path = settings.warehouse / "state.db"
+    if not state_path.is_file():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True, timeout=5)
+        try:
+            row = db.execute(
+                "SELECT u.digest, u.publish_id, u.models, h.publish_id FROM uptodate u "
+                "LEFT JOIN env_heads h ON h.env = u.env WHERE u.env = ?",
+                (settings.env,),
+            ).fetchone()
+            running = db.execute("SELECT count(*) FROM builds WHERE status = 'running'").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    if row is None or running[0] or row[1] != row[3]:
+        return None
+    digest, publish_id, models, _ = row
+    if publish_id is not None and not catalog.shows_publish(settings, settings.env, publish_id):
+        return None
+    if digest != inputs_digest(settings):
+        return None
+    return UpToDate(settings.env, int(models), publish_id)
