@@ -183,7 +183,7 @@ def running(settings: Settings, *args: str, ready: Callable[[], bool]) -> Iterat
         [
             sys.executable,
             "-m",
-            "warehouse.interfaces.cli",
+            "warehouse",
             "--project",
             str(settings.project_dir),
             *args,
@@ -218,9 +218,9 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 def served_version(settings: Settings, model: str) -> Version:
     """The version of `model` that the settings' environment publishes now."""
-    from warehouse.runtime.build import state_for
+    from warehouse.runtime.state import open_state
 
-    state = state_for(settings)
+    state = open_state(settings)
     try:
         head = state.head(settings.env)
         assert head is not None

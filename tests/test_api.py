@@ -10,7 +10,7 @@ import pytest
 from conftest import forecast_project, free_port, rows, running
 
 from warehouse.config import Settings
-from warehouse.forecast.run import forecast
+from warehouse.forecasting.run import forecast
 from warehouse.runtime.build import build
 
 

@@ -20,10 +20,10 @@ from conftest import (
 
 from warehouse.config import Settings, load_settings
 from warehouse.errors import AuditError, ModelError
-from warehouse.runtime.build import build, state_for
+from warehouse.runtime.build import build
 from warehouse.runtime.catalog import pointer_path
 from warehouse.runtime.plan import Action
-from warehouse.runtime.state import Version
+from warehouse.runtime.state import Version, open_state
 
 
 def computed(result: object) -> set[str]:
@@ -257,7 +257,7 @@ def test_plan_matches_what_build_does(project: Settings) -> None:
         "sql/staging/customers.sql",
         lambda s: s.replace("channel, segment", "channel, upper(segment) as segment"),
     )
-    state = state_for(project)
+    state = open_state(project)
     try:
         plan = make_plan(load_project(project), state, "prod")
     finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import forecast_project
 
-from warehouse.forecast.run import forecast
+from warehouse.forecasting.run import forecast
 from warehouse.interfaces.docs.site import build_site
 from warehouse.runtime.build import build
 

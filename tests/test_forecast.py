@@ -13,12 +13,12 @@ from conftest import forecast_project as make_project
 from conftest import published, rows
 
 from warehouse.config import Settings
-from warehouse.forecast import models as forecast_models
-from warehouse.forecast.backtest import metrics as backtest_metrics
-from warehouse.forecast.data import load, scoring_rows, training_rows
-from warehouse.forecast.metrics import accuracy
-from warehouse.forecast.run import ForecastError, forecast
-from warehouse.forecast.spec import load_spec
+from warehouse.forecasting import models as forecast_models
+from warehouse.forecasting.backtest import metrics as backtest_metrics
+from warehouse.forecasting.data import load, scoring_rows, training_rows
+from warehouse.forecasting.metrics import accuracy
+from warehouse.forecasting.run import ForecastError, forecast
+from warehouse.forecasting.spec import load_spec
 from warehouse.interfaces.demo import DemoSpec, generate
 from warehouse.runtime.build import build
 

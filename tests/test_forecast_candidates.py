@@ -12,11 +12,11 @@ from conftest import forecast_project as make_project
 from conftest import rows
 from test_forecast import noisy_copy
 
-from warehouse.forecast import selection
-from warehouse.forecast.backtest import fold_cutoffs, run_backtest
-from warehouse.forecast.data import ForecastData, load
-from warehouse.forecast.run import forecast
-from warehouse.forecast.spec import ENSEMBLES, LIBRARY_MODELS, load_spec
+from warehouse.forecasting import selection
+from warehouse.forecasting.backtest import fold_cutoffs, run_backtest
+from warehouse.forecasting.data import ForecastData, load
+from warehouse.forecasting.run import forecast
+from warehouse.forecasting.spec import ENSEMBLES, LIBRARY_MODELS, load_spec
 from warehouse.interfaces.demo import DemoSpec, generate
 from warehouse.runtime.build import build
 
@@ -243,7 +243,7 @@ def test_holidays_of_the_configured_country_are_a_feature(
     tmp_path: Path, forecast_sources: Path
 ) -> None:
     from warehouse.errors import UsageError
-    from warehouse.forecast.data import holiday_counts, scoring_rows
+    from warehouse.forecasting.data import holiday_counts, scoring_rows
 
     demand = pl.DataFrame({"period": [date(2024, 12, 2), date(2024, 12, 30)]})
     weeks = dict(holiday_counts("US", demand, "week").iter_rows())

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, copy_project, rows
 
 from warehouse import resources
-from warehouse.forecast.run import forecast
+from warehouse.forecasting.run import forecast
 from warehouse.runtime.build import build
 
 ONE_CPU = {min(os.sched_getaffinity(0))}
@@ -226,9 +226,9 @@ def test_forecast_says_before_the_backtest_when_it_will_not_fit(
 ) -> None:
     from conftest import forecast_project
 
-    from warehouse.forecast.data import load
-    from warehouse.forecast.run import memory_needed
-    from warehouse.forecast.spec import load_spec
+    from warehouse.forecasting.data import load
+    from warehouse.forecasting.run import memory_needed
+    from warehouse.forecasting.spec import load_spec
 
     settings = forecast_project(tmp_path, forecast_sources)
     build(settings)

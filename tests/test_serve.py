@@ -23,7 +23,7 @@ from conftest import copy_project, forecast_project, free_port, rows, running, t
 from sqlalchemy import create_engine, inspect
 
 from warehouse.config import Settings
-from warehouse.forecast.run import forecast
+from warehouse.forecasting.run import forecast
 from warehouse.runtime.build import build
 
 PSQL = shutil.which("psql")

@@ -20,11 +20,12 @@ import pytest
 from conftest import copy_project, edit, forecast_project, published, rows
 
 from warehouse.config import Settings
-from warehouse.forecast.run import forecast
+from warehouse.forecasting.run import forecast
 from warehouse.project.loader import load_project
 from warehouse.runtime import storage
-from warehouse.runtime.build import build, state_for
+from warehouse.runtime.build import build
 from warehouse.runtime.plan import make_plan
+from warehouse.runtime.state import open_state
 
 KILLED = -signal.SIGKILL
 
@@ -52,7 +53,7 @@ def wh(
 
 
 def orphan_files(settings: Settings) -> list[Path]:
-    state = state_for(settings)
+    state = open_state(settings)
     try:
         return storage.orphan_files(settings, state)
     finally:
@@ -61,7 +62,7 @@ def orphan_files(settings: Settings) -> list[Path]:
 
 def assert_consistent(settings: Settings) -> None:
     """The state serves exactly what the project defines, and nothing is left over."""
-    state = state_for(settings)
+    state = open_state(settings)
     try:
         plan = make_plan(load_project(settings), state, settings.env, None, False)
     finally:

@@ -50,9 +50,9 @@ def handle_errors(func: F) -> F:
 
 
 def settings(env: str | None = None, threads: int | None = None, **overrides: Any) -> Any:
-    from warehouse.config import load_settings
+    import warehouse
 
-    return load_settings(_options["project"]).with_overrides(env=env, threads=threads, **overrides)
+    return warehouse.settings(_options["project"], env, threads=threads, **overrides)
 
 
 @app.callback()
@@ -91,17 +91,10 @@ def plan_cmd(
     full_refresh: Annotated[bool, typer.Option("--full-refresh")] = False,
 ) -> None:
     """Show what a build would compute, reuse and publish, with SQL diffs; runs nothing."""
+    import warehouse
     from warehouse.interfaces import console
-    from warehouse.project.loader import load_project
-    from warehouse.runtime.build import state_for
-    from warehouse.runtime.plan import make_plan
 
-    cfg = settings(env)
-    state = state_for(cfg)
-    try:
-        plan = make_plan(load_project(cfg), state, cfg.env, select, full_refresh)
-    finally:
-        state.close()
+    plan = warehouse.plan(settings(env), select=select, full_refresh=full_refresh)
     if as_json:
         console.print_json(plan.to_json())
     else:
@@ -118,10 +111,10 @@ def rollback_cmd(
     ] = None,
 ) -> None:
     """Point the environment back at its previous publish, instantly (no recompute)."""
+    import warehouse
     from warehouse.interfaces.console import out
-    from warehouse.runtime.environments import rollback
 
-    old, restored, new = rollback(settings(env), to)
+    old, restored, new = warehouse.rollback(settings(env), to=to)
     out.print(
         f"env [bold]{new.env}[/]: rolled back publish #{old.id}; now serving what publish "
         f"#{restored.id} served (recorded as publish #{new.id})."
@@ -156,13 +149,13 @@ def sql_cmd(
     limit: Annotated[int | None, typer.Option(help="Rows to fetch at most.")] = None,
 ) -> None:
     """Query a published environment (read-only)."""
+    import warehouse
     from warehouse.errors import UsageError
     from warehouse.interfaces import console
-    from warehouse.runtime.query import run_query
 
     if output not in ("table", "csv", "json"):
         raise UsageError(f"unknown format '{output}'", hint="use table, csv or json")
-    result = run_query(settings(env), query, limit)
+    result = warehouse.query(query, settings(env), limit=limit)
     if output == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(result.columns)
@@ -184,29 +177,13 @@ def runs_cmd(
 ) -> None:
     """List builds with status and duration (or publishes)."""
     from warehouse.interfaces import console
-    from warehouse.runtime.build import state_for
+    from warehouse.runtime.state import open_state
 
-    state = state_for(settings())
+    state = open_state(settings())
     try:
-        if publishes:
-            rows = state.query(
-                "SELECT id, env, action, build_id, previous_id, created_at, "
-                "(SELECT count(*) FROM json_each(mapping)) AS models FROM publishes "
-                "ORDER BY id DESC LIMIT ?",
-                (limit,),
-            )
-        else:
-            rows = state.query(
-                "SELECT build_id, env, status, started_at, "
-                "round(finished_at - started_at, 2) AS seconds, models_built AS "
-                "built, models_reused AS reused, rows_written AS rows, error "
-                "FROM builds "
-                "ORDER BY started_at DESC LIMIT ?",
-                (limit,),
-            )
+        records = state.recent_publishes(limit) if publishes else state.recent_builds(limit)
     finally:
         state.close()
-    records = [dict(r) for r in rows]
     for record in records:
         for key in ("started_at", "created_at"):
             if key in record:
@@ -243,8 +220,8 @@ def forecast_cmd(
     """Backtest the models, refit the winner, publish forecasts and metrics as tables."""
     from datetime import date
 
+    import warehouse
     from warehouse.errors import UsageError
-    from warehouse.forecast.run import forecast
     from warehouse.interfaces import console
 
     try:
@@ -253,7 +230,14 @@ def forecast_cmd(
         raise UsageError(f"--cutoff must be a date like 2024-06-30, found '{cutoff}'") from None
     chosen = [m.strip() for m in models.split(",") if m.strip()] if models else None
     with console.stage_progress(quiet or as_json) as progress:
-        result = forecast(settings(env), horizon, chosen, as_of, progress, against_truth)
+        result = warehouse.forecast(
+            settings(env),
+            horizon=horizon,
+            models=chosen,
+            cutoff=as_of,
+            truth=against_truth,
+            progress=progress,
+        )
     if as_json:
         console.print_json(
             {
@@ -385,8 +369,8 @@ def lineage_cmd(
     """Upstream and downstream models of a table, or the source columns of a column."""
     from warehouse.interfaces.console import out
     from warehouse.project.loader import load_project
-    from warehouse.runtime.build import state_for
     from warehouse.runtime.lineage import column_lineage, lineage_schema, table_lineage
+    from warehouse.runtime.state import open_state
 
     cfg = settings(env)
     project = load_project(cfg)
@@ -399,7 +383,7 @@ def lineage_cmd(
             f"  downstream: {', '.join(down) or '-'}"
         )
         return
-    state = state_for(cfg)
+    state = open_state(cfg)
     try:
         schema = lineage_schema(project, state, cfg.env)
     finally:
@@ -428,11 +412,11 @@ def demo_cmd(
         f"demo sources in {cfg.sources}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
     )
     run_build(cfg, None, False, quiet, False)
-    from warehouse.forecast.run import forecast
+    import warehouse
 
     truth = cfg.sources.parent / "truth.parquet"
     with console.stage_progress(quiet) as progress:
-        result = forecast(cfg, progress=progress, truth=truth if truth.exists() else None)
+        result = warehouse.forecast(cfg, progress=progress, truth=truth if truth.exists() else None)
     console.demo_summary(cfg)
     console.forecast_summary(result)
 

@@ -41,11 +41,11 @@ def guarded(command: Callable[[], object], debug: bool = False) -> int:
 def run_build(
     cfg: Any, select: list[str] | None, full_refresh: bool, quiet: bool, as_json: bool
 ) -> None:
+    import warehouse
     from warehouse.interfaces import console
-    from warehouse.runtime.build import build
 
     with console.build_progress(quiet or as_json) as rep:
-        result = build(cfg, select, full_refresh, reporter=rep)
+        result = warehouse.build(cfg, select=select, full_refresh=full_refresh, reporter=rep)
     if as_json:
         console.print_json(console.build_json(result))
     elif not quiet:

@@ -16,7 +16,7 @@ from warehouse.errors import WhError
 from warehouse.runtime import catalog
 from warehouse.runtime.engine import duckdb as engine
 from warehouse.runtime.sources import CONTRACTS, check_contract, find_source
-from warehouse.runtime.state import State
+from warehouse.runtime.state import State, open_read_only, state_path
 from warehouse.runtime.storage import orphan_files
 
 
@@ -32,24 +32,33 @@ def diagnose(settings: Settings) -> list[Finding]:
     """Findings, errors first in importance; the config already loaded (its warnings are
     printed by the CLI as for every command)."""
     findings = _resources(settings) + _sources(settings)
-    state_path = settings.warehouse / "state.db"
-    if not state_path.exists():
-        findings.append(Finding("warning", "warehouse", "nothing built yet", "run: wh build"))
-        return findings
     try:
-        state = State(state_path)
+        state = open_read_only(settings)  # looks only: no schema created, nothing migrated
     except sqlite3.Error as exc:
         return [
             *findings,
             Finding(
                 "error",
                 "state",
-                f"cannot open {state_path}: {exc}",
+                f"cannot open {state_path(settings.warehouse)}: {exc}",
                 "check the folder's permissions and disk",
             ),
         ]
+    if state is None:
+        findings.append(Finding("warning", "warehouse", "nothing built yet", "run: wh build"))
+        return findings
     try:
         findings += _state(settings, state)
+    except sqlite3.Error as exc:
+        findings.append(
+            Finding(
+                "error",
+                "state",
+                f"cannot read {state.path}: {exc}",
+                "run wh build once with this version of wh (it upgrades the state), then "
+                "run wh doctor again",
+            )
+        )
     finally:
         state.close()
     if not any(f.level != "ok" for f in findings):
@@ -113,10 +122,7 @@ def _sources(settings: Settings) -> list[Finding]:
 
 def _state(settings: Settings, state: State) -> list[Finding]:
     found: list[Finding] = []
-    running = state.db.execute(
-        "SELECT build_id, pid FROM builds WHERE status = 'running'"
-    ).fetchall()
-    for build_id, pid in running:
+    for build_id, pid in state.running_builds():
         found.append(
             Finding(
                 "warning",

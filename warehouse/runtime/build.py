@@ -31,8 +31,9 @@ from warehouse.runtime.audits import COMPLETENESS_AUDIT, audit_queries, run_audi
 from warehouse.runtime.engine import duckdb as engine
 from warehouse.runtime.lock import writer_lock
 from warehouse.runtime.plan import Action, ModelPlan, Plan, make_plan
+from warehouse.runtime.publish import publish
 from warehouse.runtime.sources import Source
-from warehouse.runtime.state import Publish, Segment, State, Version
+from warehouse.runtime.state import Publish, Segment, State, Version, open_state
 from warehouse.runtime.storage import new_segment_path, remove_orphans
 
 # the widest window: wide enough for any data, narrow enough for date arithmetic in models
@@ -68,17 +69,6 @@ class BuildResult:
     @property
     def reused(self) -> list[str]:
         return [p.model.name for p in self.plan.models if p.action is Action.REUSE]
-
-
-def state_for(settings: Settings) -> State:
-    try:
-        return State(settings.warehouse / "state.db")
-    except sqlite3.Error as exc:
-        raise StateError(
-            f"cannot open {settings.warehouse / 'state.db'}: {exc}",
-            hint="the warehouse folder must be writable by wh (read-only? full disk?); "
-            "readers can still open warehouse.duckdb read-only",
-        ) from None
 
 
 def _day(value: str) -> date:
@@ -570,34 +560,8 @@ def _record(state: State, build_id: str, result: ModelResult) -> AuditError | No
     return None
 
 
-def publish(
-    settings: Settings,
-    state: State,
-    env: str,
-    mapping: dict[str, str],
-    action: str,
-    build_id: str | None,
-    previous_id: int | None,
-) -> Publish:
-    published = state.publish(env, mapping, action, build_id, previous_id)
-    faults.point("state_published")
-    catalog.publish_catalog(settings, state, published)
-    faults.point("pointer_swapped")
-    return published
-
-
 def _quiet(event: str, model: str, detail: str) -> None:
     return None
-
-
-def _remember(state: State, env: str, digest: str | None, models: int) -> None:
-    """Let the next `wh build` skip loading the engine if nothing changes meanwhile."""
-    with state.transaction() as db:
-        if digest is None:
-            uptodate.forget(db, env)
-        else:
-            head = state.heads().get(env)
-            uptodate.record(db, env, digest, head.id if head else None, models)
 
 
 def build(
@@ -610,7 +574,7 @@ def build(
     """Bring the environment `settings.env` up to date with the project."""
     started = time.perf_counter()
     with writer_lock(settings.warehouse):
-        state = state_for(settings)
+        state = open_state(settings)
         everything = not selection and not full_refresh
         # taken before anything is read: a file changed during the build changes the digest
         digest = uptodate.inputs_digest(settings) if everything else None
@@ -631,7 +595,7 @@ def build(
             )
             if not plan.to_compute and not plan.publishes_something:
                 state.finish_build(build_id, "noop")
-                _remember(state, settings.env, digest, len(plan.models))
+                state.remember_uptodate(settings.env, digest, len(plan.models))
                 return BuildResult(
                     build_id, settings.env, "noop", plan, [], None, time.perf_counter() - started
                 )
@@ -655,7 +619,7 @@ def build(
                 raise
             rows = sum(r.rows_processed for r in results)
             state.finish_build(build_id, "ok", len(results), len(plan.models) - len(results), rows)
-            _remember(state, settings.env, digest, len(plan.models))
+            state.remember_uptodate(settings.env, digest, len(plan.models))
             return BuildResult(
                 build_id,
                 settings.env,

@@ -5,24 +5,28 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from warehouse.config import Settings
 from warehouse.errors import StateError, UsageError
 from warehouse.runtime import catalog
-from warehouse.runtime.build import publish, state_for
 from warehouse.runtime.lock import writer_lock
-from warehouse.runtime.state import Publish
+from warehouse.runtime.publish import publish
+from warehouse.runtime.state import Publish, open_state
 from warehouse.runtime.storage import remove_orphans
 
 
-def rollback(settings: Settings, to: int | None = None) -> tuple[Publish, Publish, Publish]:
-    """Point the environment back at its previous publish (or publish `to`): no recompute.
+class RollbackResult(NamedTuple):
+    rolled_back: Publish  # what the environment served before
+    restored: Publish  # the earlier publish whose versions it serves again
+    new: Publish  # the publish that records the rollback (rollbacks can be rolled back)
 
-    Returns (the publish rolled back from, the publish restored, the new publish).
-    """
+
+def rollback(settings: Settings, to: int | None = None) -> RollbackResult:
+    """Point the environment back at its previous publish (or publish `to`): no recompute."""
     env = settings.env
     with writer_lock(settings.warehouse):
-        state = state_for(settings)
+        state = open_state(settings)
         try:
             head = state.head(env)
             if head is None:
@@ -49,7 +53,7 @@ def rollback(settings: Settings, to: int | None = None) -> tuple[Publish, Publis
             new = publish(
                 settings, state, env, target.mapping, "rollback", None, target.previous_id
             )
-            return head, target, new
+            return RollbackResult(head, target, new)
         finally:
             state.close()
 
@@ -71,7 +75,7 @@ def gc(settings: Settings, retention_days: float | None = None) -> GcResult:
     days = settings.gc_retention_days if retention_days is None else retention_days
     cutoff = time.time() - days * 86400
     with writer_lock(settings.warehouse):
-        state = state_for(settings)
+        state = open_state(settings)
         try:
             catalog.repair(settings, state)
             keep: set[str] = set()

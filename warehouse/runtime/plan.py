@@ -8,12 +8,13 @@ import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from warehouse.config import Settings
 from warehouse.errors import UsageError
 from warehouse.project.dag import select
-from warehouse.project.loader import Project
+from warehouse.project.loader import Project, load_project
 from warehouse.project.model import Model, ModelKind
 from warehouse.runtime.sources import Source, load_sources
-from warehouse.runtime.state import Publish, State, Version
+from warehouse.runtime.state import Publish, State, Version, open_state
 
 # the kind of versions that commands other than build write (forecast tables)
 PRODUCED = "produced"
@@ -234,3 +235,13 @@ def make_plan(
     return Plan(
         env=env, models=plans, sources=sources, head=head, removed=removed, produced=produced
     )
+
+
+def plan_build(settings: Settings, selection: list[str] | None, full_refresh: bool) -> Plan:
+    """The plan `wh build` would follow now, for `wh plan` (no lock: it reads only)."""
+    project = load_project(settings)
+    state = open_state(settings)
+    try:
+        return make_plan(project, state, settings.env, selection, full_refresh)
+    finally:
+        state.close()

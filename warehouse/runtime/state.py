@@ -1,4 +1,7 @@
-"""The warehouse's own catalog: versions, environments (publishes) and runs, in SQLite.
+"""The warehouse's own record: versions, environments (publishes), runs and audits, in
+`<warehouse>/state.db`. This module is the only one that opens that file or writes SQL
+against it: its path, schema, migrations and read-only opening live here, and callers ask
+named questions (`recent_builds`, `audit_results`, `uptodate`, ...).
 
 SQLite (WAL mode) rather than DuckDB because readers such as `wh runs` must work while a
 build writes, and DuckDB allows one writer process or many readers, never both.
@@ -15,6 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from warehouse.config import Settings
+from warehouse.errors import StateError
+
+STATE_FILE = "state.db"
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
     fingerprint TEXT PRIMARY KEY,
@@ -77,7 +84,39 @@ CREATE TABLE IF NOT EXISTS audit_results (
     failing_rows INTEGER NOT NULL,
     query TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS uptodate (
+    env TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,         -- inputs digest of the last full build (runtime/uptodate.py)
+    publish_id INTEGER,
+    models INTEGER NOT NULL
+);
 """
+
+
+def state_path(warehouse: Path) -> Path:
+    return warehouse / STATE_FILE
+
+
+def open_state(settings: Settings) -> State:
+    """The warehouse's state for reading and writing (created and migrated if needed)."""
+    path = state_path(settings.warehouse)
+    try:
+        return State(path)
+    except sqlite3.Error as exc:
+        raise StateError(
+            f"cannot open {path}: {exc}",
+            hint="the warehouse folder must be writable by wh (read-only? full disk?); "
+            "readers can still open warehouse.duckdb read-only",
+        ) from None
+
+
+def open_read_only(settings: Settings) -> State | None:
+    """The state for looking only (doctor, the no-op check): never created, migrated or
+    written; None when nothing was built yet. Raises sqlite3.Error if it cannot be read."""
+    path = state_path(settings.warehouse)
+    if not path.is_file():
+        return None
+    return State(path, read_only=True)
 
 
 @dataclass(frozen=True)
@@ -161,9 +200,16 @@ def _publish(row: sqlite3.Row) -> Publish:
 class State:
     """Read and write the state database; every write is one SQLite transaction."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
+        if read_only:
+            self.db = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, timeout=5, check_same_thread=False
+            )
+            self.db.row_factory = sqlite3.Row
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -343,5 +389,69 @@ class State:
                 (build_id, model, fingerprint, audit, int(failing == 0), failing, query),
             )
 
-    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
-        return list(self.db.execute(sql, params))
+    def running_builds(self) -> list[tuple[str, int | None]]:
+        """(build_id, pid) of builds still marked running: live, or killed and not yet
+        marked abandoned by the next build."""
+        rows = self.db.execute("SELECT build_id, pid FROM builds WHERE status = 'running'")
+        return [(r["build_id"], r["pid"]) for r in rows]
+
+    def build_status(self, build_id: str) -> str | None:
+        row = self.db.execute("SELECT status FROM builds WHERE build_id = ?", (build_id,))
+        found = row.fetchone()
+        return str(found["status"]) if found else None
+
+    def recent_builds(self, limit: int) -> list[dict[str, Any]]:
+        """The latest builds (and forecast runs), newest first, as `wh runs` lists them."""
+        rows = self.db.execute(
+            "SELECT build_id, env, status, started_at, "
+            "round(finished_at - started_at, 2) AS seconds, models_built AS built, "
+            "models_reused AS reused, rows_written AS rows, error "
+            "FROM builds ORDER BY started_at DESC LIMIT ?",
+            (limit,),
+        )
+        return [dict(r) for r in rows]
+
+    def recent_publishes(self, limit: int) -> list[dict[str, Any]]:
+        """The latest publishes (rollback targets), newest first, with their model counts."""
+        rows = self.db.execute(
+            "SELECT id, env, action, build_id, previous_id, created_at, "
+            "(SELECT count(*) FROM json_each(mapping)) AS models FROM publishes "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [dict(r) for r in rows]
+
+    def audit_results(self, fingerprint: str) -> list[tuple[str, bool, int]]:
+        """(audit, passed, failing rows) of a version, in the order they ran."""
+        rows = self.db.execute(
+            "SELECT audit, passed, failing_rows FROM audit_results WHERE fingerprint = ? "
+            "ORDER BY rowid",
+            (fingerprint,),
+        )
+        return [(r["audit"], bool(r["passed"]), int(r["failing_rows"])) for r in rows]
+
+    # the no-op fast path's record -----------------------------------------------------------
+    def remember_uptodate(self, env: str, digest: str | None, models: int) -> None:
+        """Record the inputs digest of a full build of `env` (None forgets it), against the
+        publish the environment points at now."""
+        with self.transaction() as db:
+            if digest is None:
+                db.execute("DELETE FROM uptodate WHERE env = ?", (env,))
+                return
+            head = db.execute("SELECT publish_id FROM env_heads WHERE env = ?", (env,)).fetchone()
+            db.execute(
+                "INSERT OR REPLACE INTO uptodate VALUES (?, ?, ?, ?)",
+                (env, digest, head["publish_id"] if head else None, models),
+            )
+
+    def uptodate(self, env: str) -> tuple[str, int | None, int] | None:
+        """(digest, publish_id, models) when the environment still points at the publish the
+        recorded full build made and no build is running; else None."""
+        row = self.db.execute(
+            "SELECT u.digest, u.publish_id, u.models, h.publish_id AS head FROM uptodate u "
+            "LEFT JOIN env_heads h ON h.env = u.env WHERE u.env = ?",
+            (env,),
+        ).fetchone()
+        if row is None or row["publish_id"] != row["head"] or self.running_builds():
+            return None
+        return str(row["digest"]), row["publish_id"], int(row["models"])

@@ -16,17 +16,13 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from warehouse import resources
 from warehouse.config import Settings
 from warehouse.runtime import catalog
+from warehouse.runtime.state import open_read_only
 
 DIGEST_FORMAT = b"wh-uptodate-1"
 PACKAGE = Path(__file__).resolve().parents[1]  # all of wh's code
-TABLE = """CREATE TABLE IF NOT EXISTS uptodate (
-    env TEXT PRIMARY KEY,
-    digest TEXT NOT NULL,
-    publish_id INTEGER,
-    models INTEGER NOT NULL
-)"""
 
 
 def _files(root: Path) -> list[Path]:
@@ -44,7 +40,9 @@ def inputs_digest(settings: Settings) -> str:
     digest.update(settings.env.encode())
     config = settings.project_dir / "wh.toml"
     digest.update(config.read_bytes() if config.is_file() else b"")
-    for key in sorted(k for k in os.environ if k.startswith("WH_")):
+    # wh's own bookkeeping variable says nothing about the inputs: counting it made a build
+    # from the Python API and the next `wh build` disagree about being up to date
+    for key in sorted(k for k in os.environ if k.startswith("WH_") and k != resources.MARK):
         digest.update(f"{key}={os.environ[key]}\0".encode())
     for root in (settings.sql_dir, settings.pipeline_dir):
         for path in _files(root):
@@ -56,20 +54,6 @@ def inputs_digest(settings: Settings) -> str:
     return digest.hexdigest()
 
 
-def record(
-    db: sqlite3.Connection, env: str, digest: str, publish_id: int | None, models: int
-) -> None:
-    db.execute(TABLE)
-    db.execute(
-        "INSERT OR REPLACE INTO uptodate VALUES (?, ?, ?, ?)", (env, digest, publish_id, models)
-    )
-
-
-def forget(db: sqlite3.Connection, env: str) -> None:
-    db.execute(TABLE)
-    db.execute("DELETE FROM uptodate WHERE env = ?", (env,))
-
-
 @dataclass(frozen=True)
 class UpToDate:
     env: str
@@ -79,27 +63,21 @@ class UpToDate:
 
 def check(settings: Settings) -> UpToDate | None:
     """The environment's state when provably nothing needs building, else None."""
-    state_path = settings.warehouse / "state.db"
-    if not state_path.is_file():
-        return None
     try:
-        db = sqlite3.connect(f"file:{state_path}?mode=ro", uri=True, timeout=5)
+        state = open_read_only(settings)
+        if state is None:
+            return None
         try:
-            row = db.execute(
-                "SELECT u.digest, u.publish_id, u.models, h.publish_id FROM uptodate u "
-                "LEFT JOIN env_heads h ON h.env = u.env WHERE u.env = ?",
-                (settings.env,),
-            ).fetchone()
-            running = db.execute("SELECT count(*) FROM builds WHERE status = 'running'").fetchone()
+            recorded = state.uptodate(settings.env)
         finally:
-            db.close()
+            state.close()
     except sqlite3.Error:
         return None
-    if row is None or running[0] or row[1] != row[3]:
+    if recorded is None:
         return None
-    digest, publish_id, models, _ = row
+    digest, publish_id, models = recorded
     if publish_id is not None and not catalog.shows_publish(settings, settings.env, publish_id):
         return None
     if digest != inputs_digest(settings):
         return None
-    return UpToDate(settings.env, int(models), publish_id)
+    return UpToDate(settings.env, models, publish_id)

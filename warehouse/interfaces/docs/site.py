@@ -13,8 +13,7 @@ from warehouse.interfaces.docs.html import lineage_svg, model_link, page, table
 from warehouse.interfaces.docs.report import write_report
 from warehouse.project.loader import Project, load_project
 from warehouse.project.model import Model
-from warehouse.runtime.build import state_for
-from warehouse.runtime.state import State, Version
+from warehouse.runtime.state import State, Version, open_state
 
 
 @dataclass(frozen=True)
@@ -55,20 +54,16 @@ def _model_page(project: Project, model: Model, version: Version | None, state: 
             ["column", "type", "description"],
             [(name, kind, docs.get(name, "")) for name, kind in version.columns],
         )
-        audits = state.query(
-            "SELECT audit, passed, failing_rows FROM audit_results WHERE fingerprint = ? "
-            "ORDER BY rowid",
-            (version.fingerprint,),
-        )
+        audits = state.audit_results(version.fingerprint)
         if audits:
             cells = [
                 (
-                    escape(a["audit"]),
+                    escape(audit),
                     "<span class='ok'>passed</span>"
-                    if a["passed"]
-                    else f"<span class='failed'>failed ({a['failing_rows']:,} rows)</span>",
+                    if passed
+                    else f"<span class='failed'>failed ({failing:,} rows)</span>",
                 )
-                for a in audits
+                for audit, passed, failing in audits
             ]
             body += "<h2>Audits (when this version was built)</h2>" + table(
                 ["audit", "result"], cells, raw=True
@@ -118,7 +113,7 @@ def _index(project: Project, versions: dict[str, Version]) -> str:
 def build_site(settings: Settings, out: Path) -> SiteResult:
     """Write the site into `out` (created); it links only to files inside it."""
     project = load_project(settings)
-    state = state_for(settings)
+    state = open_state(settings)
     try:
         head = state.head(settings.env)
         if head is None:

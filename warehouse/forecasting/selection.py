@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from warehouse.forecast.spec import ENSEMBLES, ForecastSpec
+from warehouse.forecasting.spec import ENSEMBLES, ForecastSpec
 
 SELECTED = "selected"
 ENSEMBLE_SIZE = 3

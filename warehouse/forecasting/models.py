@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from warehouse.forecast.data import CATEGORICAL, feature_names, matrix
-from warehouse.forecast.spec import MOVING_AVERAGE, ForecastSpec
+from warehouse.forecasting.data import CATEGORICAL, feature_names, matrix
+from warehouse.forecasting.spec import MOVING_AVERAGE, ForecastSpec
 
 
 @dataclass

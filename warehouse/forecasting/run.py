@@ -25,22 +25,21 @@ import polars as pl
 from warehouse import __version__, faults, resources
 from warehouse.config import Settings
 from warehouse.errors import UsageError, WhError
-from warehouse.forecast import selection
-from warehouse.forecast.backtest import (
+from warehouse.forecasting import selection
+from warehouse.forecasting.backtest import (
     METRIC_KEYS,
     Backtest,
     fit_candidates,
     naive_scale,
     run_backtest,
 )
-from warehouse.forecast.data import UNIT, ForecastData, load, scoring_rows
-from warehouse.forecast.metrics import METRIC_COLUMNS
-from warehouse.forecast.models import Fitted
-from warehouse.forecast.spec import ENSEMBLES, WINDOWS, ForecastSpec, is_statistical, load_spec
-from warehouse.runtime.build import state_for
+from warehouse.forecasting.data import UNIT, ForecastData, load, scoring_rows
+from warehouse.forecasting.metrics import METRIC_COLUMNS
+from warehouse.forecasting.models import Fitted
+from warehouse.forecasting.spec import ENSEMBLES, WINDOWS, ForecastSpec, is_statistical, load_spec
 from warehouse.runtime.lock import writer_lock
-from warehouse.runtime.produced import TableWrite, publish_tables
-from warehouse.runtime.state import State
+from warehouse.runtime.publish import TableWrite, publish_tables
+from warehouse.runtime.state import State, open_state
 
 RUNS = "forecast.model_runs"
 Progress = Callable[[str], None]
@@ -128,7 +127,7 @@ def forecast(
     started = time.perf_counter()
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     with writer_lock(settings.warehouse):
-        state = state_for(settings)
+        state = open_state(settings)
         try:
             head = state.head(settings.env)
             if head is None or "features.demand_features" not in head.mapping:

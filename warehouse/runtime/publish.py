@@ -1,8 +1,10 @@
-"""Publishing tables that commands other than `wh build` compute (forecasts, metrics).
+"""Publishing: pointing an environment at a new set of versions, in the order crash safety
+needs (state first, then the catalog file readers open), and publishing the tables that
+commands other than `wh build` compute (forecasts, metrics).
 
-They become versions like any model's (immutable Parquet, kind `produced`), published into
-the environment with write-audit-publish: readers see all of a run's tables at once or none.
-Later builds serve them on unchanged. An appended table shares its earlier segments.
+Those tables become versions like any model's (immutable Parquet, kind `produced`), published
+into the environment with write-audit-publish: readers see all of a run's tables at once or
+none. Later builds serve them on unchanged. An appended table shares its earlier segments.
 """
 
 from __future__ import annotations
@@ -15,11 +17,29 @@ from typing import Any
 
 from warehouse import faults
 from warehouse.config import Settings
-from warehouse.runtime.build import publish
+from warehouse.runtime import catalog
 from warehouse.runtime.engine import duckdb as engine
 from warehouse.runtime.plan import PRODUCED
 from warehouse.runtime.state import Publish, Segment, State, Version
 from warehouse.runtime.storage import versions_root
+
+
+def publish(
+    settings: Settings,
+    state: State,
+    env: str,
+    mapping: dict[str, str],
+    action: str,
+    build_id: str | None,
+    previous_id: int | None,
+) -> Publish:
+    """Make `mapping` ({model: fingerprint}) what `env` serves. The state commits first; a
+    crash before the catalog is swapped is repaired by the next build (catalog.repair)."""
+    published = state.publish(env, mapping, action, build_id, previous_id)
+    faults.point("state_published")
+    catalog.publish_catalog(settings, state, published)
+    faults.point("pointer_swapped")
+    return published
 
 
 @dataclass(frozen=True)

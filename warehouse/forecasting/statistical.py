@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from warehouse.forecast.data import ForecastData
-from warehouse.forecast.models import Fitted, Prediction
-from warehouse.forecast.spec import LIBRARY_MODELS, SEASONAL_WINDOW, WINDOW, ForecastSpec
+from warehouse.forecasting.data import ForecastData
+from warehouse.forecasting.models import Fitted, Prediction
+from warehouse.forecasting.spec import LIBRARY_MODELS, SEASONAL_WINDOW, WINDOW, ForecastSpec
 
 # name -> statsforecast model for (season length, long series?)
 STATSFORECAST: dict[str, Callable[[int], Any]] = {}

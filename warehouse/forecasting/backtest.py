@@ -12,12 +12,12 @@ from datetime import date
 import polars as pl
 
 from warehouse.errors import UsageError
-from warehouse.forecast import selection
-from warehouse.forecast.data import ForecastData, offset, scoring_rows, training_rows
-from warehouse.forecast.metrics import METRIC_COLUMNS
-from warehouse.forecast.models import FORECASTERS, GLOBAL_FAMILY, Fitted
-from warehouse.forecast.spec import ENSEMBLES, ForecastSpec, is_statistical
-from warehouse.forecast.statistical import backtest_library, fit_statistical
+from warehouse.forecasting import selection
+from warehouse.forecasting.data import ForecastData, offset, scoring_rows, training_rows
+from warehouse.forecasting.metrics import METRIC_COLUMNS
+from warehouse.forecasting.models import FORECASTERS, GLOBAL_FAMILY, Fitted
+from warehouse.forecasting.spec import ENSEMBLES, ForecastSpec, is_statistical
+from warehouse.forecasting.statistical import backtest_library, fit_statistical
 
 Progress = Callable[[str], None]
 # forecast.forecast_metrics: what a row is about, then the metrics
