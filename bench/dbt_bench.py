@@ -26,8 +26,8 @@ from warehouse.config import load_settings
 from warehouse.interfaces.demo import DemoSpec, generate
 from warehouse.project.loader import load_project
 from warehouse.project.model import ModelKind
-from warehouse.runtime.build import FIRST_DAY, LAST_DAY
 from warehouse.runtime.engine.duckdb import parquet_scan
+from warehouse.runtime.segments import FIRST_DAY, LAST_DAY
 from warehouse.runtime.sources import CONTRACTS, load_sources
 
 DBT = Path(sys.executable).parent / "dbt"

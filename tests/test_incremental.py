@@ -164,7 +164,7 @@ def test_an_incremental_run_audits_the_rows_it_computed(project: Settings) -> No
     before = {r.plan.model.name: r for r in first.results}["checks.orders"]
     after = {r.plan.model.name: r for r in second.results}["checks.orders"]
     written = set(after.version.files) - set(before.version.files)
-    audits = {label.split("(")[0]: sql for label, _, sql in after.audits}
+    audits = {a.name: a.sql for a in after.audits}
     # row audits read the new files only; the completeness count reads the whole version
     assert written and all(f in audits["unique"] for f in written)
     assert not any(f in audits["unique"] for f in before.version.files if f not in written)
@@ -201,5 +201,5 @@ def test_row_audits_share_one_scan_and_count_like_their_own_queries() -> None:
     assert sum(1 for q in queries if q.condition) == 5  # one scan for these
     shared = run_audits(con, queries)
     alone = [(q.label, con.execute(q.sql).fetchall()[0][0], q.sql) for q in queries]
-    assert shared == alone
-    assert [n for _, n, _ in shared] == [0, 1, 3, 2, 1, 0, 2]
+    assert [(r.label, r.failing, r.sql) for r in shared] == alone
+    assert [r.failing for r in shared] == [0, 1, 3, 2, 1, 0, 2]

@@ -7,7 +7,8 @@ import polars as pl
 from conftest import rows
 
 from warehouse.config import Settings
-from warehouse.runtime.build import build, frame_from_arrow
+from warehouse.runtime.build import build
+from warehouse.runtime.runner import frame_from_arrow
 
 
 def _data_address(column: object) -> int:

@@ -42,6 +42,25 @@ CHECKS: dict[str, tuple[type, Any]] = {
 }
 
 
+# parameters an incremental_by_time model's query gets from the build (its time window)
+TIME_PARAMETERS = frozenset({"start_date", "end_date", "incremental"})
+
+
+def builtin_variables(freq: str, as_of_date: date | None, checks: dict[str, Any]) -> dict[str, Any]:
+    """Variables wh itself gives every model, next to the project's [vars]."""
+    return {
+        "freq": freq,
+        "as_of_date": as_of_date,
+        "max_line_quantity": checks["max_line_quantity"],
+    }
+
+
+# names a [vars] entry cannot take: derived, so a new built-in variable is reserved with it
+RESERVED_VARIABLES = TIME_PARAMETERS | set(
+    builtin_variables("day", None, {k: d for k, (_, d) in CHECKS.items()})
+)
+
+
 class ConfigWarning(UserWarning):
     """A wh.toml key wh does not know; it is ignored."""
 
@@ -65,12 +84,7 @@ class Settings:
     @property
     def variables(self) -> dict[str, Any]:
         """What SQL models may read as `$name` parameters."""
-        return {
-            **self.vars,
-            "freq": self.freq,
-            "as_of_date": self.as_of_date,
-            "max_line_quantity": self.checks["max_line_quantity"],
-        }
+        return {**self.vars, **builtin_variables(self.freq, self.as_of_date, self.checks)}
 
     @property
     def sql_dir(self) -> Path:
@@ -203,11 +217,14 @@ def load_settings(project_dir: Path | None = None) -> Settings:
     if not isinstance(variables, dict):
         raise ConfigError("[vars] must be a table of name = value", path)
     for name in variables:
-        if not re.match(r"^[a-z_][a-z0-9_]*$", name) or name in ("start_date", "end_date"):
+        if not re.match(r"^[a-z_][a-z0-9_]*$", name) or name in RESERVED_VARIABLES:
+            reserved = name in RESERVED_VARIABLES
             raise ConfigError(
-                f"[vars] name '{name}' is not allowed",
+                f"[vars] name '{name}' is "
+                + ("reserved: wh sets it itself" if reserved else "not an identifier"),
                 path,
-                hint="use lower-case identifiers other than start_date/end_date",
+                hint="use a lower-case identifier other than "
+                + ", ".join(sorted(RESERVED_VARIABLES)),
             )
     values["vars"] = variables
     values["checks"] = _checks(raw.get("checks", {}), path)

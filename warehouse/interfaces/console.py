@@ -132,7 +132,7 @@ def build_summary(result: BuildResult) -> None:
         if r is None:
             table.add_row(item.model.name, item.action.value, "", "", "", "")
             continue
-        passed = sum(1 for a in r.audits if a[1] == 0)
+        passed = sum(1 for a in r.audits if a.failing == 0)
         action = r.plan.action.value  # an incremental model may have had to run in full
         if r.plan.action is not item.action:
             action += f" [dim]({r.plan.reason})[/]"
@@ -168,7 +168,7 @@ def build_json(result: BuildResult) -> dict[str, Any]:
                 "rows_processed": r.rows_processed,
                 "rows": r.version.row_count,
                 "seconds": round(r.seconds, 3),
-                "audits": [{"audit": a[0], "failing_rows": a[1]} for a in r.audits],
+                "audits": [{"audit": a.label, "failing_rows": a.failing} for a in r.audits],
             }
             for r in result.results
         ],

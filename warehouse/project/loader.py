@@ -15,6 +15,7 @@ from typing import Any
 
 from warehouse.config import Settings
 from warehouse.errors import DagCycleError, ModelError, UnknownTableError, WhError
+from warehouse.project.audit_rules import COMPLETENESS_AUDIT
 from warehouse.project.cache import FileCache
 from warehouse.project.dag import DAG
 from warehouse.project.model import (
@@ -256,11 +257,26 @@ def load_project(settings: Settings) -> Project:
         )
     names = set(by_name)
     resolved = {name: _resolve(m, names) for name, m in by_name.items()}
+    for model in resolved.values():
+        _check_compared_table(model)
     try:
         dag = DAG({name: m.depends_on for name, m in resolved.items()})
     except DagCycleError as exc:
         raise _locate_cycle(exc.cycle, resolved) from None
     return Project(settings=settings, models=resolved, dag=dag, cache=cache)
+
+
+def _check_compared_table(model: Model) -> None:
+    """same_row_count(t) compares with a table the model reads: known once refs resolve."""
+    inputs = model.depends_on | {f"source.{s}" for s in model.sources}
+    for spec in model.audits:
+        if spec.name == COMPLETENESS_AUDIT and spec.args[0] not in inputs:
+            raise ModelError(
+                f"audit {spec.label}: {spec.args[0]} is not read by the model",
+                model.path,
+                *spec.at,
+                hint=f"compare with a table the query reads: {', '.join(sorted(inputs))}",
+            )
 
 
 def _locate_cycle(cycle: list[str], models: dict[str, Model]) -> DagCycleError:

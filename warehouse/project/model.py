@@ -17,7 +17,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from warehouse.config import TIME_PARAMETERS
 from warehouse.errors import ModelError
+from warehouse.project.audit_rules import check_audit
 
 if TYPE_CHECKING:  # sqlglot loads only when a model is parsed (see warehouse.project.cache)
     from sqlglot import exp
@@ -27,7 +29,6 @@ IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 # Schemas wh or DuckDB own; a model folder may not use them.
 RESERVED_SCHEMAS = {"source", "main", "wh_meta", "information_schema", "pg_catalog", "temp"}
 # Named parameters an incremental_by_time model may use to read only the periods it needs.
-TIME_PARAMETERS = {"start_date", "end_date", "incremental"}
 
 
 class ModelKind(StrEnum):
@@ -56,6 +57,8 @@ class AuditSpec:
     name: str
     args: tuple[str, ...] = ()
     options: tuple[tuple[str, str], ...] = ()
+    # (line, column) of the call in its file, for errors found after parsing (not compared)
+    at: tuple[int | None, int | None] = field(default=(None, None), compare=False)
 
     @property
     def label(self) -> str:
@@ -191,16 +194,24 @@ def _unquote(value: str) -> str:
 AUDIT_CALL = re.compile(r"^([a-z_][a-z0-9_]*)\s*(?:\((.*)\))?$", re.DOTALL)
 
 
-def parse_audits(text: str, path: Path | str, line: int) -> tuple[AuditSpec, ...]:
-    """Parse `not_null(a, b), accepted_values(status, 'x', 'y'), row_count(min=1)`."""
+def parse_audits(
+    text: str, path: Path | str, line: int, column: int | None = None
+) -> tuple[AuditSpec, ...]:
+    """Parse and check `not_null(a, b), accepted_values(status, 'x', 'y'), row_count(min=1)`.
+    `column` is where `text` starts on its line (1-based), when known."""
     specs = []
+    searched = 0
     for call in split_top_level(text):
+        offset = text.find(call, searched)
+        searched = offset + len(call)
+        at = column + offset if column is not None and offset >= 0 else None
         found = AUDIT_CALL.match(call)
         if not found:
             raise ModelError(
                 f"cannot read audit '{call}'",
                 path,
                 line,
+                at,
                 hint="write audits as name(arg, ...), e.g. not_null(order_id)",
             )
         args: list[str] = []
@@ -211,7 +222,8 @@ def parse_audits(text: str, path: Path | str, line: int) -> tuple[AuditSpec, ...
                 options.append((key.strip(), _unquote(value.strip())))
             else:
                 args.append(_unquote(arg))
-        specs.append(AuditSpec(found.group(1), tuple(args), tuple(options)))
+        check_audit(found.group(1), tuple(args), tuple(options), path, line, at)
+        specs.append(AuditSpec(found.group(1), tuple(args), tuple(options), (line, at)))
     return tuple(specs)
 
 
@@ -247,7 +259,8 @@ def parse_header(text: str, path: Path | str) -> dict[str, Any]:
         if key == "assert":
             found["assert"].append(value)
         elif key == "audits":  # repeatable, like assert: long lists read better one per line
-            found[key] = found.get(key, ()) + parse_audits(value, path, number)
+            start = raw.find(value, raw.find(":")) + 1 if value else None
+            found[key] = found.get(key, ()) + parse_audits(value, path, number, start)
         elif key in found:
             raise ModelError(f"directive '{key}' given twice", path, number)
         else:

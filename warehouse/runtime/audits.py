@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from warehouse.errors import ModelError
+from warehouse.project.audit_rules import AUDIT_RULES, COMPLETENESS_AUDIT
 from warehouse.project.model import AuditSpec, Model
 from warehouse.runtime.engine.duckdb import first_row, qualified, quote_ident, quote_literal, scalar
 
@@ -84,10 +85,6 @@ def freshness(spec: AuditSpec, relation: str) -> str:
     )
 
 
-# an incremental version failing this audit missed rows: it is recomputed in full instead
-COMPLETENESS_AUDIT = "same_row_count"
-
-
 def same_row_count(spec: AuditSpec, relation: str) -> str:
     """One row per row of another table (a cleaning model that keeps every source row)."""
     if len(spec.args) != 1:
@@ -104,6 +101,8 @@ AUDITS: dict[str, AuditSql] = {
     "freshness": freshness,
     COMPLETENESS_AUDIT: same_row_count,
 }
+# the project layer checks calls against AUDIT_RULES when it loads: the two must name the same
+assert set(AUDITS) == set(AUDIT_RULES), set(AUDITS) ^ set(AUDIT_RULES)
 
 
 # audits that count rows meeting a condition: a build counts all of a model's in one scan
@@ -119,10 +118,19 @@ class AuditQuery:
     sql: str  # counts the offending rows on its own (stored, and shown when it fails)
     rows: str = ""  # for a row audit: the relation it scans ...
     condition: str = ""  # ... and what makes a row offend
+    name: str = "assert"  # the audit (AUDIT_RULES), or "assert" for an -- assert: line
 
 
-def run_audits(cursor: Any, queries: list[AuditQuery]) -> list[tuple[str, int, str]]:
-    """(label, offending rows, SQL) per audit: row audits on one relation share one scan."""
+@dataclass(frozen=True)
+class AuditResult:
+    name: str  # the audit, e.g. not_null; "assert" for an -- assert: line
+    label: str  # the call as written, e.g. not_null(order_id)
+    failing: int  # offending rows; 0 passes
+    sql: str  # the query that counts them, to rerun by hand
+
+
+def run_audits(cursor: Any, queries: list[AuditQuery]) -> list[AuditResult]:
+    """Each audit's result: row audits on one relation share one scan."""
     counts: dict[int, int] = {}
     shared: dict[str, list[int]] = {}
     for i, query in enumerate(queries):
@@ -134,7 +142,7 @@ def run_audits(cursor: Any, queries: list[AuditQuery]) -> list[tuple[str, int, s
         tallies = ", ".join(f"count_if(coalesce(({queries[i].condition}), false))" for i in group)
         found = first_row(cursor, f"SELECT {tallies} FROM {rows}") or (0,) * len(group)
         counts.update({i: int(n or 0) for i, n in zip(group, found, strict=True)})
-    return [(q.label, counts[i], q.sql) for i, q in enumerate(queries)]
+    return [AuditResult(q.name, q.label, counts[i], q.sql) for i, q in enumerate(queries)]
 
 
 # audits that look at the whole version even on an incremental run (they are cheap: counts)
@@ -152,21 +160,8 @@ def audit_queries(model: Model, relation: str, computed: str | None = None) -> l
     if model.grain:
         specs = [AuditSpec("not_null", model.grain), AuditSpec("unique", model.grain), *specs]
     queries = []
-    inputs = model.depends_on | {f"source.{s}" for s in model.sources}
-    for spec in specs:
-        builder = AUDITS.get(spec.name)
-        if builder is None:
-            raise ModelError(
-                f"unknown audit '{spec.name}'",
-                model.path,
-                hint=f"audits: {', '.join(sorted(AUDITS))}, or an '-- assert: <condition>' line",
-            )
-        if spec.name == COMPLETENESS_AUDIT and spec.args and spec.args[0] not in inputs:
-            raise ModelError(
-                f"audit {spec.label}: {spec.args[0]} is not read by the model",
-                model.path,
-                hint=f"compare with a table the query reads: {', '.join(sorted(inputs))}",
-            )
+    for spec in specs:  # names, arguments and options were checked when the project loaded
+        builder = AUDITS[spec.name]
         whole = relation if computed is None or spec.name in WHOLE_VERSION else computed
         where = dict(spec.options).get("where")
         rows = f"(SELECT * FROM {whole} WHERE {where}) AS wh_audited" if where else whole
@@ -174,10 +169,12 @@ def audit_queries(model: Model, relation: str, computed: str | None = None) -> l
             sql = builder(spec, rows)
             condition = ROW_CONDITIONS[spec.name](spec) if spec.name in ROW_CONDITIONS else ""
         except ValueError as exc:
-            raise ModelError(f"audit {spec.label}: {exc}", model.path) from None
+            raise ModelError(f"audit {spec.label}: {exc}", model.path, *spec.at) from None
         if condition and where:
             condition = f"({where}) AND ({condition})"
-        queries.append(AuditQuery(spec.label, sql, whole if condition else "", condition))
+        queries.append(
+            AuditQuery(spec.label, sql, whole if condition else "", condition, spec.name)
+        )
     rows = computed or relation
     for condition in model.asserts:
         offends = f"NOT coalesce(({condition}), false)"

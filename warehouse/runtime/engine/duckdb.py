@@ -62,6 +62,10 @@ def view_over_files(con: Connection, model_name: str, files: Sequence[str | Path
     create_view(con, model_name, f"SELECT * FROM {parquet_scan(files)}")
 
 
+# what COPY puts before a query: error positions are counted back past it (runtime/segments.py)
+COPY_PREFIX = "COPY ("
+
+
 def copy_to_parquet(
     con: Connection, select_sql: str, path: Path, params: dict[str, Any] | None = None
 ) -> int:
@@ -69,7 +73,8 @@ def copy_to_parquet(
     path.parent.mkdir(parents=True, exist_ok=True)
     # the query starts on the first line so DuckDB's error line numbers match the file
     statement = (
-        f"COPY ({select_sql}\n) TO {quote_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)"
+        f"{COPY_PREFIX}{select_sql}\n) TO {quote_literal(str(path))} "
+        "(FORMAT parquet, COMPRESSION zstd)"
     )
     result = first_row(con, statement, params or {})
     return int(result[0]) if result else 0
@@ -82,7 +87,7 @@ def copy_partitioned(
     `column` (which is not stored in the files); returns the rows written."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     statement = (
-        f"COPY ({select_sql}\n) TO {quote_literal(str(folder))} "
+        f"{COPY_PREFIX}{select_sql}\n) TO {quote_literal(str(folder))} "
         f"(FORMAT parquet, COMPRESSION zstd, PARTITION_BY ({quote_ident(column)}))"
     )
     result = first_row(con, statement, params)
