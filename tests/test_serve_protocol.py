@@ -9,13 +9,12 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from warehouse.interfaces.serve.pg_catalog import rewrite_catalog_query, session_setup_sql
 from warehouse.interfaces.serve.rows import encode_batch, encode_rows_slow, text_query
 from warehouse.interfaces.serve.statements import (
     StatementError,
     _strip_comments,
     classify,
-    rewrite_catalog_query,
-    session_setup_sql,
     split,
 )
 

@@ -23,58 +23,24 @@ import pyarrow as pa
 
 from warehouse.interfaces.serve import params as wire_params
 from warehouse.interfaces.serve import rows, wire
+from warehouse.interfaces.serve.pg_catalog import rewrite_catalog_query
+from warehouse.interfaces.serve.settings import SessionSettings
 from warehouse.interfaces.serve.snapshots import NotPublishedError, Snapshot
+from warehouse.interfaces.serve.sqlstate import error_fields
 from warehouse.interfaces.serve.statements import (
     SESSION_KINDS,
     Statement,
     StatementError,
     classify,
-    rewrite_catalog_query,
     split,
 )
+from warehouse.interfaces.serve.transaction import Transaction
 
 if TYPE_CHECKING:
     from warehouse.interfaces.serve.server import Server
 
 T = TypeVar("T")
 BATCH_ROWS = 16_384
-SERVER_VERSION = "15.0"
-REPORTED = {
-    "application_name",
-    "client_encoding",
-    "datestyle",
-    "intervalstyle",
-    "timezone",
-    "standard_conforming_strings",
-}
-
-
-def default_settings(user: str) -> dict[str, str]:
-    return {
-        "server_version": SERVER_VERSION,
-        "server_version_num": "150000",
-        "server_encoding": "UTF8",
-        "client_encoding": "UTF8",
-        "datestyle": "ISO, MDY",
-        "intervalstyle": "postgres",
-        "timezone": "UTC",
-        "integer_datetimes": "on",
-        "standard_conforming_strings": "on",
-        "is_superuser": "off",
-        "session_authorization": user,
-        "application_name": "",
-        "transaction_isolation": "repeatable read",
-        "default_transaction_isolation": "repeatable read",
-        "transaction_read_only": "on",
-        "default_transaction_read_only": "on",
-        "search_path": '"$user", public',
-        "max_identifier_length": "63",
-        "lc_collate": "C",
-        "lc_ctype": "C",
-    }
-
-
-DISPLAY_NAMES = {"datestyle": "DateStyle", "intervalstyle": "IntervalStyle", "timezone": "TimeZone"}
 
 
 class ClientGone(Exception):
@@ -106,8 +72,8 @@ class Session:
     pid: int = 0
     secret: int = field(default_factory=lambda: secrets.randbits(31))
     user: str = ""
-    settings: dict[str, str] = field(default_factory=dict)
-    status: str = "I"  # I idle, T in a transaction block, E failed transaction block
+    settings: SessionSettings = field(default_factory=SessionSettings)
+    tx: Transaction = field(default_factory=Transaction)
     snapshot: Snapshot | None = None
     cursor: duckdb.DuckDBPyConnection | None = None
     prepared: dict[str, Prepared] = field(default_factory=dict)
@@ -150,29 +116,14 @@ class Session:
         self.user = start.parameters.get("user", "")
         if not await self.authenticate():
             return False
-        self.settings = default_settings(self.user)
-        for name, value in start.parameters.items():
-            if name.lower() in ("application_name", "datestyle", "timezone", "intervalstyle"):
-                self.settings[name.lower()] = value
+        self.settings = SessionSettings(self.user, start.parameters)
         self.pid = self.server.register(self)
-        out = [wire.auth_ok()]
-        for name in sorted(self.settings):
-            if (
-                name in REPORTED
-                or name.startswith("server_")
-                or name
-                in (
-                    "integer_datetimes",
-                    "is_superuser",
-                    "session_authorization",
-                )
-            ):
-                out.append(
-                    wire.parameter_status(DISPLAY_NAMES.get(name, name), self.settings[name])
-                )
-        out.append(wire.backend_key(self.pid, self.secret))
-        out.append(wire.ready(self.status))
-        await self.send(*out)
+        await self.send(
+            wire.auth_ok(),
+            *self.settings.startup_messages(),
+            wire.backend_key(self.pid, self.secret),
+            wire.ready(self.tx.status),
+        )
         return True
 
     async def authenticate(self) -> bool:
@@ -200,7 +151,7 @@ class Session:
                 await self.simple_query(wire.Body(body).cstring())
             elif kind == b"S":
                 self.skipping = False
-                await self.send(wire.ready(self.status))
+                await self.send(wire.ready(self.tx.status))
             elif kind == b"H":
                 await self.writer.drain()
             elif self.skipping:
@@ -233,7 +184,7 @@ class Session:
         """The session's connection on the right publish (moves to a new one when idle)."""
         snapshots = self.server.snapshots
         if self.snapshot is not None and (
-            self.status != "I" or await self.in_thread(snapshots.is_current, self.snapshot)
+            self.tx.in_block or await self.in_thread(snapshots.is_current, self.snapshot)
         ):
             assert self.cursor is not None
             return self.cursor
@@ -259,8 +210,7 @@ class Session:
 
     async def report_error(self, exc: BaseException) -> None:
         code, message, hint = error_fields(exc)
-        if self.status == "T":
-            self.status = "E"
+        self.tx.fail()
         await self.send(wire.error(code, message, hint=hint))
 
     # --- simple query ---------------------------------------------------------------------
@@ -278,15 +228,11 @@ class Session:
                 await self.execute(portal, 0)
         except (StatementError, duckdb.Error, NotPublishedError) as exc:
             await self.report_error(exc)
-        await self.send(wire.ready(self.status))
+        await self.send(wire.ready(self.tx.status))
 
     def prepare_statement(self, sql: str) -> Statement:
-        statement = classify(sql, self.settings)
-        if self.status == "E" and statement.kind not in ("commit", "rollback", "rollback_to"):
-            raise StatementError(
-                "25P02",
-                "current transaction is aborted, commands ignored until end of transaction block",
-            )
+        statement = classify(sql, self.settings.values)
+        self.tx.check(statement.kind)
         if statement.kind == "query":
             statement = Statement(rewrite_catalog_query(statement.text), "query")
         if self.server.log_statements:
@@ -348,8 +294,7 @@ class Session:
             raise StatementError(
                 "0A000", "binary result format is not supported", hint="request text results"
             )
-        if self.status == "E" and prepared.statement.kind not in ("commit", "rollback"):
-            self.prepare_statement(prepared.statement.text)  # raises the aborted error
+        self.tx.check(prepared.statement.kind)
         self.portals[portal_name] = Portal(prepared, values)
         await self.send(wire.bind_complete())
 
@@ -448,31 +393,21 @@ class Session:
         tag = kind.upper()
         out: list[bytes] = []
         if kind == "begin":
-            if self.status == "I":
-                await self.connection()
-                self.status = "T"
-            else:
+            if not self.tx.in_block:
+                await self.connection()  # the block keeps the publish current now
+            if not self.tx.begin():
                 out.append(wire.notice("there is already a transaction in progress"))
         elif kind in ("commit", "rollback"):
-            tag = "ROLLBACK" if kind == "rollback" or self.status == "E" else "COMMIT"
-            self.status = "I"
+            tag = self.tx.end(kind)
         elif kind == "rollback_to":
             tag = "ROLLBACK"
-            if self.status == "E":
-                self.status = "T"
+            self.tx.rollback_to_savepoint()
         elif kind == "set":
             tag = "SET"
             if statement.name != "transaction":
-                self.settings[statement.name] = statement.value
-                if statement.name in REPORTED:
-                    display = DISPLAY_NAMES.get(statement.name, statement.name)
-                    out.append(wire.parameter_status(display, statement.value))
+                out += self.settings.set(statement.name, statement.value)
         elif kind == "reset":
-            defaults = default_settings(self.user)
-            if statement.name == "all":
-                self.settings = defaults
-            elif statement.name in defaults:
-                self.settings[statement.name] = defaults[statement.name]
+            self.settings.reset(statement.name)
         elif kind == "show":
             value = self.settings.get(statement.name)
             if value is None:
@@ -485,7 +420,7 @@ class Session:
             tag = "DISCARD ALL"
             self.prepared.clear()
             self.portals.clear()
-            self.settings = default_settings(self.user)
+            self.settings.reset("all")
         elif kind == "deallocate":
             self.prepared.pop(statement.name, None)
             if statement.name.lower() == "all":
@@ -522,32 +457,3 @@ def _close_quietly(cursor: duckdb.DuckDBPyConnection | None) -> None:
     if cursor is not None:
         with contextlib.suppress(duckdb.Error):
             cursor.close()
-
-
-SQLSTATES: list[tuple[type[BaseException], str]] = [
-    (duckdb.InterruptException, "57014"),
-    (duckdb.PermissionException, "42501"),
-    (duckdb.ParserException, "42601"),
-    (duckdb.CatalogException, "42P01"),
-    (duckdb.BinderException, "42703"),
-    (duckdb.ConversionException, "22P02"),
-    (duckdb.InvalidInputException, "22023"),
-    (duckdb.OutOfMemoryException, "53200"),
-]
-
-
-def error_fields(exc: BaseException) -> tuple[str, str, str | None]:
-    """SQLSTATE, message and hint for an error a client should see."""
-    if isinstance(exc, StatementError):
-        return exc.code, exc.message, exc.hint
-    if isinstance(exc, NotPublishedError):
-        return "3D000", str(exc), "run wh build, then query again"
-    message = str(exc).split("\n", 1)[0].strip()
-    for kind, code in SQLSTATES:
-        if isinstance(exc, kind):
-            if code == "42501":
-                return code, message, "wh serve reads only the published tables"
-            if code == "57014":
-                return code, "canceling statement due to user request", None
-            return code, message, None
-    return "XX000", message, None

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from warehouse.config import Settings
-from warehouse.interfaces.serve.statements import session_setup_sql
+from warehouse.interfaces.serve.pg_catalog import session_setup_sql
 from warehouse.runtime import catalog
 
 
