@@ -51,6 +51,23 @@ def test_forecast_publishes_every_table(tmp_path: Path, forecast_sources: Path) 
         "model",
         "run_id",
     ]
+    # every published table has exactly its contract's columns, in order (the §5 names are
+    # written out above once, independently of the contract module)
+    from warehouse.forecasting.tables import CONTRACTS, DEMAND_FORECAST
+
+    assert list(DEMAND_FORECAST.columns) == columns
+    published = {
+        f"{s}.{t}": [
+            c
+            for (c,) in rows(
+                settings,
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                f"'{s}' AND table_name = '{t}' ORDER BY ordinal_position",
+            )
+        ]
+        for s, t in (name.split(".") for name in CONTRACTS)
+    }
+    assert published == {name: list(c.columns) for name, c in CONTRACTS.items()}
     # every active product gets every horizon step, after the cutoff, with ordered quantiles
     steps = rows(
         settings,

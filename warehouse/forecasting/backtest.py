@@ -14,16 +14,15 @@ import polars as pl
 from warehouse.errors import UsageError
 from warehouse.forecasting import selection
 from warehouse.forecasting.data import ForecastData, offset, scoring_rows, training_rows
-from warehouse.forecasting.metrics import METRIC_COLUMNS
+from warehouse.forecasting.metrics import METRIC_COLUMNS, METRIC_KEYS
 from warehouse.forecasting.models import FORECASTERS, GLOBAL_FAMILY, Fitted
 from warehouse.forecasting.spec import ENSEMBLES, ForecastSpec, is_statistical
 from warehouse.forecasting.statistical import backtest_library, fit_statistical
 
 Progress = Callable[[str], None]
+
+
 # forecast.forecast_metrics: what a row is about, then the metrics
-METRIC_KEYS = ("model", "fold", "scope", "product_id", "horizon")
-
-
 @dataclass
 class Backtest:
     predictions: pl.DataFrame  # one row per model, fold, product, target period

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+METRIC_KEYS = ("model", "fold", "scope", "product_id", "horizon")  # what a metric row is of
 METRIC_COLUMNS = ("mae", "rmse", "wape", "mase", "bias", "r2", "p10_p90_coverage", "n")
 
 

@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,24 +24,20 @@ import polars as pl
 
 from warehouse import __version__, faults, resources
 from warehouse.config import Settings
+from warehouse.customers.outputs import CustomerOptions, customer_outputs
 from warehouse.errors import UsageError, WhError
 from warehouse.forecasting import selection
-from warehouse.forecasting.backtest import (
-    METRIC_KEYS,
-    Backtest,
-    fit_candidates,
-    naive_scale,
-    run_backtest,
-)
+from warehouse.forecasting import tables as contract
+from warehouse.forecasting.backtest import Backtest, fit_candidates, naive_scale, run_backtest
 from warehouse.forecasting.data import UNIT, ForecastData, load, scoring_rows
-from warehouse.forecasting.metrics import METRIC_COLUMNS
 from warehouse.forecasting.models import Fitted
 from warehouse.forecasting.spec import ENSEMBLES, WINDOWS, ForecastSpec, is_statistical, load_spec
+from warehouse.forecasting.tables import RUN_SCHEMA
 from warehouse.runtime.lock import writer_lock
 from warehouse.runtime.publish import TableWrite, publish_tables
 from warehouse.runtime.state import State, open_state
 
-RUNS = "forecast.model_runs"
+RUNS = contract.MODEL_RUNS.name
 Progress = Callable[[str], None]
 
 
@@ -75,40 +71,48 @@ def _served(settings: Settings, state: State, name: str) -> pl.DataFrame | None:
     return pl.read_parquet(version.files) if version else None
 
 
-def _record_run(settings: Settings, state: State, record: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class RunRecord:
+    """This run's row of forecast.model_runs (columns: tables.RUN_SCHEMA)."""
+
+    run_id: str
+    started_at: datetime
+    params: dict[str, Any]  # the spec, the OpenMP policy, then what the run adjusted
+    feature_fingerprints: dict[str, str]
+    horizon: int
+    freq: str
+    kind: str = "demand"
+    status: str = "running"  # running -> ok | failed; a killed run's is made abandoned
+    finished_at: datetime | None = None
+    model: str | None = None
+    cutoff_date: date | None = None
+    train_rows: int | None = None
+    wh_version: str = __version__
+    error: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["params"] = json.dumps(self.params, default=str)
+        values["feature_fingerprints"] = json.dumps(self.feature_fingerprints)
+        return {name: values[name] for name in RUN_SCHEMA}
+
+
+def _record_run(settings: Settings, state: State, record: RunRecord) -> None:
     """Publish forecast.model_runs alone, with this run's current row."""
     table = TableWrite(_runs_table(settings, state, record))
-    publish_tables(settings, state, {RUNS: table}, record["run_id"], "forecast")
+    publish_tables(settings, state, {RUNS: table}, record.run_id, "forecast")
 
 
-def _runs_table(settings: Settings, state: State, record: dict[str, Any]) -> pl.DataFrame:
+def _runs_table(settings: Settings, state: State, record: RunRecord) -> pl.DataFrame:
     """All runs with this one's row replaced; runs left `running` are abandoned."""
-    current = pl.DataFrame([record], schema=RUN_SCHEMA)
+    current = pl.DataFrame([record.row()], schema=RUN_SCHEMA)
     previous = _served(settings, state, RUNS)
     if previous is None:
         return current
-    previous = previous.filter(pl.col("run_id") != record["run_id"]).with_columns(
+    previous = previous.filter(pl.col("run_id") != record.run_id).with_columns(
         status=pl.when(pl.col("status") == "running").then(pl.lit("abandoned")).otherwise("status")
     )
     return pl.concat([previous.select(list(RUN_SCHEMA)).cast(RUN_SCHEMA), current])  # type: ignore[arg-type]
-
-
-RUN_SCHEMA: dict[str, Any] = {
-    "run_id": pl.String,
-    "kind": pl.String,
-    "started_at": pl.Datetime("us"),
-    "finished_at": pl.Datetime("us"),
-    "status": pl.String,
-    "model": pl.String,
-    "params": pl.String,
-    "feature_fingerprints": pl.String,
-    "cutoff_date": pl.Date,
-    "horizon": pl.Int32,
-    "freq": pl.String,
-    "train_rows": pl.Int64,
-    "wh_version": pl.String,
-    "error": pl.String,
-}
 
 
 def forecast(
@@ -135,43 +139,41 @@ def forecast(
                     f"environment '{settings.env}' has no features.demand_features to forecast",
                     hint=f"build it first: wh build --env {settings.env}",
                 )
-            record: dict[str, Any] = {
-                "run_id": run_id,
-                "kind": "demand",
-                "started_at": _now(),
-                "finished_at": None,
-                "status": "running",
-                "model": None,
-                "params": json.dumps(
-                    {"spec": asdict(spec), "openmp": str(policy)},
-                    default=str,
-                ),
-                "feature_fingerprints": json.dumps(
-                    {
-                        k: v
-                        for k, v in (head.mapping if head else {}).items()
-                        if k.startswith("features.")
-                    }
-                ),
-                "cutoff_date": cutoff,
-                "horizon": spec.horizon,
-                "freq": spec.freq,
-                "train_rows": None,
-                "wh_version": __version__,
-                "error": None,
-            }
+            record = RunRecord(
+                run_id=run_id,
+                started_at=_now(),
+                params={"spec": asdict(spec), "openmp": str(policy)},
+                feature_fingerprints={
+                    k: v for k, v in head.mapping.items() if k.startswith("features.")
+                },
+                cutoff_date=cutoff,
+                horizon=spec.horizon,
+                freq=spec.freq,
+            )
             _record_run(settings, state, record)
             faults.point("forecast_started")
             try:
-                result, tables = _run(settings, state, spec, run_id, cutoff, record, progress)
-                record.update(status="ok", finished_at=_now())
+                outcome = _run(settings, state, spec, run_id, cutoff, progress)
+                result, tables = outcome.result, outcome.tables
+                record = replace(
+                    record,
+                    status="ok",
+                    finished_at=_now(),
+                    model=outcome.model,
+                    cutoff_date=outcome.cutoff_date,
+                    train_rows=outcome.train_rows,
+                    params={**record.params, **outcome.params},
+                )
                 tables[RUNS] = TableWrite(_runs_table(settings, state, record))
                 progress("publishing")
                 publish_tables(settings, state, tables, run_id, "forecast")
                 faults.point("forecast_published")
             except BaseException as exc:
-                record.update(
-                    status="failed", finished_at=_now(), error=f"{type(exc).__name__}: {exc}"
+                record = replace(
+                    record,
+                    status="failed",
+                    finished_at=_now(),
+                    error=f"{type(exc).__name__}: {exc}",
                 )
                 _record_run(settings, state, record)
                 if isinstance(exc, WhError | KeyboardInterrupt):
@@ -186,11 +188,23 @@ def forecast(
             result.wait_policy = str(policy)
             if truth is not None:
                 result.truth_wape = truth_wape(
-                    tables["forecast.demand_backtest"].frame, truth, spec.freq
+                    tables[contract.DEMAND_BACKTEST.name].frame, truth, spec.freq
                 )
             return result
         finally:
             state.close()
+
+
+@dataclass
+class RunOutcome:
+    """What a successful run computed: its result, its tables, and its record's facts."""
+
+    result: ForecastResult
+    tables: dict[str, TableWrite]
+    model: str  # the winner, or `selected` when products publish different models
+    cutoff_date: date  # the last period the run trained on
+    train_rows: int | None
+    params: dict[str, Any]  # what the run adjusted (folds used, notes)
 
 
 def _run(
@@ -199,9 +213,8 @@ def _run(
     spec: ForecastSpec,
     run_id: str,
     cutoff: date | None,
-    record: dict[str, Any],
     progress: Progress,
-) -> tuple[ForecastResult, dict[str, TableWrite]]:
+) -> RunOutcome:
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     progress("loading features")
@@ -212,7 +225,6 @@ def _run(
             raise UsageError(f"--cutoff {cutoff} is after the last period {last}")
         data = data.until(cutoff)
         last = data.last_period
-    record["cutoff_date"] = last
     seconds["loading"] = time.perf_counter() - started
     _check_memory(settings, spec, data, progress)
     spec, notes = fit_folds(spec, data)
@@ -221,6 +233,7 @@ def _run(
         backtest = None
         winner = str(selected["model"][0]) if selected.height else "none"
         scores: dict[str, dict[str, float]] = {}
+        train_rows = None
     else:
         backtest = run_backtest(data, spec, last, progress)
         seconds.update(backtest.seconds)
@@ -267,44 +280,29 @@ def _run(
         predicted = _forecast_frame(
             future, fitted, backtest, selected, winner, scales, spec, last, run_id
         )
-        record["train_rows"] = max((f.rows for f in fitted.values()), default=0) or None
+        train_rows = max((f.rows for f in fitted.values()), default=0) or None
         _save_models(settings, run_id, fitted, backtest)
         scores = {
             m: {k: _mean(backtest, m, k) for k in ("wape", "mase", "mae", "rmse", "bias")}
             for m in backtest.metrics["model"].unique().sort().to_list()
         }
-    record.update(model=selection.SELECTED if selected["model"].n_unique() > 1 else winner)
-    params = json.loads(record["params"])
-    params.update(folds_used=spec.folds, fold_step_used=spec.step, notes=notes)
-    record["params"] = json.dumps(params, default=str)
+    published_model = selection.SELECTED if selected["model"].n_unique() > 1 else winner
     tables = {
-        "forecast.demand_forecast": TableWrite(predicted),
-        "forecast.demand_forecast_history": TableWrite(predicted, append=True),
-        "forecast.model_selection": TableWrite(
-            selected.with_columns(
-                improvement=pl.when(pl.col("global_score") > 0).then(
-                    1 - pl.col("score") / pl.col("global_score")
-                ),
-                run_id=pl.lit(run_id),
-            ).select(
-                "run_id",
-                "product_id",
-                "model",
-                "score",
-                "global_model",
-                "global_score",
-                "improvement",
-                backtest_rows="n",
-            )
-        ),
+        c.name: c.write(predicted)
+        for c in (contract.DEMAND_FORECAST, contract.DEMAND_FORECAST_HISTORY)
     }
+    tables[contract.MODEL_SELECTION.name] = contract.MODEL_SELECTION.write(
+        selected.with_columns(
+            improvement=pl.when(pl.col("global_score") > 0).then(
+                1 - pl.col("score") / pl.col("global_score")
+            ),
+            run_id=pl.lit(run_id),
+        ).rename({"n": "backtest_rows"})
+    )
     if backtest is not None:
         tables.update(_backtest_tables(backtest, run_id))
-        tables["forecast.feature_importance"] = TableWrite(
-            _importance(backtest, run_id), append=True
-        )
     started = time.perf_counter()
-    tables.update(_plans_and_customers(settings, state, spec, predicted, run_id, progress))
+    tables.update(_customer_tables(settings, state, spec, predicted, run_id, progress))
     seconds["plans and customers"] = time.perf_counter() - started
     result = ForecastResult(run_id, spec, winner, scores, predicted, 0.0)
     result.notes = notes
@@ -315,7 +313,14 @@ def _run(
         .sort("product_id", "model", descending=[True, False])
         .iter_rows()
     )
-    return result, tables
+    return RunOutcome(
+        result,
+        tables,
+        published_model,
+        last,
+        train_rows,
+        {"folds_used": spec.folds, "fold_step_used": spec.step, "notes": notes},
+    )
 
 
 def fit_folds(spec: ForecastSpec, data: ForecastData) -> tuple[ForecastSpec, list[str]]:
@@ -391,28 +396,16 @@ def _without_backtest(
 
 
 def _backtest_tables(backtest: Backtest, run_id: str) -> dict[str, TableWrite]:
+    run = pl.lit(run_id).alias("run_id")
     return {
-        "forecast.demand_backtest": TableWrite(
-            backtest.predictions.with_columns(run_id=pl.lit(run_id)).select(
-                "run_id",
-                "model",
-                "fold",
-                "cutoff_date",
-                "product_id",
-                "forecast_date",
-                "horizon",
-                "units_forecast",
-                "units_actual",
-                "units_p10",
-                "units_p90",
-            ),
-            append=True,
+        contract.DEMAND_BACKTEST.name: contract.DEMAND_BACKTEST.write(
+            backtest.predictions.with_columns(run)
         ),
-        "forecast.forecast_metrics": TableWrite(
-            backtest.metrics.with_columns(run_id=pl.lit(run_id)).select(
-                "run_id", *METRIC_KEYS, *METRIC_COLUMNS
-            ),
-            append=True,
+        contract.FORECAST_METRICS.name: contract.FORECAST_METRICS.write(
+            backtest.metrics.with_columns(run)
+        ),
+        contract.FEATURE_IMPORTANCE.name: contract.FEATURE_IMPORTANCE.write(
+            _importance(backtest, run_id)
         ),
     }
 
@@ -452,7 +445,7 @@ def _check_memory(
         progress(message)
 
 
-def _plans_and_customers(
+def _customer_tables(
     settings: Settings,
     state: State,
     spec: ForecastSpec,
@@ -461,55 +454,25 @@ def _plans_and_customers(
     progress: Progress,
 ) -> dict[str, TableWrite]:
     """Replenishment from this forecast; purchase propensity from the customer profiles."""
-    from warehouse.customers.propensity import run_propensity
-    from warehouse.customers.replenishment import replenishment_plan
-    from warehouse.runtime import catalog
-    from warehouse.runtime.engine import duckdb as engine
-
-    tables: dict[str, TableWrite] = {}
-    con = catalog.open_published(settings)
-    try:
-        head = state.head(settings.env)
-        if head is not None and "staging.inventory" in head.mapping:
-            inventory = pl.DataFrame(con.sql("SELECT * FROM staging.inventory").to_arrow_table())
-        else:  # a project without an inventory model: every product gets the default lead time
-            inventory = pl.DataFrame(
-                schema={"product_id": pl.String, "on_hand": pl.Int32, "lead_time_days": pl.Int32}
-            )
-        tables["marts.replenishment_plan"] = TableWrite(
-            replenishment_plan(predicted, inventory, spec.freq, spec.default_lead_time_days)
-        )
-        profile = head.mapping.get("features.customer_profile") if head else None
-        version = state.get_version(profile) if profile else None
-        if not spec.customers or version is None:
-            return tables
-        progress("purchase propensity")
-        last = engine.first_row(con, "SELECT max(order_date) FROM staging.orders")
-        result = None
-        if last is not None and last[0] is not None:
-            result = run_propensity(
-                con, version.query, last[0], spec.propensity_days, spec.seed, spec.threads
-            )
-    finally:
-        con.close()
-    if result is not None:
-        tables["forecast.customer_propensity"] = TableWrite(
-            result.scores.with_columns(run_id=pl.lit(run_id))
-        )
-        tables["forecast.propensity_metrics"] = TableWrite(
-            result.metrics.with_columns(run_id=pl.lit(run_id)).select(
-                "run_id",
-                "model",
-                "auc",
-                "accuracy",
-                "precision",
-                "recall",
-                "f1",
-                "log_loss",
-                "base_rate",
-            ),
-            append=True,
-        )
+    options = CustomerOptions(
+        spec.freq,
+        spec.default_lead_time_days,
+        spec.customers,
+        spec.propensity_days,
+        spec.seed,
+        spec.threads,
+    )
+    outputs = customer_outputs(settings, state, predicted, options, progress)
+    tables = {
+        contract.REPLENISHMENT_PLAN.name: contract.REPLENISHMENT_PLAN.write(outputs.replenishment)
+    }
+    if outputs.propensity is not None:
+        run = pl.lit(run_id).alias("run_id")
+        for table, frame in (
+            (contract.CUSTOMER_PROPENSITY, outputs.propensity.scores),
+            (contract.PROPENSITY_METRICS, outputs.propensity.metrics),
+        ):
+            tables[table.name] = table.write(frame.with_columns(run))
     return tables
 
 

@@ -13,8 +13,14 @@ from fastapi import FastAPI, HTTPException, Query
 
 from warehouse.config import Settings
 from warehouse.errors import UsageError
+from warehouse.forecasting.tables import CUSTOMER_PROPENSITY, DEMAND_FORECAST
 from warehouse.runtime import catalog
 from warehouse.runtime.engine import duckdb as engine
+
+# a product's forecast rows: the contract's columns less the product the URL names
+FORECAST_FIELDS = DEMAND_FORECAST.sql_columns(
+    *(c for c in DEMAND_FORECAST.columns if c != "product_id")
+)
 
 
 def _rows(settings: Settings, sql: str, params: list[Any]) -> list[dict[str, Any]]:
@@ -47,8 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     def product_forecast(product_id: str) -> dict[str, Any]:
         rows = _rows(
             settings,
-            "SELECT forecast_date, units_forecast, units_p10, units_p50, "
-            "units_p90, cutoff_date, model, run_id FROM forecast.demand_forecast "
+            f"SELECT {FORECAST_FIELDS} FROM {DEMAND_FORECAST.name} "
             "WHERE product_id = ? ORDER BY forecast_date",
             [product_id],
         )
@@ -60,8 +65,8 @@ def create_app(settings: Settings) -> FastAPI:
     def customer_propensity(customer_id: str) -> dict[str, Any]:
         rows = _rows(
             settings,
-            "SELECT customer_id, as_of_date, p_purchase, expected_orders, "
-            "model, run_id FROM forecast.customer_propensity WHERE customer_id = ?",
+            f"SELECT {CUSTOMER_PROPENSITY.sql_columns()} FROM {CUSTOMER_PROPENSITY.name} "
+            "WHERE customer_id = ?",
             [customer_id],
         )
         if not rows:

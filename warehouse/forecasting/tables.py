@@ -1,0 +1,160 @@
+"""The tables `wh forecast` publishes, and their columns: a contract other tools read
+(DESIGN.md §5). The run writes each table through its contract and the HTTP API reads the
+columns from here, so a column is named in one place.
+
+A contract may add columns after the ones §5 lists (the backtest's p10/p90, the model
+selection's scores): readers select by name, never by position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from warehouse.forecasting.metrics import METRIC_COLUMNS, METRIC_KEYS
+from warehouse.runtime.publish import TableWrite
+
+
+@dataclass(frozen=True)
+class TableContract:
+    name: str
+    columns: tuple[str, ...]
+    append: bool = False  # every run's rows are kept (history), else the latest run's only
+
+    def write(self, frame: pl.DataFrame) -> TableWrite:
+        """The frame as this table, its columns in contract order; a missing one is a bug
+        here, not something a reader should find out."""
+        missing = [c for c in self.columns if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{self.name} lacks its contract columns {missing}")
+        return TableWrite(frame.select(self.columns), self.append)
+
+    def sql_columns(self, *names: str) -> str:
+        """A SELECT list of these contract columns (all when none are named)."""
+        chosen = names or self.columns
+        unknown = [c for c in chosen if c not in self.columns]
+        if unknown:
+            raise ValueError(f"{self.name} has no columns {unknown}")
+        return ", ".join(chosen)
+
+
+FORECAST_COLUMNS = (
+    "product_id",
+    "forecast_date",
+    "units_forecast",
+    "units_p10",
+    "units_p50",
+    "units_p90",
+    "cutoff_date",
+    "model",
+    "run_id",
+)
+DEMAND_FORECAST = TableContract("forecast.demand_forecast", FORECAST_COLUMNS)
+DEMAND_FORECAST_HISTORY = TableContract(
+    "forecast.demand_forecast_history", FORECAST_COLUMNS, append=True
+)
+DEMAND_BACKTEST = TableContract(
+    "forecast.demand_backtest",
+    (
+        "run_id",
+        "model",
+        "fold",
+        "cutoff_date",
+        "product_id",
+        "forecast_date",
+        "horizon",
+        "units_forecast",
+        "units_actual",
+        "units_p10",
+        "units_p90",
+    ),
+    append=True,
+)
+FORECAST_METRICS = TableContract(
+    "forecast.forecast_metrics", ("run_id", *METRIC_KEYS, *METRIC_COLUMNS), append=True
+)
+MODEL_SELECTION = TableContract(
+    "forecast.model_selection",
+    (
+        "run_id",
+        "product_id",
+        "model",
+        "score",
+        "global_model",
+        "global_score",
+        "improvement",
+        "backtest_rows",
+    ),
+)
+FEATURE_IMPORTANCE = TableContract(
+    "forecast.feature_importance", ("run_id", "model", "feature", "gain", "split"), append=True
+)
+CUSTOMER_PROPENSITY = TableContract(
+    "forecast.customer_propensity",
+    ("customer_id", "as_of_date", "p_purchase", "expected_orders", "model", "run_id"),
+)
+PROPENSITY_METRICS = TableContract(
+    "forecast.propensity_metrics",
+    (
+        "run_id",
+        "model",
+        "auc",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "log_loss",
+        "base_rate",
+    ),
+    append=True,
+)
+REPLENISHMENT_PLAN = TableContract(
+    "marts.replenishment_plan",
+    (
+        "product_id",
+        "lead_time_days",
+        "covered_days",
+        "demand_p50",
+        "demand_p90",
+        "safety_stock",
+        "reorder_point",
+        "on_hand",
+        "suggested_order",
+    ),
+)
+# forecast.model_runs: one row per run, rewritten as the run moves from running to ok/failed
+RUN_SCHEMA: dict[str, Any] = {
+    "run_id": pl.String,
+    "kind": pl.String,
+    "started_at": pl.Datetime("us"),
+    "finished_at": pl.Datetime("us"),
+    "status": pl.String,
+    "model": pl.String,
+    "params": pl.String,
+    "feature_fingerprints": pl.String,
+    "cutoff_date": pl.Date,
+    "horizon": pl.Int32,
+    "freq": pl.String,
+    "train_rows": pl.Int64,
+    "wh_version": pl.String,
+    "error": pl.String,
+}
+MODEL_RUNS = TableContract("forecast.model_runs", tuple(RUN_SCHEMA))
+
+CONTRACTS = {
+    c.name: c
+    for c in (
+        DEMAND_FORECAST,
+        DEMAND_FORECAST_HISTORY,
+        DEMAND_BACKTEST,
+        FORECAST_METRICS,
+        MODEL_SELECTION,
+        FEATURE_IMPORTANCE,
+        CUSTOMER_PROPENSITY,
+        PROPENSITY_METRICS,
+        REPLENISHMENT_PLAN,
+        MODEL_RUNS,
+    )
+}
