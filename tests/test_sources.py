@@ -175,12 +175,13 @@ def test_timezone_aware_timestamps_become_utc_dates(project: Settings) -> None:
 
 
 def test_sources_check_summarises_every_file(project: Settings) -> None:
-    summary = {s.name: s for s in summarize(project.sources)}
+    summary = {s.name: s for s in summarize(project)}
     orders = pl.read_parquet(project.sources / "orders.parquet")
     assert summary["orders"].rows == orders.height
     assert summary["orders"].nulls["customer_id"] == orders["customer_id"].null_count()
     assert summary["orders"].first_date is not None
     assert summary["order_items"].nulls["quantity"] > 0  # the demo's dirty rows
+    assert not project.warehouse.exists()  # a look at the sources creates no warehouse
 
 
 def test_unknown_sources_need_only_exist(project: Settings) -> None:

@@ -339,7 +339,7 @@ def sources_check_cmd(as_json: JsonOpt = False) -> None:
     from warehouse.runtime.sources import summarize
 
     cfg = settings()
-    summaries = summarize(cfg.sources, cfg.threads)
+    summaries = summarize(cfg)
     if as_json:
         console.print_json([asdict(s) for s in summaries])
         return

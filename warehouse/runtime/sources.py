@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from warehouse.config import Settings
 from warehouse.errors import ConfigError, SourceError
 
 if TYPE_CHECKING:
@@ -264,12 +265,13 @@ class SourceSummary:
     nulls: dict[str, int]
 
 
-def summarize(sources_dir: Path, threads: int = 2) -> list[SourceSummary]:
+def summarize(settings: Settings) -> list[SourceSummary]:
     """Check every contract source and describe it: rows, date range, nulls per column."""
-    import duckdb
+    from warehouse.runtime.engine import duckdb as engine
 
+    sources_dir = settings.sources
     summaries = []
-    con = duckdb.connect(config={"threads": threads})
+    con = engine.connect(settings, spill=False)
     try:
         for name, contract in CONTRACTS.items():
             source = find_source(sources_dir, name)

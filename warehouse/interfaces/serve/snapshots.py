@@ -18,6 +18,7 @@ import duckdb
 from warehouse.config import Settings
 from warehouse.interfaces.serve.pg_catalog import session_setup_sql
 from warehouse.runtime import catalog
+from warehouse.runtime.engine import duckdb as engine
 
 
 class NotPublishedError(Exception):
@@ -40,19 +41,6 @@ class Snapshot:
         return cursor
 
 
-def open_locked_down(settings: Settings, path: Path) -> duckdb.DuckDBPyConnection:
-    """Read-only, files readable only under the warehouse's version folder, settings locked."""
-    con = duckdb.connect(str(path), read_only=True, config={"threads": settings.threads})
-    con.execute("SET TimeZone = 'UTC'")
-    if settings.memory_limit:
-        con.execute("SET memory_limit = ?", [settings.memory_limit])
-    versions = str(settings.warehouse / "versions") + "/"
-    con.execute("SET allowed_directories = ?", [[versions]])
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
-    return con
-
-
 class Snapshots:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -72,7 +60,7 @@ class Snapshots:
         with self._lock:
             snapshot = self._open.get(path)
             if snapshot is None:
-                snapshot = Snapshot(path, open_locked_down(self.settings, path))
+                snapshot = Snapshot(path, engine.connect_locked_down(self.settings, path))
                 self._open[path] = snapshot
             previous, self._current = self._current, path
             snapshot.users += 1

@@ -34,11 +34,15 @@ def parquet_scan(files: Sequence[str | Path]) -> str:
 
 
 def connect(
-    settings: Settings, database: str | Path = ":memory:", read_only: bool = False
+    settings: Settings,
+    database: str | Path = ":memory:",
+    read_only: bool = False,
+    spill: bool = True,
 ) -> Connection:
-    """A connection tuned for builds: bounded memory, spilling into the warehouse's tmp dir."""
+    """A connection tuned for builds: bounded memory, spilling into the warehouse's tmp dir
+    (`spill=False`: a look that must not create the warehouse folder, e.g. source checks)."""
     config: dict[str, Any] = {"threads": settings.threads}
-    if not read_only:
+    if not read_only and spill:
         temp = settings.warehouse / "tmp"
         temp.mkdir(parents=True, exist_ok=True)
         config["temp_directory"] = str(temp)
@@ -49,6 +53,17 @@ def connect(
     con = duckdb.connect(str(database), read_only=read_only, config=config)
     # dates of timestamps with time zones are UTC dates, whatever the machine's zone
     con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def connect_locked_down(settings: Settings, path: Path) -> Connection:
+    """For clients' SQL (`wh serve`): read-only, files readable only under the warehouse's
+    version folder, no other external access, settings locked against the client."""
+    con = connect(settings, path, read_only=True)
+    versions = str(settings.warehouse / "versions") + "/"
+    con.execute("SET allowed_directories = ?", [[versions]])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
     return con
 
 
