@@ -99,3 +99,15 @@ def test_reserved_names_cover_every_builtin_variable(tmp_path: Path) -> None:
     settings = load_settings(tmp_path)
     assert set(settings.variables) <= RESERVED_VARIABLES
     assert {"incremental", "start_date", "end_date"} <= RESERVED_VARIABLES
+
+
+def test_an_unknown_parameter_points_at_its_use_and_suggests_the_variable() -> None:
+    with pytest.raises(ModelError) as caught:
+        sql_model(
+            "a.b",
+            Path("sql/a/b.sql"),
+            "-- kind: full\n-- uses $frq in a comment\nselect 1 as x\nwhere 2 > $frq",
+            {"freq": "day"},
+        )
+    assert (caught.value.line, caught.value.column) == (4, 11)
+    assert caught.value.hint is not None and "did you mean $freq" in caught.value.hint

@@ -73,10 +73,10 @@ def test_unknown_directive_suggests_the_closest() -> None:
         (
             "select * from t where d > $start_date",
             "only set for kind incremental_by_time",
-            None,
-            None,
+            1,
+            27,
         ),
-        ("select $cutoff", "unknown parameter $cutoff", None, None),
+        ("select $cutoff", "unknown parameter $cutoff", 1, 8),
     ],
 )
 def test_invalid_models_name_file_line_and_column(

@@ -402,6 +402,19 @@ def normalize_sql(query: exp.Query) -> str:
     return query.sql(dialect=DIALECT, normalize=True, comments=False)
 
 
+def _parameter_position(text: str, name: str) -> tuple[int | None, int | None]:
+    """Line and column of the first `$name` in the file (comments may hold one too; the
+    parser found it in the query, so the first outside a comment line is the one)."""
+    pattern = re.compile(r"\$" + re.escape(name) + r"\b", re.IGNORECASE)
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith("--"):
+            continue
+        found = pattern.search(line)
+        if found:
+            return number, found.start() + 1
+    return None, None
+
+
 def parameters(query: exp.Query) -> set[str]:
     from sqlglot import exp
 
@@ -427,16 +440,26 @@ def sql_model(
     kind = config.get("kind", ModelKind.FULL)
     unknown = used - TIME_PARAMETERS - set(known)
     if unknown:
+        first = sorted(unknown)[0]
+        close = difflib.get_close_matches(first, [*known, *TIME_PARAMETERS], n=1)
         available = ", ".join(f"${v}" for v in sorted(known)) or "none"
         raise ModelError(
-            f"unknown parameter ${sorted(unknown)[0]}",
+            f"unknown parameter ${first}",
             path,
-            hint=f"project variables: {available} ([vars] in wh.toml); $start_date, "
+            *_parameter_position(text, first),
+            hint=(f"did you mean ${close[0]}? " if close else "")
+            + f"project variables: {available} ([vars] in wh.toml); $start_date, "
             "$end_date and $incremental in incremental_by_time models",
         )
     if used & TIME_PARAMETERS and kind is not ModelKind.INCREMENTAL_BY_TIME:
         time_parameter = sorted(used & TIME_PARAMETERS)[0]
-        raise ModelError(f"${time_parameter} is only set for kind incremental_by_time", path)
+        raise ModelError(
+            f"${time_parameter} is only set for kind incremental_by_time",
+            path,
+            *_parameter_position(text, time_parameter),
+            hint="add '-- kind: incremental_by_time' and '-- time_column: <column>' to the "
+            "header, or use a project variable",
+        )
     if used and kind is ModelKind.VIEW:
         raise ModelError(
             f"a view cannot take parameters (${sorted(used)[0]})",
