@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -24,7 +25,16 @@ def decode(value: bytes | None, oid: int, binary: bool) -> Any:
         raise StatementError("22P02", f"invalid value for parameter of type {oid}: {exc}") from None
 
 
+# pgjdbc's setDate sends an untyped "2024-01-31 +01" (a date with its zone); Postgres reads
+# it where a date is expected, DuckDB's date cast refuses the zone
+_DATE_WITH_ZONE = re.compile(r"^(\d{4,}-\d\d-\d\d) [+-]\d\d(?::?\d\d)?$")
+
+
 def _text(text: str, oid: int) -> Any:
+    if oid in (0, 1082):
+        dated = _DATE_WITH_ZONE.match(text)
+        if dated:
+            text = dated.group(1)
     if oid in _INTS:
         return int(text)
     if oid in _FLOATS:

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from warehouse.interfaces.serve.binary import encode_column
+
 TEXT_OID = 25
 _OIDS = {
     "BOOLEAN": 16,
@@ -63,11 +65,34 @@ def text_expression(column: str, duckdb_type: str) -> str:
     return f"CAST({col} AS VARCHAR)"
 
 
-def text_query(query: str, types: list[str]) -> str:
-    """Wrap a query so every column comes back as Postgres text (positional names, so
-    duplicate or odd column names cannot clash)."""
+# types whose Arrow values the binary encoders read as they are (others go as text)
+NATIVE_BINARY = {
+    "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT",
+    "UINTEGER", "FLOAT", "DOUBLE", "DATE", "TIME", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE",
+    "BLOB", "INTERVAL", "VARCHAR",
+}  # fmt: skip
+
+
+def binary_expression(column: str, duckdb_type: str) -> str:
+    """A DuckDB expression the binary encoders can read for this column."""
+    col = _quote(column)
+    if duckdb_type in NATIVE_BINARY or duckdb_type.startswith("DECIMAL"):
+        return col
+    if duckdb_type.startswith("TIMESTAMP_"):
+        return f"CAST({col} AS TIMESTAMP)"
+    return f"CAST({col} AS VARCHAR)"  # numeric from text (HUGEINT...), uuid, json, nested
+
+
+def text_query(query: str, types: list[str], binary: list[bool] | None = None) -> str:
+    """Wrap a query so every column comes back as Postgres text, or for `binary` columns as
+    values the binary encoders read (positional names, so duplicate or odd column names
+    cannot clash)."""
     names = [f"c{i}" for i in range(len(types))]
-    exprs = ", ".join(text_expression(n, t) for n, t in zip(names, types, strict=True))
+    modes = binary or [False] * len(types)
+    exprs = ", ".join(
+        binary_expression(n, t) if b else text_expression(n, t)
+        for n, t, b in zip(names, types, modes, strict=True)
+    )
     aliases = ", ".join(_quote(n) for n in names)
     return f"SELECT {exprs} FROM ({query}\n) AS wh_result({aliases})"
 
@@ -96,12 +121,17 @@ def _string_parts(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return offsets.astype(np.int64), data, valid
 
 
-def encode_batch(batch: pa.RecordBatch) -> bytes:
-    """DataRow messages for every row of a batch of string columns."""
+def encode_batch(batch: pa.RecordBatch, binary_oids: list[int] | None = None) -> bytes:
+    """DataRow messages for every row of a batch: string columns as they are, columns with
+    a binary oid (0: text) in that type's binary format."""
     n, k = batch.num_rows, batch.num_columns
     if n == 0:
         return b""
-    parts = [_string_parts(batch.column(i)) for i in range(k)]
+    oids = binary_oids or [0] * k
+    parts = [
+        encode_column(batch.column(i), oids[i]) if oids[i] else _string_parts(batch.column(i))
+        for i in range(k)
+    ]
     lengths = [np.where(valid, np.diff(offsets), 0) for offsets, _, valid in parts]
     row_size = 7 + 4 * k + (np.sum(lengths, axis=0) if k else np.zeros(n, np.int64))
     row_start = np.concatenate(([0], np.cumsum(row_size)[:-1])).astype(np.int64)

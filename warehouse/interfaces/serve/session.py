@@ -62,6 +62,11 @@ class Portal:
     pending: pa.RecordBatch | None = None
     sent: int = 0
     fallback_rows: list[tuple[Any, ...]] | None = None
+    result_formats: list[int] = field(default_factory=list)  # from Bind: none, one, or each
+    binary_oids: list[int] | None = None  # per column: its oid if sent binary, else 0
+
+    def formats(self) -> list[int] | None:
+        return [1 if oid else 0 for oid in self.binary_oids] if self.binary_oids else None
 
 
 @dataclass
@@ -290,12 +295,10 @@ class Session:
             oid = prepared.param_oids[i] if i < len(prepared.param_oids) else 0
             values.append(wire_params.decode(raw, oid, binary))
         result_formats = [body.int16() for _ in range(body.int16())]
-        if any(f == 1 for f in result_formats):
-            raise StatementError(
-                "0A000", "binary result format is not supported", hint="request text results"
-            )
+        if any(f not in (0, 1) for f in result_formats):
+            raise StatementError("08P01", f"unknown result format code in {result_formats}")
         self.tx.check(prepared.statement.kind)
-        self.portals[portal_name] = Portal(prepared, values)
+        self.portals[portal_name] = Portal(prepared, values, result_formats=result_formats)
         await self.send(wire.bind_complete())
 
     async def describe_message(self, body: wire.Body) -> None:
@@ -318,7 +321,11 @@ class Session:
         if bound is None:
             raise StatementError("34000", f'portal "{name}" does not exist')
         columns = await self.describe(bound)
-        await self.send(wire.row_description(columns) if columns is not None else wire.no_data())
+        await self.send(
+            wire.row_description(columns, bound.formats())
+            if columns is not None
+            else wire.no_data()
+        )
 
     # --- running statements ---------------------------------------------------------------
 
@@ -340,7 +347,14 @@ class Session:
         ]
         if not run:
             return columns
-        text = rows.text_query(statement.text, [str(t) for t in relation.types])
+        types = [str(t) for t in relation.types]
+        formats = portal.result_formats
+        binary = [
+            bool(formats[i] if len(formats) > 1 else formats[0]) if formats else False
+            for i in range(len(types))
+        ]
+        portal.binary_oids = [oid if b else 0 for (_, oid), b in zip(columns, binary, strict=True)]
+        text = rows.text_query(statement.text, types, binary)
         try:
             portal.batches = await self.in_thread(_batches, cursor, text, portal.values)
             self.streaming = portal
@@ -348,6 +362,7 @@ class Session:
             # statements that cannot be a subquery (EXPLAIN): small results, sent as str()
             portal.fallback_rows = await self.in_thread(relation.fetchall)
             columns = [(name, rows.TEXT_OID) for name, _ in columns]
+            portal.binary_oids = None  # these go as text, and RowDescription says so
         portal.columns = columns
         return columns
 
@@ -363,7 +378,9 @@ class Session:
             await self.send(data, wire.command_complete(f"SELECT {len(portal.fallback_rows)}"))
             portal.fallback_rows = []
             return
-        limit = max_rows if max_rows > 0 else None
+        # max_rows counts from this Execute: a client paging with a fetch size sends Execute
+        # again on the suspended portal for the next rows
+        limit = portal.sent + max_rows if max_rows > 0 else None
         while limit is None or portal.sent < limit:
             batch = portal.pending
             portal.pending = None
@@ -378,7 +395,7 @@ class Session:
                 take = limit - portal.sent
                 portal.pending = batch.slice(take)
                 batch = batch.slice(0, take)
-            encoded = await self.in_thread(rows.encode_batch, batch)
+            encoded = await self.in_thread(rows.encode_batch, batch, portal.binary_oids)
             portal.sent += batch.num_rows
             await self.send(encoded)
         if portal.batches is not None or portal.pending is not None:

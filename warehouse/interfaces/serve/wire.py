@@ -152,11 +152,12 @@ def parameter_description(oids: list[int]) -> bytes:
     return message(b"t", struct.pack(f"!h{len(oids)}i", len(oids), *oids))
 
 
-def row_description(columns: list[tuple[str, int]]) -> bytes:
-    """Columns as (name, type oid); values are always sent in text format."""
+def row_description(columns: list[tuple[str, int]], formats: list[int] | None = None) -> bytes:
+    """Columns as (name, type oid), with each one's format (0 text, 1 binary)."""
     parts = [struct.pack("!h", len(columns))]
-    for name, oid in columns:
-        parts.append(cstr(name) + struct.pack("!ihihih", 0, 0, oid, -1, -1, 0))
+    for i, (name, oid) in enumerate(columns):
+        code = formats[i] if formats else 0
+        parts.append(cstr(name) + struct.pack("!ihihih", 0, 0, oid, -1, -1, code))
     return message(b"T", b"".join(parts))
 
 
