@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from warehouse.interfaces.serve.pg_catalog import rewrite_catalog_query, session_setup_sql
+from warehouse.interfaces.serve.pg_catalog import session_setup_sql
 from warehouse.interfaces.serve.rows import encode_batch, encode_rows_slow, text_query
 from warehouse.interfaces.serve.statements import (
     StatementError,
@@ -17,6 +17,7 @@ from warehouse.interfaces.serve.statements import (
     classify,
     split,
 )
+from warehouse.interfaces.serve.translate import SessionFacts, to_duckdb
 
 cell = st.one_of(st.none(), st.text(max_size=12))
 
@@ -126,7 +127,7 @@ def test_syntax_errors_are_reported_as_such() -> None:
 def test_psql_catalog_query_runs_on_duckdb() -> None:
     con = duckdb.connect()
     con.execute("create schema forecast; create view forecast.demand_forecast as select 1 as a")
-    for statement in session_setup_sql():
+    for statement in session_setup_sql("memory", "prod", "wh"):
         con.execute(statement)
     psql_dt = r"""
 SELECT n.nspname as "Schema", c.relname as "Name",
@@ -138,5 +139,5 @@ FROM pg_catalog.pg_class c
 WHERE c.relkind IN ('r','p','')
   AND n.nspname OPERATOR(pg_catalog.~) '^(forecast)$' COLLATE pg_catalog.default
 ORDER BY 1,2;"""
-    got = con.sql(rewrite_catalog_query(psql_dt)).fetchall()
+    got = con.sql(to_duckdb(psql_dt, SessionFacts("prod", "wh", 1))).fetchall()
     assert got == [("forecast", "demand_forecast", "table", "wh")]

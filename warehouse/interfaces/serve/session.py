@@ -14,6 +14,7 @@ import hmac
 import re
 import secrets
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,7 +24,6 @@ import pyarrow as pa
 
 from warehouse.interfaces.serve import params as wire_params
 from warehouse.interfaces.serve import rows, wire
-from warehouse.interfaces.serve.pg_catalog import rewrite_catalog_query
 from warehouse.interfaces.serve.settings import SessionSettings
 from warehouse.interfaces.serve.snapshots import NotPublishedError, Snapshot
 from warehouse.interfaces.serve.sqlstate import error_fields
@@ -35,6 +35,7 @@ from warehouse.interfaces.serve.statements import (
     split,
 )
 from warehouse.interfaces.serve.transaction import Transaction
+from warehouse.interfaces.serve.translate import SessionFacts, to_duckdb
 
 if TYPE_CHECKING:
     from warehouse.interfaces.serve.server import Server
@@ -196,7 +197,9 @@ class Session:
         self.drop_portal_results()
         fresh = await self.in_thread(snapshots.acquire)
         try:
-            cursor = await self.in_thread(fresh.cursor)
+            cursor = await self.in_thread(
+                fresh.cursor, self.server.settings.env, self.user, self.settings.values
+            )
         except BaseException:
             snapshots.release(fresh)
             raise
@@ -218,6 +221,13 @@ class Session:
         self.tx.fail()
         await self.send(wire.error(code, message, hint=hint))
 
+    async def report_internal(self, exc: Exception) -> None:
+        traceback.print_exception(exc, file=sys.stderr)
+        self.tx.fail()
+        await self.send(
+            wire.error("XX000", f"internal error in wh serve: {type(exc).__name__}: {exc}")
+        )
+
     # --- simple query ---------------------------------------------------------------------
 
     async def simple_query(self, sql: str) -> None:
@@ -233,13 +243,16 @@ class Session:
                 await self.execute(portal, 0)
         except (StatementError, duckdb.Error, NotPublishedError) as exc:
             await self.report_error(exc)
+        except Exception as exc:  # a bug here: the client gets an error, not a dropped line
+            await self.report_internal(exc)
         await self.send(wire.ready(self.tx.status))
 
     def prepare_statement(self, sql: str) -> Statement:
         statement = classify(sql, self.settings.values)
         self.tx.check(statement.kind)
         if statement.kind == "query":
-            statement = Statement(rewrite_catalog_query(statement.text), "query")
+            facts = SessionFacts(self.server.settings.env, self.user, self.pid)
+            statement = Statement(to_duckdb(statement.text, facts), "query")
         if self.server.log_statements:
             print(f"[{self.pid}] {statement.kind}: {statement.text}", file=sys.stderr, flush=True)
         return statement
@@ -267,6 +280,9 @@ class Session:
         except (StatementError, duckdb.Error, NotPublishedError) as exc:
             self.skipping = True
             await self.report_error(exc)
+        except Exception as exc:  # a bug here: the client gets an error, not a dropped line
+            self.skipping = True
+            await self.report_internal(exc)
 
     async def parse(self, body: wire.Body) -> None:
         name, sql = body.cstring(), body.cstring()

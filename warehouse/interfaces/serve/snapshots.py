@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from warehouse.config import Settings
-from warehouse.interfaces.serve.pg_catalog import session_setup_sql
+from warehouse.interfaces.serve.pg_catalog import session_setup_sql, settings_view
 from warehouse.runtime import catalog
 from warehouse.runtime.engine import duckdb as engine
 
@@ -33,10 +33,11 @@ class Snapshot:
     database: duckdb.DuckDBPyConnection
     users: int = 0
 
-    def cursor(self) -> duckdb.DuckDBPyConnection:
-        """A connection of its own for one session, with the catalog helpers it needs."""
+    def cursor(self, env: str, user: str, settings: dict[str, str]) -> duckdb.DuckDBPyConnection:
+        """A connection of its own for one session, with the Postgres catalog over this
+        publish (the database DuckDB names after the catalog file)."""
         cursor = self.database.cursor()
-        for statement in session_setup_sql():
+        for statement in [*session_setup_sql(self.path.stem, env, user), settings_view(settings)]:
             cursor.execute(statement)
         return cursor
 

@@ -26,6 +26,8 @@ def error_fields(exc: BaseException) -> tuple[str, str, str | None]:
     if isinstance(exc, NotPublishedError):
         return "3D000", str(exc), "run wh build, then query again"
     message = str(exc).split("\n", 1)[0].strip()
+    if isinstance(exc, duckdb.InvalidInputException) and "Division by zero" in message:
+        return "22012", "division by zero", None
     for kind, code in SQLSTATES:
         if isinstance(exc, kind):
             if code == "42501":

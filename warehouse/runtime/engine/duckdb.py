@@ -63,6 +63,8 @@ def connect_locked_down(settings: Settings, path: Path) -> Connection:
     versions = str(settings.warehouse / "versions") + "/"
     con.execute("SET allowed_directories = ?", [[versions]])
     con.execute("SET enable_external_access = false")
+    # Postgres semantics for `/`: 5/2 is 2 between integers, and x/0 an error, not inf
+    con.execute("SET GLOBAL integer_division = true")
     con.execute("SET lock_configuration = true")
     return con
 
