@@ -20,6 +20,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
+from warehouse.interfaces.serve.params import text_array
 from warehouse.interfaces.serve.pg_catalog import emulated
 
 OBJECT_TYPES = {
@@ -90,7 +91,7 @@ def _type_name(node: Any) -> str | None:
     return None
 
 
-def _rewrite(node: exp.Expression, facts: SessionFacts) -> Any:
+def _rewrite(node: Any, facts: SessionFacts) -> Any:
     if (
         isinstance(node, exp.Table)
         and isinstance(node.this, exp.Func)
@@ -131,6 +132,14 @@ def _rewrite(node: exp.Expression, facts: SessionFacts) -> Any:
         and isinstance(node.expression, exp.Func)
     ):
         return node.expression  # pg_catalog.format_type(...) -> format_type(...)
+    if isinstance(node, exp.Any):
+        inner = node.this.this if isinstance(node.this, exp.Paren) else node.this
+        if _is_array_literal(inner):
+            # x = ANY('{r,p}'): Postgres reads the text as an array where one is expected
+            inner.replace(_array(inner))
+            return node
+    if isinstance(node, exp.Cast) and _is_array_literal(node.this) and node.to.is_type("array"):
+        return exp.cast(_array(node.this), node.to, copy=False)  # '{1,2}'::int[]
     if isinstance(node, exp.Operator):
         return _operator(node)
     if isinstance(node, exp.Collate):
@@ -161,6 +170,37 @@ def _rewrite(node: exp.Expression, facts: SessionFacts) -> Any:
     if isinstance(node, exp.Column) and _is_session_user(node):
         return exp.Literal.string(facts.user)
     return node
+
+
+def _is_array_literal(node: Any) -> bool:
+    return isinstance(node, exp.Literal) and node.is_string and node.this.startswith("{")
+
+
+def _array(node: exp.Literal) -> Any:
+    """'{a,"b c",NULL}' as an array expression of its (text) elements."""
+    try:
+        items = text_array(node.this)
+    except (ValueError, IndexError):
+        return node  # not an array after all: left to DuckDB
+    # elements that all read as numbers are numbers: Postgres types the literal from the
+    # other side of the comparison, DuckDB will not compare an integer with text
+    numeric = all(v is None or _is_number(v) for v in items) and any(v is not None for v in items)
+    return exp.Array(
+        expressions=[
+            exp.Null()
+            if v is None
+            else (exp.Literal.number(v) if numeric else exp.Literal.string(v))
+            for v in items
+        ]
+    )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.strip().lower() not in ("nan", "inf", "-inf", "infinity", "-infinity")
 
 
 def _is_session_user(node: exp.Column) -> bool:
