@@ -229,3 +229,40 @@ def served_version(settings: Settings, model: str) -> Version:
         state.close()
     assert version is not None
     return version
+
+
+def accepting(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def wh_server(
+    tmp_path_factory: pytest.TempPathFactory, forecast_sources: Path
+) -> Iterator[tuple[Settings, int]]:
+    """A real `wh serve` on a small forecast project, for the client tests (tests/compat):
+    one per worker, read by every test, changed by none."""
+    from warehouse.forecasting.run import forecast
+    from warehouse.runtime.build import build
+
+    settings = forecast_project(tmp_path_factory.mktemp("compat"), forecast_sources)
+    build(settings)
+    forecast(settings, models=["naive"])
+    port = free_port()
+    with running(settings, "serve", "--port", str(port), ready=lambda: accepting(port)):
+        yield settings, port
+
+
+def need(program: str, package: str) -> str:
+    """The program's path; in CI a missing client fails the test (.ci/run installs it)."""
+    import os
+
+    path = shutil.which(program)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{program} is missing in CI: .ci/run installs Debian's {package}")
+        pytest.skip(f"{program} is not installed (Debian package '{package}')")
+    return path

@@ -16,6 +16,7 @@ _INTS = {20, 21, 23, 26}
 _FLOATS = {700, 701}
 
 
+TEXT_ARRAY = 1009
 # array type oid -> element type oid (Postgres' _int4, _text, ...)
 ARRAY_ELEMENTS = {
     1000: 16, 1005: 21, 1007: 23, 1016: 20, 1021: 700, 1022: 701, 1009: 25, 1015: 1043,

@@ -251,6 +251,9 @@ EMPTY_TABLES = {
     "pg_rewrite": "oid BIGINT, ev_class BIGINT, rulename VARCHAR, ev_type VARCHAR",
     "pg_foreign_table": "ftrelid BIGINT, ftserver BIGINT, ftoptions VARCHAR[]",
     "pg_partitioned_table": "partrelid BIGINT, partstrat VARCHAR",
+    "pg_opclass": "oid BIGINT, opcmethod BIGINT, opcname VARCHAR, opcnamespace BIGINT, "
+    "opcowner BIGINT, opcfamily BIGINT, opcintype BIGINT, opcdefault BOOLEAN, "
+    "opckeytype BIGINT",
     "pg_auth_members": "roleid BIGINT, member BIGINT, grantor BIGINT, admin_option BOOLEAN",
     "pg_event_trigger": "oid BIGINT, evtname VARCHAR, evtevent VARCHAR, evtenabled VARCHAR",
     "information_schema_routines": "specific_catalog VARCHAR, specific_schema VARCHAR, "
@@ -295,6 +298,7 @@ MACROS = {  # in order: a macro may use the ones before it
     "wh_regnamespace": "(schema_name) AS (SELECT min(oid) FROM wh_pg_pg_namespace "
     "WHERE nspname = schema_name)",
     "format_type": _format_type(),
+    "wh_typname": "(type_id) AS format_type(type_id, NULL)",
     "wh_regtype": "(wh_type) AS (SELECT min(t.oid) FROM wh_pg_pg_type t WHERE t.typname = "
     "lower(wh_type) OR format_type(t.oid, -1) = lower(wh_type))",
     "pg_get_userbyid": "(role_id) AS (SELECT min(rolname) FROM wh_pg_pg_roles)",
@@ -303,6 +307,13 @@ MACROS = {  # in order: a macro may use the ones before it
     "array_lower": "(items, dimension) AS CASE WHEN len(items) > 0 THEN 1 END",
     "to_regtype": "(wh_name) AS (SELECT min(t.oid) FROM wh_pg_pg_type t WHERE t.typname = wh_name)",
     "to_regclass": "(class_name) AS wh_regclass(class_name)",
+    "wh_relname": "(class_id) AS (SELECT min(CASE WHEN n.nspname = 'public' THEN c.relname "
+    "ELSE n.nspname || '.' || c.relname END) FROM wh_pg_pg_class c JOIN wh_pg_pg_namespace n "
+    "ON n.oid = c.relnamespace WHERE c.oid = class_id)",
+    "wh_nspname": "(schema_id) AS (SELECT min(nspname) FROM wh_pg_pg_namespace "
+    "WHERE oid = schema_id)",
+    "wh_current_setting": "(setting_name) AS (SELECT min(setting) FROM wh_pg_pg_settings "
+    "WHERE name = lower(setting_name))",
     "pg_get_serial_sequence": "(table_name, column_name) AS NULL::VARCHAR",
     "pg_get_expr": "(expression, relation_id, pretty := false) AS NULL::VARCHAR",
     "pg_get_viewdef": "(view_id, pretty := false) AS NULL::VARCHAR",

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from warehouse.interfaces.serve.server import Server
 
 T = TypeVar("T")
+ARRAY_PARAMETER = re.compile(r"\b(?:ANY|ALL)\s*\(\s*\$(\d+)\s*\)", re.IGNORECASE)
 BATCH_ROWS = 16_384
 
 
@@ -52,6 +53,11 @@ class ClientGone(Exception):
 class Prepared:
     statement: Statement
     param_oids: list[int]
+
+    @property
+    def array_params(self) -> set[int]:
+        """Parameters used as `= ANY($n)`: an untyped value there is an array literal."""
+        return {int(n) for n in ARRAY_PARAMETER.findall(self.statement.text)}
 
 
 @dataclass
@@ -251,7 +257,9 @@ class Session:
         statement = classify(sql, self.settings.values)
         self.tx.check(statement.kind)
         if statement.kind == "query":
-            facts = SessionFacts(self.server.settings.env, self.user, self.pid)
+            facts = SessionFacts(
+                self.server.settings.env, self.user, self.pid, self.settings.values
+            )
             statement = Statement(to_duckdb(statement.text, facts), "query")
         if self.server.log_statements:
             print(f"[{self.pid}] {statement.kind}: {statement.text}", file=sys.stderr, flush=True)
@@ -309,6 +317,8 @@ class Session:
             raw = None if length < 0 else body.take(length)
             binary = (formats[i] if len(formats) > 1 else (formats[0] if formats else 0)) == 1
             oid = prepared.param_oids[i] if i < len(prepared.param_oids) else 0
+            if oid == 0 and i + 1 in prepared.array_params:
+                oid = wire_params.TEXT_ARRAY  # untyped, but where Postgres infers an array
             values.append(wire_params.decode(raw, oid, binary))
         result_formats = [body.int16() for _ in range(body.int16())]
         if any(f not in (0, 1) for f in result_formats):

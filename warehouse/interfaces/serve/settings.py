@@ -45,6 +45,7 @@ def default_settings(user: str) -> dict[str, str]:
         "max_identifier_length": "63",
         "lc_collate": "C",
         "lc_ctype": "C",
+        "default_table_access_method": "heap",
     }
 
 

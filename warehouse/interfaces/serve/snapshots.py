@@ -37,7 +37,7 @@ class Snapshot:
         """A connection of its own for one session, with the Postgres catalog over this
         publish (the database DuckDB names after the catalog file)."""
         cursor = self.database.cursor()
-        for statement in [*session_setup_sql(self.path.stem, env, user), settings_view(settings)]:
+        for statement in [settings_view(settings), *session_setup_sql(self.path.stem, env, user)]:
             cursor.execute(statement)
         return cursor
 

@@ -13,7 +13,9 @@ parse is run as sent (DuckDB's parser is Postgres-derived).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlglot
@@ -28,6 +30,8 @@ OBJECT_TYPES = {
     "regtype": "wh_regtype",
     "regnamespace": "wh_regnamespace",
 }
+# an object identifier displayed: the macros that name it
+OBJECT_NAMES = {"regclass": "wh_relname", "regtype": "wh_typname", "regnamespace": "wh_nspname"}
 OID_TYPES = {*OBJECT_TYPES, "regproc", "regprocedure", "regrole", "regoper", "oid"}
 CATALOG_SCHEMAS = {"pg_catalog", "information_schema"}
 # Postgres names an unaliased cast of an expression after the type (`select 1::int` -> int4)
@@ -55,10 +59,21 @@ class SessionFacts:
     env: str  # the database name clients connected to
     user: str
     pid: int
+    settings: Mapping[str, str] = field(default_factory=dict)  # what SHOW answers
+
+
+# the one textual rewrite: sqlglot 30 cannot parse an array of object identifiers
+# (pgcli's `proargtypes::regtype[]`); their elements are numbers here
+OID_ARRAY = re.compile(
+    r"::\s*(?:pg_catalog\s*\.\s*)?(?:regtype|regclass|regproc|regprocedure|regnamespace"
+    r"|regrole|oid)\s*\[\s*\]",
+    re.IGNORECASE,
+)
 
 
 def to_duckdb(sql: str, facts: SessionFacts) -> str:
     """The DuckDB form of one Postgres query (unchanged if sqlglot cannot read it)."""
+    sql = OID_ARRAY.sub("::bigint[]", sql)
     try:
         tree = sqlglot.parse_one(sql, read="postgres")
     except (ParseError, TokenError, ValueError):
@@ -121,6 +136,9 @@ def _rewrite(node: Any, facts: SessionFacts) -> Any:
         if name in OID_TYPES:
             if name in OBJECT_TYPES and isinstance(node.this, exp.Literal) and node.this.is_string:
                 return exp.func(OBJECT_TYPES[name], node.this)
+            if name in OBJECT_NAMES and _shown(node):
+                # shown or cast to text, Postgres prints the object's name, not its number
+                return exp.func(OBJECT_NAMES[name], node.this)
             return exp.cast(node.this, "BIGINT", copy=False)
     if isinstance(node, exp.DataType) and isinstance(node.args.get("kind"), exp.Dot):
         # pg_catalog.int2 -> int2 (SMALLINT), wherever a type is named (casts, arrays)
@@ -154,6 +172,17 @@ def _rewrite(node: Any, facts: SessionFacts) -> Any:
             return exp.Literal.string("public")
         if name == "pg_backend_pid":
             return exp.Literal.number(facts.pid)
+        first = (
+            (node.expressions[0] if node.expressions else None)
+            if isinstance(node, exp.Anonymous)
+            else node.this
+        )
+        if name == "current_setting" and isinstance(first, exp.Literal):
+            # the session's setting (SET changes it), not DuckDB's configuration
+            value = facts.settings.get(str(first.this).lower())
+            return exp.Null() if value is None else exp.Literal.string(value)
+        if name == "current_setting" and first is not None:  # current_setting($1)
+            return exp.Anonymous(this="wh_current_setting", expressions=[first])
         if name == "json_build_object":
             return exp.Anonymous(this="json_object", expressions=node.expressions)
     if (
@@ -170,6 +199,20 @@ def _rewrite(node: Any, facts: SessionFacts) -> Any:
     if isinstance(node, exp.Column) and _is_session_user(node):
         return exp.Literal.string(facts.user)
     return node
+
+
+def _shown(cast: exp.Cast) -> bool:
+    """The cast's value is a result column, or is cast on to text."""
+    parent = cast.parent
+    if isinstance(parent, exp.Alias):
+        parent = parent.parent
+    if (isinstance(parent, exp.Select) and cast in parent.expressions) or (
+        isinstance(parent, exp.Select) and cast.parent in parent.expressions
+    ):
+        return True
+    return isinstance(cast.parent, exp.Cast) and cast.parent.to.is_type(
+        "text", "varchar", "char", "name"
+    )
 
 
 def _is_array_literal(node: Any) -> bool:
@@ -243,13 +286,13 @@ def _name_like_postgres(tree: Any) -> None:
         select = select.this
     if not isinstance(select, exp.Select):
         return
-    for i, projection in enumerate(select.expressions):
+    for projection in list(select.expressions):
         if isinstance(projection, exp.Alias | exp.Star) or (
             isinstance(projection, exp.Column) and not _is_session_user(projection)
         ):
             continue
         name = _postgres_name(projection)
-        select.expressions[i] = exp.alias_(projection, name, quoted=True)
+        projection.replace(exp.alias_(projection.copy(), name, quoted=True))
 
 
 def _postgres_name(node: Any) -> str:

@@ -1,0 +1,95 @@
+"""The Python stack a BI extract or notebook uses: psycopg 2 and 3, SQLAlchemy reflection,
+pandas, and pgcli's completion queries."""
+
+from __future__ import annotations
+
+import datetime
+
+import pandas as pd
+import psycopg
+import psycopg2
+import pytest
+from conftest import rows
+from sqlalchemy import MetaData, Table, create_engine, inspect, select
+from sqlalchemy.types import Date, Float, String
+
+from warehouse.config import Settings
+
+DRIVERS = ["psycopg", "psycopg2"]
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_sqlalchemy_reflects_tables_and_pandas_reads_them(
+    wh_server: tuple[Settings, int], driver: str
+) -> None:
+    settings, port = wh_server
+    engine = create_engine(f"postgresql+{driver}://wh@127.0.0.1:{port}/prod")
+    try:
+        table = Table("demand_forecast", MetaData(), schema="forecast", autoload_with=engine)
+        types = {c.name: type(c.type) for c in table.columns}
+        assert issubclass(types["units_p50"], Float) and issubclass(types["forecast_date"], Date)
+        assert issubclass(types["product_id"], String)
+        inspector = inspect(engine)
+        assert (
+            inspector.get_pk_constraint("demand_forecast", schema="forecast")["constrained_columns"]
+            == []
+        )
+        assert inspector.get_indexes("demand_forecast", schema="forecast") == []
+        assert inspector.get_foreign_keys("demand_forecast", schema="forecast") == []
+        with engine.connect() as con:
+            first = con.execute(select(table).order_by(table.c.product_id).limit(1)).one()
+        assert isinstance(first.forecast_date, datetime.date)
+        frame = pd.read_sql_table("demand_forecast", engine, schema="forecast")
+        expected = rows(settings, "SELECT count(*), sum(units_p50) FROM forecast.demand_forecast")
+        assert (len(frame), round(frame["units_p50"].sum(), 6)) == (
+            expected[0][0],
+            round(expected[0][1], 6),
+        )
+    finally:
+        engine.dispose()
+
+
+def test_list_parameters_and_named_cursors(wh_server: tuple[Settings, int]) -> None:
+    settings, port = wh_server
+    products = [
+        r[0]
+        for r in rows(
+            settings, "SELECT DISTINCT product_id FROM forecast.demand_forecast ORDER BY 1 LIMIT 3"
+        )
+    ]
+    dsn = f"host=127.0.0.1 port={port} user=wh dbname=prod"
+    with psycopg.connect(dsn) as con:
+        got = con.execute(
+            "select count(distinct product_id) from forecast.demand_forecast "
+            "where product_id = ANY(%s)",
+            [products],
+        ).fetchone()
+        assert got == (3,)
+    with psycopg2.connect(dsn) as con, con.cursor() as cur:
+        cur.execute(
+            "select count(*) from forecast.demand_forecast where product_id = ANY(%s)",
+            [products],
+        )
+        assert cur.fetchone()[0] > 0
+
+
+def test_pgcli_completion_metadata_loads(wh_server: tuple[Settings, int]) -> None:
+    """What pgcli's completion refresher asks at connect: schemata, tables, columns,
+    functions, types, databases."""
+    from pgcli.pgexecute import PGExecute
+
+    _, port = wh_server
+    executor = PGExecute("prod", "wh", None, "127.0.0.1", port, None)
+    try:
+        assert "forecast" in list(executor.schemata())
+        tables = list(executor.tables())
+        assert ("forecast", "demand_forecast") in tables
+        columns = list(executor.table_columns())
+        assert any(c[1] == "demand_forecast" and c[2] == "units_p50" for c in columns)
+        list(executor.view_columns())
+        list(executor.functions())
+        list(executor.datatypes())
+        assert "prod" in list(executor.databases())
+        list(executor.search_path())
+    finally:
+        executor.conn.close()
