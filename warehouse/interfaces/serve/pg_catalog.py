@@ -353,8 +353,11 @@ MACROS = {  # in order: a macro may use the ones before it
 }
 
 
-def session_setup_sql(database: str, env: str, user: str) -> list[str]:
-    """Statements run once on each session's connection (temporary, per connection)."""
+def session_setup_sql(
+    database: str, env: str, user: str, settings: dict[str, str] | None = None
+) -> list[str]:
+    """Statements run once on each session's connection (temporary, per connection):
+    `database` is DuckDB's name of the snapshot, `env` the name clients see."""
 
     def literal(text: str) -> str:
         return text.replace("'", "''")
@@ -370,7 +373,7 @@ def session_setup_sql(database: str, env: str, user: str) -> list[str]:
         f"CREATE OR REPLACE TEMP VIEW {PREFIX}{name} AS {select}"
         for name, select in _views(database, env, user).items()
     ]
-    return [*empty, *views, *macros]
+    return [settings_view(settings or {}), *empty, *views, *macros]
 
 
 def settings_view(values: dict[str, str]) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from warehouse.config import Settings
-from warehouse.interfaces.serve.pg_catalog import session_setup_sql, settings_view
+from warehouse.interfaces.serve.pg_catalog import session_setup_sql
 from warehouse.runtime import catalog
 from warehouse.runtime.engine import duckdb as engine
 
@@ -37,7 +37,7 @@ class Snapshot:
         """A connection of its own for one session, with the Postgres catalog over this
         publish (the database DuckDB names after the catalog file)."""
         cursor = self.database.cursor()
-        for statement in [settings_view(settings), *session_setup_sql(self.path.stem, env, user)]:
+        for statement in session_setup_sql(self.path.stem, env, user, settings):
             cursor.execute(statement)
         return cursor
 
