@@ -377,6 +377,12 @@ def session_setup_sql(
 
 
 def settings_view(values: dict[str, str]) -> str:
+    if not values:
+        return (
+            f"CREATE OR REPLACE TEMP VIEW {PREFIX}pg_settings AS SELECT * FROM (SELECT "
+            f"{_null_columns(', '.join(f'{c} VARCHAR' for c in SETTINGS_COLUMNS.split(', ')))})"
+            " WHERE false"
+        )
     rows = ", ".join(
         "('{}', '{}', NULL, 'wh serve', '', 'user', 'string', 'session')".format(
             name.replace("'", "''"), value.replace("'", "''")
