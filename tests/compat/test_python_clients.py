@@ -93,3 +93,30 @@ def test_pgcli_completion_metadata_loads(wh_server: tuple[Settings, int]) -> Non
         list(executor.search_path())
     finally:
         executor.conn.close()
+
+
+def test_named_cursors_page_through_every_row(wh_server: tuple[Settings, int]) -> None:
+    """psycopg 2 and 3 named cursors, and SQLAlchemy's stream_results, use DECLARE/FETCH:
+    every row arrives, a page at a time."""
+    settings, port = wh_server
+    total = rows(settings, "SELECT count(*) FROM forecast.demand_forecast_history")[0][0]
+    query = "select product_id, forecast_date from forecast.demand_forecast_history"
+    dsn = f"host=127.0.0.1 port={port} user=wh dbname=prod"
+    with psycopg2.connect(dsn) as con, con.cursor("extract") as cur:
+        cur.itersize = 7
+        cur.execute(query)
+        assert sum(1 for _ in cur) == total
+    with psycopg.connect(dsn) as con, con.cursor("extract") as server_cursor:
+        server_cursor.itersize = 5
+        server_cursor.execute(query)
+        assert len(server_cursor.fetchmany(3)) == 3
+        assert 3 + sum(1 for _ in server_cursor) == total
+    engine = create_engine(f"postgresql+psycopg2://wh@127.0.0.1:{port}/prod")
+    try:
+        with engine.connect() as con:
+            result = con.execution_options(stream_results=True, max_row_buffer=10).exec_driver_sql(
+                query
+            )
+            assert sum(1 for _ in result) == total
+    finally:
+        engine.dispose()

@@ -16,7 +16,7 @@ import secrets
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
@@ -70,6 +70,8 @@ class Portal:
     sent: int = 0
     fallback_rows: list[tuple[Any, ...]] | None = None
     result_formats: list[int] = field(default_factory=list)  # from Bind: none, one, or each
+    connection: duckdb.DuckDBPyConnection | None = None  # a declared cursor's own
+    hold: bool = False  # a declared cursor WITH HOLD outlives its transaction
     binary_oids: list[int] | None = None  # per column: its oid if sent binary, else 0
 
     def formats(self) -> list[int] | None:
@@ -91,6 +93,7 @@ class Session:
     prepared: dict[str, Prepared] = field(default_factory=dict)
     portals: dict[str, Portal] = field(default_factory=dict)
     skipping: bool = False  # after an error in the extended flow, until Sync
+    cursors: dict[str, Portal] = field(default_factory=dict)  # DECLAREd cursors
     streaming: Portal | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -107,6 +110,8 @@ class Session:
     async def close(self) -> None:
         self.server.forget(self)
         self.drop_portal_results()
+        for name in list(self.cursors):
+            await self.close_cursor(name)
         if self.snapshot is not None:
             snapshot, cursor = self.snapshot, self.cursor
             self.snapshot = self.cursor = None
@@ -196,7 +201,9 @@ class Session:
         """The session's connection on the right publish (moves to a new one when idle)."""
         snapshots = self.server.snapshots
         if self.snapshot is not None and (
-            self.tx.in_block or await self.in_thread(snapshots.is_current, self.snapshot)
+            self.tx.in_block
+            or self.cursors  # open cursors read this publish: the session stays on it
+            or await self.in_thread(snapshots.is_current, self.snapshot)
         ):
             assert self.cursor is not None
             return self.cursor
@@ -256,11 +263,11 @@ class Session:
     def prepare_statement(self, sql: str) -> Statement:
         statement = classify(sql, self.settings.values)
         self.tx.check(statement.kind)
-        if statement.kind == "query":
+        if statement.kind in ("query", "declare"):
             facts = SessionFacts(
                 self.server.settings.env, self.user, self.pid, self.settings.values
             )
-            statement = Statement(to_duckdb(statement.text, facts), "query")
+            statement = replace(statement, text=to_duckdb(statement.text, facts))
         if self.server.log_statements:
             print(f"[{self.pid}] {statement.kind}: {statement.text}", file=sys.stderr, flush=True)
         return statement
@@ -277,7 +284,7 @@ class Session:
                 await self.describe_message(body)
             elif kind == b"E":
                 name = body.cstring()
-                portal = self.portals.get(name)
+                portal = self.portals.get(name) or self.cursors.get(name)
                 if portal is None:
                     raise StatementError("34000", f'portal "{name}" does not exist')
                 await self.execute(portal, body.int32())
@@ -343,7 +350,8 @@ class Session:
                 wire.row_description(columns) if columns is not None else wire.no_data(),
             )
             return
-        bound = self.portals.get(name)
+        # a DECLAREd cursor is a portal too: psycopg 3 describes it by its name
+        bound = self.portals.get(name) or self.cursors.get(name)
         if bound is None:
             raise StatementError("34000", f'portal "{name}" does not exist')
         columns = await self.describe(bound)
@@ -355,17 +363,28 @@ class Session:
 
     # --- running statements ---------------------------------------------------------------
 
-    async def describe(self, portal: Portal, run: bool = True) -> list[tuple[str, int]] | None:
-        """Result columns of a portal (None for commands); with `run`, the query starts."""
+    async def describe(
+        self,
+        portal: Portal,
+        run: bool = True,
+        own: duckdb.DuckDBPyConnection | None = None,
+    ) -> list[tuple[str, int]] | None:
+        """Result columns of a portal (None for commands); with `run`, the query starts
+        (on `own`, a declared cursor's connection, or the session's)."""
         statement = portal.prepared.statement
         if statement.kind == "show":
             return [(statement.name, rows.TEXT_OID)]
+        if statement.kind == "fetch":
+            return self.declared(statement.name).columns
         if statement.kind != "query":
             return None
         if portal.columns is not None:
             return portal.columns
-        cursor = await self.connection()
-        self.drop_portal_results()
+        if own is None:
+            cursor = await self.connection()
+            self.drop_portal_results()
+        else:
+            cursor = own
         relation = await self.in_thread(_relation, cursor, statement.text, portal.values)
         columns = [
             (name, rows.type_oid(str(kind)))
@@ -383,7 +402,8 @@ class Session:
         text = rows.text_query(statement.text, types, binary)
         try:
             portal.batches = await self.in_thread(_batches, cursor, text, portal.values)
-            self.streaming = portal
+            if own is None:
+                self.streaming = portal
         except duckdb.ParserException:
             # statements that cannot be a subquery (EXPLAIN): small results, sent as str()
             portal.fallback_rows = await self.in_thread(relation.fetchall)
@@ -394,6 +414,11 @@ class Session:
 
     async def execute(self, portal: Portal, max_rows: int) -> None:
         statement = portal.prepared.statement
+        if statement.kind == "fetch":
+            cursor = self.declared(statement.name)
+            sent = await self.send_rows(cursor, int(statement.value))
+            await self.send(wire.command_complete(f"FETCH {sent}"))
+            return
         if statement.kind in SESSION_KINDS:
             await self.session_command(statement)
             return
@@ -404,8 +429,19 @@ class Session:
             await self.send(data, wire.command_complete(f"SELECT {len(portal.fallback_rows)}"))
             portal.fallback_rows = []
             return
-        # max_rows counts from this Execute: a client paging with a fetch size sends Execute
-        # again on the suspended portal for the next rows
+        await self.send_rows(portal, max_rows)
+        if portal.batches is not None or portal.pending is not None:
+            await self.send(wire.portal_suspended())
+            return
+        if self.streaming is portal:
+            self.streaming = None
+        await self.send(wire.command_complete(f"SELECT {portal.sent}"))
+
+    async def send_rows(self, portal: Portal, max_rows: int) -> int:
+        """DataRows for the portal's next `max_rows` rows (0: all); the number sent.
+        The count starts at this call: a client paging with a fetch size executes the
+        suspended portal again for the next rows."""
+        first = portal.sent
         limit = portal.sent + max_rows if max_rows > 0 else None
         while limit is None or portal.sent < limit:
             batch = portal.pending
@@ -424,12 +460,40 @@ class Session:
             encoded = await self.in_thread(rows.encode_batch, batch, portal.binary_oids)
             portal.sent += batch.num_rows
             await self.send(encoded)
-        if portal.batches is not None or portal.pending is not None:
-            await self.send(wire.portal_suspended())
-            return
-        if self.streaming is portal:
-            self.streaming = None
-        await self.send(wire.command_complete(f"SELECT {portal.sent}"))
+        return portal.sent - first
+
+    def declared(self, name: str) -> Portal:
+        cursor = self.cursors.get(name)
+        if cursor is None:
+            raise StatementError("34000", f'cursor "{name}" does not exist')
+        return cursor
+
+    async def declare(self, statement: Statement) -> None:
+        """A cursor on a connection of its own (DuckDB streams one result per
+        connection), on the session's publish, started now and read by FETCH."""
+        if statement.name in self.cursors:
+            raise StatementError("42P03", f'cursor "{statement.name}" already exists')
+        await self.connection()
+        assert self.snapshot is not None
+        own = await self.in_thread(
+            self.snapshot.cursor, self.server.settings.env, self.user, self.settings.values
+        )
+        portal = Portal(Prepared(Statement(statement.text, "query"), []), [])
+        portal.connection, portal.hold = own, statement.value == "hold"
+        self.cursors[statement.name] = portal
+        await self.describe(portal, own=own)
+
+    async def close_cursor(self, name: str) -> None:
+        cursor = self.cursors.pop(name, None)
+        if cursor is not None:
+            cursor.batches = cursor.pending = None
+            await self.in_thread(_close_quietly, cursor.connection)
+
+    async def end_transaction_cursors(self) -> None:
+        """Cursors WITHOUT HOLD end with their transaction, as in Postgres."""
+        for name, cursor in list(self.cursors.items()):
+            if not cursor.hold:
+                await self.close_cursor(name)
 
     async def session_command(self, statement: Statement) -> None:
         kind = statement.kind
@@ -442,6 +506,18 @@ class Session:
                 out.append(wire.notice("there is already a transaction in progress"))
         elif kind in ("commit", "rollback"):
             tag = self.tx.end(kind)
+            await self.end_transaction_cursors()
+        elif kind == "declare":
+            await self.declare(statement)
+            tag = "DECLARE CURSOR"
+        elif kind == "close":
+            if statement.name == "all":
+                for name in list(self.cursors):
+                    await self.close_cursor(name)
+            else:
+                self.declared(statement.name)
+                await self.close_cursor(statement.name)
+            tag = "CLOSE CURSOR"
         elif kind == "rollback_to":
             tag = "ROLLBACK"
             self.tx.rollback_to_savepoint()

@@ -28,6 +28,8 @@ SESSION_KINDS = {
     "discard",
     "deallocate",
     "empty",
+    "declare",
+    "close",
 }
 QUERY_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 READ_ONLY_HINT = "wh serve is read-only; tables change only through wh build and wh forecast"
@@ -173,6 +175,15 @@ def classify(sql: str, settings: Collection[str] = ()) -> Statement:
     if first == "deallocate":
         name = words[-1] if len(words) > 1 else ""
         return Statement(text, "deallocate", name=name.strip('"'))
+    if first == "declare":
+        return _declare(text)
+    if first in ("fetch", "move"):
+        return _fetch(text)
+    if first == "close":
+        found = CLOSE.match(text)
+        if not found:
+            raise StatementError("42601", f"cannot read the CLOSE statement: {text[:80]}")
+        return Statement(text, "close", name=_cursor_name(found.group("name")))
     if first == "set":
         return _set_statement(text)
     if first == "reset":
@@ -183,6 +194,46 @@ def classify(sql: str, settings: Collection[str] = ()) -> Statement:
         if name in settings:
             return Statement(text, "show", name=name)
     return _engine_statement(text)
+
+
+DECLARE = re.compile(
+    r"^declare\s+(?P<name>\"[^\"]+\"|\w+)\s+(?:binary\s+)?(?:(?:a|in)sensitive\s+)?"
+    r"(?:no\s+)?(?:scroll\s+)?cursor\s+(?P<hold>(?:with|without)\s+hold\s+)?for\s+(?P<query>.+)$",
+    re.IGNORECASE | re.DOTALL,
+)
+FETCH = re.compile(
+    r"^(?P<verb>fetch|move)\s+(?:(?P<how>next|first|forward\s+all|forward\s+\d+|forward|all|\d+)"
+    r"\s+)?(?:from\s+|in\s+)?(?P<name>\"[^\"]+\"|\w+)$",
+    re.IGNORECASE,
+)
+CLOSE = re.compile(r"^close\s+(?P<name>\"[^\"]+\"|\w+)$", re.IGNORECASE)
+
+
+def _cursor_name(raw: str) -> str:
+    return raw[1:-1] if raw.startswith('"') else raw.lower()
+
+
+def _declare(text: str) -> Statement:
+    """DECLARE name CURSOR [WITH HOLD] FOR query: a read-only cursor over a query."""
+    found = DECLARE.match(text)
+    if not found:
+        raise StatementError("42601", f"cannot read the DECLARE statement: {text[:80]}")
+    query = found.group("query").strip()
+    _engine_statement(query)  # refuses anything but a query, as on its own
+    hold = "hold" if (found.group("hold") or "").lower().startswith("with ") else ""
+    return Statement(query, "declare", name=_cursor_name(found.group("name")), value=hold)
+
+
+def _fetch(text: str) -> Statement:
+    """FETCH [NEXT | FORWARD n | ALL | n] [FROM] name; value: rows wanted, 0 for all."""
+    found = FETCH.match(text)
+    if not found or found.group("verb").lower() == "move":
+        raise StatementError("0A000", f"only FETCH forward is supported: {text[:80]}")
+    how = (found.group("how") or "next").lower().split()
+    count = "0" if how[-1] == "all" else how[-1] if how[-1].isdigit() else "1"
+    if how[0] == "first":
+        raise StatementError("0A000", "cursors here are forward-only (NO SCROLL)")
+    return Statement(text, "fetch", name=_cursor_name(found.group("name")), value=count)
 
 
 def _set_statement(text: str) -> Statement:
