@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
-from conftest import need
+from conftest import need, rows
 
 from warehouse.config import Settings
 
@@ -94,3 +95,28 @@ def test_postgres_answers_where_clients_depend_on_them(wh_server: tuple[Settings
     assert [v.strip() for v in values.split("|")][:3] == ["prod", "wh", "3"]
     failed = psql(port, "select 1/0")
     assert failed.returncode != 0 and "division by zero" in failed.stderr
+
+
+def test_copy_to_a_local_file_streams_every_row(
+    wh_server: tuple[Settings, int], tmp_path: Path
+) -> None:
+    """psql's \\copy is COPY ... TO STDOUT on the wire; COPY to a server file is refused."""
+    settings, port = wh_server
+    text, csv = tmp_path / "out.txt", tmp_path / "out.csv"
+    done = psql(
+        port,
+        rf"\copy (select product_id, NULL::text as nothing, 'a' || chr(9) || 'b' as tab "
+        rf"from forecast.demand_forecast_history order by 1) to '{text}'",
+        rf"\copy forecast.demand_forecast to '{csv}' with csv header",
+    )
+    assert done.returncode == 0, done.stderr
+    history = rows(settings, "SELECT count(*) FROM forecast.demand_forecast_history")[0][0]
+    lines = text.read_text().splitlines()
+    assert len(lines) == history and lines[0].split("\t")[1:] == ["\\N", "a\\tb"]
+    table = rows(settings, "SELECT * FROM forecast.demand_forecast")
+    with csv.open() as handle:
+        parsed = list(__import__("csv").reader(handle))
+    assert parsed[0][:2] == ["product_id", "forecast_date"] and len(parsed) == len(table) + 1
+    refused = psql(port, "copy forecast.demand_forecast to '/tmp/wh_compat_copy.csv'")
+    assert refused.returncode != 0 and "read-only" in refused.stderr
+    assert not Path("/tmp/wh_compat_copy.csv").exists()

@@ -7,6 +7,7 @@ scatter: no Python loop per value, so a large table streams at close to fetch sp
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import Any
 
@@ -178,3 +179,28 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "t" if value else "f"
     return str(value)
+
+
+def copy_lines(batch: pa.RecordBatch, csv: bool, delimiter: str) -> bytes:
+    """Rows of text columns in COPY's text format (\\N for NULL, backslash escapes) or CSV
+    (quoted where needed, empty for NULL), a line each."""
+    import pyarrow.compute as pc
+
+    if batch.num_rows == 0:
+        return b""
+    cells = []
+    for column in batch.columns:
+        text = column.cast(pa.string())
+        if csv:
+            special = pc.match_substring_regex(text, f'[{re.escape(delimiter)}"\\n\\r]')
+            quoted = pc.binary_join_element_wise(
+                '"', pc.replace_substring(text, '"', '""'), '"', ""
+            )
+            text = pc.fill_null(pc.if_else(special, quoted, text), "")
+        else:
+            for raw, escaped in (("\\", "\\\\"), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
+                text = pc.replace_substring(text, raw, escaped)
+            text = pc.fill_null(text, "\\N")
+        cells.append(text)
+    lines = pc.binary_join_element_wise(*cells, delimiter)
+    return ("\n".join(lines.to_pylist()) + "\n").encode()

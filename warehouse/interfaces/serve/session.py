@@ -263,7 +263,7 @@ class Session:
     def prepare_statement(self, sql: str) -> Statement:
         statement = classify(sql, self.settings.values)
         self.tx.check(statement.kind)
-        if statement.kind in ("query", "declare"):
+        if statement.kind in ("query", "declare", "copy_out"):
             facts = SessionFacts(
                 self.server.settings.env, self.user, self.pid, self.settings.values
             )
@@ -414,6 +414,9 @@ class Session:
 
     async def execute(self, portal: Portal, max_rows: int) -> None:
         statement = portal.prepared.statement
+        if statement.kind == "copy_out":
+            await self.copy_out(statement, portal.values)
+            return
         if statement.kind == "fetch":
             cursor = self.declared(statement.name)
             sent = await self.send_rows(cursor, int(statement.value))
@@ -461,6 +464,27 @@ class Session:
             portal.sent += batch.num_rows
             await self.send(encoded)
         return portal.sent - first
+
+    async def copy_out(self, statement: Statement, values: list[Any]) -> None:
+        """COPY (query) TO STDOUT: the rows as CopyData in text or CSV format."""
+        form, header, delimiter = statement.value.split("|")
+        cursor = await self.connection()
+        self.drop_portal_results()
+        relation = await self.in_thread(_relation, cursor, statement.text, values)
+        types = [str(t) for t in relation.types]
+        text = rows.text_query(statement.text, types)
+        batches = await self.in_thread(_batches, cursor, text, values)
+        out = [wire.copy_out_response(len(types))]
+        if header == "1":
+            names = [str(c) for c in relation.columns]
+            out.append(wire.copy_data((delimiter.join(names) + "\n").encode()))
+        await self.send(*out)
+        sent = 0
+        while (batch := await self.in_thread(next, batches, None)) is not None:
+            data = await self.in_thread(rows.copy_lines, batch, form == "csv", delimiter)
+            sent += batch.num_rows
+            await self.send(wire.copy_data(data))
+        await self.send(wire.copy_done(), wire.command_complete(f"COPY {sent}"))
 
     def declared(self, name: str) -> Portal:
         cursor = self.cursors.get(name)

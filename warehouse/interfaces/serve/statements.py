@@ -175,6 +175,8 @@ def classify(sql: str, settings: Collection[str] = ()) -> Statement:
     if first == "deallocate":
         name = words[-1] if len(words) > 1 else ""
         return Statement(text, "deallocate", name=name.strip('"'))
+    if first == "copy" and COPY_TO_STDOUT.match(text):
+        return _copy_out(text)
     if first == "declare":
         return _declare(text)
     if first in ("fetch", "move"):
@@ -207,6 +209,41 @@ FETCH = re.compile(
     re.IGNORECASE,
 )
 CLOSE = re.compile(r"^close\s+(?P<name>\"[^\"]+\"|\w+)$", re.IGNORECASE)
+
+
+COPY_TO_STDOUT = re.compile(
+    r"^copy\s+(?P<source>\(.*\)|[\w.\"]+(?:\s*\([^)]*\))?)\s+to\s+stdout\b\s*(?P<options>.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _copy_out(text: str) -> Statement:
+    """COPY (query) TO STDOUT / COPY table [(columns)] TO STDOUT [WITH] [(] options [)]:
+    a read, streamed to the client (psql's \\copy, ETL tools). The query runs as any query
+    does; only TO STDOUT is a COPY here (to or from a file stays refused)."""
+    found = COPY_TO_STDOUT.match(text)
+    assert found is not None
+    source = found.group("source").strip()
+    if source.startswith("("):
+        query = source[1:-1].strip()
+    else:
+        table, _, columns = source.partition("(")
+        query = f"SELECT {columns.rstrip(')').strip() or '*'} FROM {table.strip()}"
+    _engine_statement(query)  # refuses anything but a query
+    options = re.sub(r"^with\s+", "", found.group("options").strip(), flags=re.IGNORECASE)
+    options = options.strip().strip("()").lower()
+    words = re.findall(r"'[^']*'|[\w]+", options)
+    csv = "csv" in words
+    header = "header" in words and words[words.index("header") + 1 : words.index("header") + 2] != [
+        "false"
+    ]
+    delimiter = "," if csv else "\t"
+    if "delimiter" in words and words.index("delimiter") + 1 < len(words):
+        delimiter = words[words.index("delimiter") + 1].strip("'")
+    if "binary" in words:
+        raise StatementError("0A000", "COPY TO STDOUT supports text and csv formats")
+    value = f"{'csv' if csv else 'text'}|{int(header)}|{delimiter}"
+    return Statement(query, "copy_out", value=value)
 
 
 def _cursor_name(raw: str) -> str:

@@ -179,3 +179,16 @@ def error(
 
 def notice(text: str) -> bytes:
     return message(b"N", b"S" + cstr("NOTICE") + b"C" + cstr("00000") + b"M" + cstr(text) + b"\0")
+
+
+def copy_out_response(columns: int) -> bytes:
+    """CopyOutResponse: text format (0) overall and for each column."""
+    return message(b"H", struct.pack(f"!bh{columns}h", 0, columns, *([0] * columns)))
+
+
+def copy_data(data: bytes) -> bytes:
+    return message(b"d", data)
+
+
+def copy_done() -> bytes:
+    return message(b"c")
