@@ -10,13 +10,18 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import secrets
 import signal
 import socket
+import ssl
+import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from warehouse.config import Settings
 from warehouse.errors import ConfigError
+from warehouse.interfaces.serve.auth import Verifier
 from warehouse.interfaces.serve.session import Session
 from warehouse.interfaces.serve.snapshots import Snapshots
 
@@ -30,6 +35,17 @@ class ServeOptions:
     user: str = "wh"
     password: str | None = None
     log_statements: bool = False
+    users: dict[str, str] = field(default_factory=dict)  # [serve.users]: name -> password
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    allow_plaintext: bool = False  # a non-loopback bind without TLS, on purpose
+
+    def passwords(self) -> dict[str, str]:
+        """Every user and password (clear text or a SCRAM verifier)."""
+        found = dict(self.users)
+        if self.password is not None:
+            found[self.user] = self.password
+        return found
 
 
 def serve_options(
@@ -39,19 +55,52 @@ def serve_options(
     table = settings.extra.get("serve", {})
     if not isinstance(table, dict):
         raise ConfigError("[serve] must be a table", settings.project_dir / "wh.toml")
+    config = settings.project_dir / "wh.toml"
+    users = table.get("users", {})
+    if not isinstance(users, dict) or not all(isinstance(v, str) for v in users.values()):
+        raise ConfigError(
+            "[serve.users] must map user names to passwords", config,
+            hint='e.g. [serve.users] analyst = "SCRAM-SHA-256$4096:..." (or a password)',
+        )  # fmt: skip
+
+    def path(key: str) -> Path | None:
+        value = os.environ.get(f"WH_SERVE_{key.upper()}") or table.get(key)
+        return (settings.project_dir / str(value)).resolve() if value else None
+
     options = ServeOptions(
         host=host or os.environ.get("WH_SERVE_HOST") or str(table.get("host", "127.0.0.1")),
         port=port or int(os.environ.get("WH_SERVE_PORT") or table.get("port", 5433)),
         user=os.environ.get("WH_SERVE_USER") or str(table.get("user", "wh")),
         password=os.environ.get("WH_SERVE_PASSWORD") or table.get("password"),
         log_statements=log_statements,
+        users={str(k): str(v) for k, v in users.items()},
+        tls_cert=path("tls_cert"),
+        tls_key=path("tls_key"),
+        allow_plaintext=bool(
+            os.environ.get("WH_SERVE_ALLOW_PLAINTEXT") or table.get("allow_plaintext", False)
+        ),
     )
-    if options.password is None and not is_loopback(options.host):
+    if (options.tls_cert is None) != (options.tls_key is None):
         raise ConfigError(
-            f"refusing to listen on {options.host} without a password",
-            hint="set WH_SERVE_PASSWORD (or [serve] password in wh.toml), or keep the "
-            "default host 127.0.0.1",
-        )
+            "TLS needs both tls_cert and tls_key", config,
+            hint="set [serve] tls_cert and tls_key (PEM files), or neither",
+        )  # fmt: skip
+    for file in (options.tls_cert, options.tls_key):
+        if file is not None and not file.is_file():
+            raise ConfigError(f"TLS file not found: {file}", config)
+    if not is_loopback(options.host):
+        if not options.passwords():
+            raise ConfigError(
+                f"refusing to listen on {options.host} without a password",
+                hint="set WH_SERVE_PASSWORD (or [serve] password or [serve.users] in wh.toml), "
+                "or keep the default host 127.0.0.1",
+            )
+        if options.tls_cert is None and not options.allow_plaintext:
+            raise ConfigError(
+                f"refusing to listen on {options.host} without TLS",
+                hint="set [serve] tls_cert and tls_key (or WH_SERVE_TLS_CERT/KEY); "
+                "allow_plaintext = true accepts unencrypted connections on purpose",
+            )
     return options
 
 
@@ -68,13 +117,23 @@ class Server:
     def __init__(self, settings: Settings, options: ServeOptions) -> None:
         self.settings = settings
         self.options = options
-        self.user = options.user
-        self.password = options.password
         self.log_statements = options.log_statements
+        # SCRAM verifiers, derived once: PBKDF2's 4096 rounds are not paid per connection
+        self.users = {name: Verifier.parse(pw) for name, pw in options.passwords().items()}
+        self.decoy = Verifier.from_password(secrets.token_hex(16))
+        self.tls: ssl.SSLContext | None = None
+        if options.tls_cert is not None and options.tls_key is not None:
+            self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.tls.load_cert_chain(options.tls_cert, options.tls_key)
+        # off loopback with TLS configured, every connection must use it
+        self.require_tls = self.tls is not None and not is_loopback(options.host)
         self.snapshots = Snapshots(settings)
         self.pool = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="wh-serve")
         self.sessions: dict[int, Session] = {}
         self._next_pid = 1000
+
+    def log(self, peer: str, text: str) -> None:
+        print(f"wh serve: {peer}: {text}", file=sys.stderr, flush=True)
 
     def register(self, session: Session) -> int:
         self._next_pid += 1
@@ -105,7 +164,7 @@ class Server:
             loop.add_signal_handler(sig, stop.set)
         address = server.sockets[0].getsockname()
         print(
-            f"wh serve: environment '{self.settings.env}' on postgresql://{self.user}@"
+            f"wh serve: environment '{self.settings.env}' on postgresql://{self.options.user}@"
             f"{address[0]}:{address[1]}/{self.settings.env} (read-only; Ctrl-C stops)",
             flush=True,
         )

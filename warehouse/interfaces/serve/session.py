@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import re
 import secrets
 import sys
@@ -24,6 +23,7 @@ import pyarrow as pa
 
 from warehouse.interfaces.serve import params as wire_params
 from warehouse.interfaces.serve import rows, wire
+from warehouse.interfaces.serve.auth import MECHANISM, AuthFailed, ScramExchange
 from warehouse.interfaces.serve.settings import SessionSettings
 from warehouse.interfaces.serve.snapshots import NotPublishedError, Snapshot
 from warehouse.interfaces.serve.sqlstate import error_fields
@@ -94,6 +94,13 @@ class Session:
     portals: dict[str, Portal] = field(default_factory=dict)
     skipping: bool = False  # after an error in the extended flow, until Sync
     cursors: dict[str, Portal] = field(default_factory=dict)  # DECLAREd cursors
+    tls: bool = False  # the connection was upgraded after an SSLRequest
+
+    @property
+    def peer(self) -> str:
+        address = self.writer.get_extra_info("peername")
+        return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
+
     streaming: Portal | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -122,6 +129,12 @@ class Session:
     async def startup(self) -> bool:
         while True:
             start = await wire.read_startup(self.reader)
+            if start.kind == "ssl" and self.server.tls is not None and not self.tls:
+                self.writer.write(b"S")
+                await self.writer.drain()
+                await self.writer.start_tls(self.server.tls)
+                self.tls = True
+                continue
             if start.kind in ("ssl", "gss"):
                 self.writer.write(b"N")
                 await self.writer.drain()
@@ -131,6 +144,21 @@ class Session:
                 return False
             break
         self.user = start.parameters.get("user", "")
+        if self.server.require_tls and not self.tls:
+            await self.refuse(
+                "28000", "this server accepts only TLS connections", "use sslmode=require"
+            )
+            return False
+        database = start.parameters.get("database") or self.user
+        env = self.server.settings.env
+        if database != env:
+            await self.refuse(
+                "3D000",
+                f'database "{database}" does not exist',
+                f"this server serves environment '{env}': connect to database {env}, or run "
+                f"wh serve --env {database}",
+            )
+            return False
         if not await self.authenticate():
             return False
         self.settings = SessionSettings(self.user, start.parameters)
@@ -143,21 +171,38 @@ class Session:
         )
         return True
 
+    async def refuse(self, code: str, message: str, hint: str | None = None) -> None:
+        self.server.log(self.peer, f"refused: {message}")
+        await self.send(wire.error(code, message, severity="FATAL", hint=hint))
+
     async def authenticate(self) -> bool:
-        expected = self.server.password
-        if expected is None:
+        """SCRAM-SHA-256 when the server has users; open on loopback otherwise."""
+        if not self.server.users:
             return True
-        await self.send(wire.auth_cleartext())
-        kind, body = await wire.read_message(self.reader)
-        given = body.rstrip(b"\0").decode(errors="replace") if kind == b"p" else ""
-        ok = hmac.compare_digest(given.encode(), expected.encode()) and hmac.compare_digest(
-            self.user.encode(), self.server.user.encode()
-        )
-        if not ok:
-            await self.send(
-                wire.error("28P01", f'password authentication failed for user "{self.user}"')
-            )
-        return ok
+        # an unknown user goes through the same exchange, so failures look alike
+        verifier = self.server.users.get(self.user) or self.server.decoy
+        exchange = ScramExchange(verifier)
+        failed = f'password authentication failed for user "{self.user}"'
+        try:
+            await self.send(wire.auth_sasl([MECHANISM]))
+            kind, body = await wire.read_message(self.reader)
+            message = wire.Body(body)
+            if kind != b"p" or message.cstring() != MECHANISM:
+                raise AuthFailed("the client did not start SCRAM-SHA-256")
+            first = message.take(message.int32()).decode()
+            await self.send(wire.auth_sasl_continue(exchange.first(first)))
+            kind, body = await wire.read_message(self.reader)
+            if kind != b"p":
+                raise AuthFailed("the client did not answer the SCRAM challenge")
+            final = exchange.final(body.decode())
+            if self.user not in self.server.users:
+                raise AuthFailed("unknown user")
+        except (AuthFailed, UnicodeDecodeError, ValueError) as exc:
+            self.server.log(self.peer, f"{failed} ({exc})")
+            await self.send(wire.error("28P01", failed, severity="FATAL"))
+            return False
+        await self.send(wire.auth_sasl_final(final))
+        return True
 
     async def loop(self) -> None:
         while True:
@@ -261,7 +306,12 @@ class Session:
         await self.send(wire.ready(self.tx.status))
 
     def prepare_statement(self, sql: str) -> Statement:
-        statement = classify(sql, self.settings.values)
+        try:
+            statement = classify(sql, self.settings.values)
+        except StatementError as exc:
+            if exc.code in ("25006", "42501", "0A000"):  # refused: always in the log
+                self.server.log(self.peer, f"refused statement ({exc.message}): {sql[:500]}")
+            raise
         self.tx.check(statement.kind)
         if statement.kind in ("query", "declare", "copy_out"):
             facts = SessionFacts(

@@ -104,8 +104,16 @@ def auth_ok() -> bytes:
     return message(b"R", struct.pack("!i", 0))
 
 
-def auth_cleartext() -> bytes:
-    return message(b"R", struct.pack("!i", 3))
+def auth_sasl(mechanisms: list[str]) -> bytes:
+    return message(b"R", struct.pack("!i", 10) + b"".join(cstr(m) for m in mechanisms) + b"\0")
+
+
+def auth_sasl_continue(data: str) -> bytes:
+    return message(b"R", struct.pack("!i", 11) + data.encode())
+
+
+def auth_sasl_final(data: str) -> bytes:
+    return message(b"R", struct.pack("!i", 12) + data.encode())
 
 
 def parameter_status(name: str, value: str) -> bytes:
