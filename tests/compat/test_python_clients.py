@@ -120,3 +120,45 @@ def test_named_cursors_page_through_every_row(wh_server: tuple[Settings, int]) -
             assert sum(1 for _ in result) == total
     finally:
         engine.dispose()
+
+
+def test_harlequin_loads_its_catalog_and_completions(wh_server: tuple[Settings, int]) -> None:
+    """harlequin (terminal SQL IDE) with its Postgres adapter, as it starts up."""
+    from harlequin_postgres.adapter import HarlequinPostgresAdapter
+
+    _, port = wh_server
+    adapter = HarlequinPostgresAdapter(
+        conn_str=(f"host=127.0.0.1 port={port} user=wh dbname=prod",)
+    )
+    connection = adapter.connect()
+    catalog = connection.get_catalog()
+    (database,) = catalog.items
+    assert database.label == "prod"
+    schemas = {item.label for item in database.children}
+    assert {"forecast", "staging"} <= schemas and "main" not in schemas
+    assert len(connection.get_completions()) > 100
+    cursor = connection.execute("select count(*) from forecast.demand_forecast")
+    assert cursor is not None and cursor.fetchall()[0][0] > 0
+
+
+SUPERSET_SQL = [
+    # what Superset 6.1's Postgres engine spec sends: SQL Lab, time-range filters, catalogs
+    "SELECT pg_backend_pid()",
+    "SELECT count(*) FROM forecast.demand_forecast WHERE forecast_date >= "
+    "TO_DATE('2020-01-01', 'YYYY-MM-DD')",
+    "SELECT count(*) FROM forecast.demand_forecast WHERE forecast_date < "
+    "TO_TIMESTAMP('2100-01-01 00:00:00.000000', 'YYYY-MM-DD HH24:MI:SS.US')",
+    "SELECT DATE_TRUNC('week', forecast_date) AS __timestamp, sum(units_p50) AS sum "
+    "FROM forecast.demand_forecast GROUP BY DATE_TRUNC('week', forecast_date) LIMIT 10000",
+    "SELECT datname FROM pg_database WHERE datistemplate = false",
+]
+
+
+@pytest.mark.parametrize("sql", SUPERSET_SQL)
+def test_superset_engine_spec_sql_runs(wh_server: tuple[Settings, int], sql: str) -> None:
+    _, port = wh_server
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=wh dbname=prod") as con:
+        got = con.execute(sql).fetchall()
+    assert got
+    if "datname" in sql:
+        assert got == [("prod",)]  # the environment, not DuckDB's system/temp/prod-3
