@@ -131,14 +131,17 @@ def test_harlequin_loads_its_catalog_and_completions(wh_server: tuple[Settings, 
         conn_str=(f"host=127.0.0.1 port={port} user=wh dbname=prod",)
     )
     connection = adapter.connect()
-    catalog = connection.get_catalog()
-    (database,) = catalog.items
-    assert database.label == "prod"
-    schemas = {item.label for item in database.children}
-    assert {"forecast", "staging"} <= schemas and "main" not in schemas
-    assert len(connection.get_completions()) > 100
-    cursor = connection.execute("select count(*) from forecast.demand_forecast")
-    assert cursor is not None and cursor.fetchall()[0][0] > 0
+    try:
+        catalog = connection.get_catalog()
+        (database,) = catalog.items
+        assert database.label == "prod"
+        schemas = {item.label for item in database.children}
+        assert {"forecast", "staging"} <= schemas and "main" not in schemas
+        assert len(connection.get_completions()) > 100
+        cursor = connection.execute("select count(*) from forecast.demand_forecast")
+        assert cursor is not None and cursor.fetchall()[0][0] > 0
+    finally:
+        connection.close()
 
 
 SUPERSET_SQL = [

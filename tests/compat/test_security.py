@@ -35,14 +35,14 @@ def dsn(port: int, password: str, sslmode: str, database: str = "prod") -> str:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory, tiny_sources: Path) -> Settings:
+def secure_project(tmp_path_factory: pytest.TempPathFactory, tiny_sources: Path) -> Settings:
     settings = copy_project(tmp_path_factory.mktemp("secure") / "project", tiny_sources)
     build(settings)
     return settings
 
 
 def test_tls_and_scram_on_a_network_address(
-    project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    secure_project: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cert, key = self_signed(tmp_path)
     # the password as Postgres stores it: wh.toml need not hold the password itself
@@ -50,7 +50,7 @@ def test_tls_and_scram_on_a_network_address(
     monkeypatch.setenv("WH_SERVE_TLS_CERT", str(cert))
     monkeypatch.setenv("WH_SERVE_TLS_KEY", str(key))
     port = free_port()
-    with running(project, "serve", "--host", "0.0.0.0", "--port", str(port),
+    with running(secure_project, "serve", "--host", "0.0.0.0", "--port", str(port),
                  ready=lambda: accepting(port)):  # fmt: skip
         with psycopg.connect(dsn(port, "s3cret", "require")) as con:
             assert con.pgconn.ssl_in_use
@@ -70,11 +70,11 @@ def test_tls_and_scram_on_a_network_address(
 
 
 def test_a_network_address_needs_tls_or_an_explicit_opt_out(
-    project: Settings, monkeypatch: pytest.MonkeyPatch
+    secure_project: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WH_SERVE_PASSWORD", "s3cret")
     refused = subprocess.run(
-        [sys.executable, "-m", "warehouse", "--project", str(project.project_dir),
+        [sys.executable, "-m", "warehouse", "--project", str(secure_project.project_dir),
          "serve", "--host", "0.0.0.0", "--port", str(free_port())],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
@@ -82,12 +82,12 @@ def test_a_network_address_needs_tls_or_an_explicit_opt_out(
 
 
 def test_refusals_and_failed_logins_are_logged_with_the_client_address(
-    project: Settings, monkeypatch: pytest.MonkeyPatch
+    secure_project: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WH_SERVE_PASSWORD", "s3cret")
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "warehouse", "--project", str(project.project_dir),
+        [sys.executable, "-m", "warehouse", "--project", str(secure_project.project_dir),
          "serve", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
