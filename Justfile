@@ -27,6 +27,16 @@ test *ARGS:
 faults *ARGS:
     pytest -m faults {{ARGS}}
 
+# the client suite (tests/compat: psql, pgcli, pgjdbc, psycopg, SQLAlchemy, pandas,
+# harlequin), then Apache Superset 6.1 in its own environment against a real `wh serve`:
+# add the database, schemas, tables, a dataset, SQL Lab, chart data with a time range.
+# Superset's wheel leaves out rich and cachetools and breaks on flask-caching 2.4+.
+compat:
+    pytest tests/compat -n 0
+    [ -x .venv-superset/bin/python ] || "${UV:-uv}" venv -q .venv-superset -p 3.11
+    "${UV:-uv}" pip install -q --python .venv-superset/bin/python "apache-superset==6.1.0" psycopg2-binary rich cachetools "flask-caching==2.3.1"
+    python tests/compat/superset/run.py
+
 # ruff and mypy --strict
 lint:
     ruff check warehouse pipeline tests
