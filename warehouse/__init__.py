@@ -7,7 +7,7 @@ The public Python API; the `wh` command line is a thin shell over it::
     result = wh.build("path/to/project")          # plan, compute, audit, publish
     print(result.status, [r.plan.model.name for r in result.results])
     wh.forecast("path/to/project", horizon=28)     # backtest, pick, publish forecast tables
-    rows = wh.query("SELECT * FROM forecast.forecasts LIMIT 5", "path/to/project").rows
+    rows = wh.query("SELECT * FROM forecast.demand_forecast LIMIT 5", "path/to/project").rows
 
 Every function takes the project as a folder (the one holding wh.toml; default: the nearest
 at or above the working directory) or as `Settings` from `wh.settings(...)`, and the
