@@ -4,6 +4,10 @@ pandas, and pgcli's completion queries."""
 from __future__ import annotations
 
 import datetime
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import psycopg
@@ -165,3 +169,30 @@ def test_superset_engine_spec_sql_runs(wh_server: tuple[Settings, int], sql: str
     assert got
     if "datname" in sql:
         assert got == [("prod",)]  # the environment, not DuckDB's system/temp/prod-3
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (r"\dt forecast.*", "demand_forecast"),
+        (r"\d forecast.demand_forecast", "double precision"),
+        (r"\df", "Result data type"),
+        (r"\l", "prod"),
+    ],
+)
+def test_pgcli_commands(
+    wh_server: tuple[Settings, int], tmp_path: Path, command: str, expected: str
+) -> None:
+    """pgcli run non-interactively, with its own config folder (its log shows any error)."""
+    _, port = wh_server
+    pgcli = Path(sys.executable).with_name("pgcli")
+    done = subprocess.run(
+        [str(pgcli), "-h", "127.0.0.1", "-p", str(port), "-U", "wh", "prod", "--less-chatty",
+         "-c", command],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert expected in done.stdout, done.stdout + done.stderr
+    log = tmp_path / "pgcli" / "log"
+    assert not log.exists() or " ERROR " not in log.read_text(), log.read_text()
