@@ -196,3 +196,23 @@ def test_pgcli_commands(
     assert expected in done.stdout, done.stdout + done.stderr
     log = tmp_path / "pgcli" / "log"
     assert not log.exists() or " ERROR " not in log.read_text(), log.read_text()
+
+
+def test_psycopg_binary_cursor_reads_the_same_values(wh_server: tuple[Settings, int]) -> None:
+    """psycopg 3 asks for binary results (and sends binary parameters) on request."""
+    settings, port = wh_server
+    query = (
+        "select product_id, forecast_date, units_p50, cutoff_date, 7::int2 as small, "
+        "7::bigint as big, 1.25::numeric(6,2) as amount, true as flag, "
+        "timestamp '2024-02-29 01:02:03.5' as moment from forecast.demand_forecast "
+        "where forecast_date >= %s order by product_id, forecast_date"
+    )
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=wh dbname=prod") as con:
+        first = datetime.date(2000, 1, 1)
+        text = con.execute(query, [first]).fetchall()
+        with con.cursor(binary=True) as cur:
+            binary = cur.execute(query, [first], binary=True).fetchall()
+    assert (
+        binary == text
+        and len(text) == rows(settings, "SELECT count(*) FROM forecast.demand_forecast")[0][0]
+    )
