@@ -13,6 +13,7 @@ parse is run as sent (DuckDB's parser is Postgres-derived).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import Any
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError, TokenError
+from sqlglot.errors import ErrorLevel, SqlglotError
 
 from warehouse.interfaces.serve.params import text_array
 from warehouse.interfaces.serve.pg_catalog import emulated
@@ -62,6 +63,10 @@ class SessionFacts:
     settings: Mapping[str, str] = field(default_factory=dict)  # what SHOW answers
 
 
+# sqlglot logs statements it keeps as raw commands (EXPLAIN ANALYZE, SUMMARIZE): they run
+# as sent, which is no news worth a line on the server's stderr each time
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
+
 # the one textual rewrite: sqlglot 30 cannot parse an array of object identifiers
 # (pgcli's `proargtypes::regtype[]`); their elements are numbers here
 OID_ARRAY = re.compile(
@@ -76,7 +81,7 @@ def to_duckdb(sql: str, facts: SessionFacts) -> str:
     sql = OID_ARRAY.sub("::bigint[]", sql)
     try:
         tree = sqlglot.parse_one(sql, read="postgres")
-    except (ParseError, TokenError, ValueError):
+    except (SqlglotError, ValueError):
         return sql
     if tree is None or isinstance(tree, exp.Command):
         return sql
@@ -90,7 +95,10 @@ def to_duckdb(sql: str, facts: SessionFacts) -> str:
                 tree = new
             else:
                 node.replace(new)
-    return str(tree.sql(dialect="duckdb"))
+    try:
+        return str(tree.sql(dialect="duckdb", unsupported_level=ErrorLevel.RAISE))
+    except SqlglotError:  # something DuckDB's dialect cannot say: DuckDB gets the original
+        return sql
 
 
 def _type_name(node: Any) -> str | None:
