@@ -147,3 +147,67 @@ def test_error_text_is_not_read_as_markup(project: Settings) -> None:
     wh(project, "build", "--quiet")
     code, _, err = wh(project, "sql", "select '[forecast]'::INT")
     assert code != 0 and "[forecast]" in err, err
+
+
+WIDE = (
+    "select 'a rather long product description that will not fit' as description, "
+    "'another long value that makes the row wider still' as notes, 42 as n"
+)
+
+
+def test_sql_output_formats(project: Settings) -> None:
+    wh(project, "build", "--quiet")
+    code, out, _ = wh(project, "sql", "select 'a,b' as x, 2 as y")  # piped: CSV
+    assert code == 0 and out.splitlines() == ["x,y", '"a,b",2']
+    code, out, _ = wh(project, "sql", "select 'a' as x, null as y", "-f", "tsv")
+    assert out.splitlines() == ["x\ty", "a\t"]
+    code, out, _ = wh(project, "sql", "select 'a|b' as x, 2 as y", "-f", "markdown")
+    assert out.splitlines() == ["| x | y |", "|---|---|", "| a\\|b | 2 |"]
+    code, out, _ = wh(project, "sql", WIDE, "-f", "vertical")
+    assert out.splitlines()[0].startswith("-[ RECORD 1 ]")
+    assert "notes       | another long value that makes the row wider still" in out
+    code, out, _ = wh(project, "sql", "select * from range(25000) t(i)", "-f", "json")
+    assert len(json.loads(out)) == 25000  # several batches, one array
+    code, _, err = wh(project, "sql", "select 1", "-f", "xml")
+    assert code == 2 and "use one of" in err
+
+
+def test_sql_on_a_narrow_terminal_turns_wide_rows_vertical(project: Settings) -> None:
+    """At a terminal (a real pseudo-terminal here) a table wider than the screen is shown
+    one row per block instead of squeezing columns to `ru…`."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    wh(project, "build", "--quiet")
+    outputs = {}
+    for columns in ("60", "200"):
+        leader, follower = pty.openpty()
+        # the terminal's own size, as a real terminal window reports it
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, int(columns), 0, 0))
+        done = subprocess.run(
+            [sys.executable, "-m", "warehouse", "--project", str(project.project_dir),
+             "sql", WIDE],
+            stdout=follower, stderr=subprocess.PIPE, timeout=120,
+            env={k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")},
+        )  # fmt: skip
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(leader)
+        assert done.returncode == 0, done.stderr
+        outputs[columns] = b"".join(chunks).decode()
+    assert "-[ RECORD 1 ]" in outputs["60"] and "…" not in outputs["60"]
+    assert "-[ RECORD 1 ]" not in outputs["200"]
+    assert "a rather long product description that will not fit" in outputs["200"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import functools
 import sys
 from collections.abc import Callable
@@ -145,25 +144,45 @@ def gc_cmd(
 def sql_cmd(
     query: Annotated[str, typer.Argument(help="SQL to run, read-only.")],
     env: EnvOpt = None,
-    output: Annotated[str, typer.Option("--format", "-f", help="table, csv or json")] = "table",
+    output: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="auto (a table on a terminal, vertical when too wide, CSV when piped), "
+            "table, vertical, markdown, csv, tsv or json",
+        ),
+    ] = "auto",
     limit: Annotated[int | None, typer.Option(help="Rows to fetch at most.")] = None,
 ) -> None:
     """Query a published environment (read-only)."""
-    import warehouse
     from warehouse.errors import UsageError
     from warehouse.interfaces import console
+    from warehouse.runtime.query import stream_query
 
-    if output not in ("table", "csv", "json"):
-        raise UsageError(f"unknown format '{output}'", hint="use table, csv or json")
-    result = warehouse.query(query, settings(env), limit=limit)
-    if output == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(result.columns)
-        writer.writerows(result.rows)
-    elif output == "json":
-        console.print_json([dict(zip(result.columns, r, strict=True)) for r in result.rows])
-    else:
-        console.table(result.columns, result.rows)
+    if output not in console.FORMATS:
+        raise UsageError(
+            f"unknown format '{output}'", hint=f"use one of: {', '.join(console.FORMATS)}"
+        )
+    if output == "auto":
+        output = "fitted" if sys.stdout.isatty() else "csv"
+    with stream_query(settings(env), query, limit) as result:
+        if output in ("table", "fitted"):
+            # a table needs every width before its first line: it is for a person at a
+            # terminal; `auto` turns it vertical when it is wider than the terminal
+            rows = [row for batch in result.batches for row in batch]
+            if output == "table" or console.fits(result.columns, rows, console.out.width):
+                console.table(result.columns, rows)
+            else:
+                console.vertical(result.columns, [rows])
+        elif output == "vertical":
+            console.vertical(result.columns, result.batches)
+        elif output == "markdown":
+            console.markdown(result.columns, result.batches)
+        elif output == "json":
+            console.json_rows(result.columns, result.batches)
+        else:  # csv, tsv: streamed, a batch at a time
+            console.delimited(result.columns, result.batches, "," if output == "csv" else "\t")
 
 
 @app.command("runs")

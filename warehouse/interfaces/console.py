@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -268,3 +269,66 @@ def doctor_report(findings: list[Any]) -> None:
     errors = sum(f.level == "error" for f in findings)
     warnings = sum(f.level == "warning" for f in findings)
     out.print(f"{errors} error(s), {warnings} warning(s).")
+
+
+# --- query results: for people (table, vertical, markdown) and programs (csv, tsv, json) ---
+FORMATS = ("auto", "table", "vertical", "markdown", "csv", "tsv", "json")
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def fits(columns: Sequence[str], rows: Sequence[Sequence[Any]], width: int) -> bool:
+    """Whether a table of these rows is no wider than `width` (3 characters a border)."""
+    widths = [len(c) for c in columns]
+    for row in rows:
+        widths = [max(w, len(_cell(v))) for w, v in zip(widths, row, strict=True)]
+    return sum(widths) + 3 * len(widths) + 1 <= width
+
+
+def vertical(columns: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]]) -> None:
+    """One block per row, a line per column (psql's \\x): wide rows stay readable."""
+    label = max((len(c) for c in columns), default=0)
+    number = 0
+    for rows in batches:
+        for row in rows:
+            number += 1
+            lines = [f"-[ RECORD {number} ]" + "-" * max(label - 8, 4)]
+            lines += [f"{c.ljust(label)} | {_cell(v)}" for c, v in zip(columns, row, strict=True)]
+            sys.stdout.write("\n".join(lines) + "\n")
+    if number == 0:
+        sys.stdout.write("(0 rows)\n")
+
+
+def markdown(columns: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]]) -> None:
+    def escape(text: str) -> str:
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    sys.stdout.write("| " + " | ".join(escape(c) for c in columns) + " |\n")
+    sys.stdout.write("|" + "---|" * len(columns) + "\n")
+    for rows in batches:
+        sys.stdout.writelines(
+            "| " + " | ".join(escape(_cell(v)) for v in row) + " |\n" for row in rows
+        )
+
+
+def delimited(
+    columns: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]], delimiter: str
+) -> None:
+    writer = csv.writer(sys.stdout, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(columns)
+    for rows in batches:
+        writer.writerows(rows)
+
+
+def json_rows(columns: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]]) -> None:
+    """A JSON array of objects, written as the rows arrive."""
+    first = True
+    sys.stdout.write("[")
+    for rows in batches:
+        for row in rows:
+            record = dict(zip(columns, row, strict=True))
+            sys.stdout.write(("\n  " if first else ",\n  ") + json.dumps(record, default=str))
+            first = False
+    sys.stdout.write("\n]\n" if not first else "]\n")

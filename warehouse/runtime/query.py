@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,5 +34,51 @@ def run_query(settings: Settings, sql: str, limit: int | None = None) -> QueryRe
             f"query failed: {engine.short_message(str(exc))}",
             hint='the warehouse is read-only here; list tables with wh sql "show all tables"',
         ) from None
+    finally:
+        con.close()
+
+
+@dataclass
+class RowStream:
+    columns: list[str]
+    batches: Iterator[list[tuple[Any, ...]]]  # rows a batch at a time, never all at once
+
+
+@contextmanager
+def stream_query(
+    settings: Settings, sql: str, limit: int | None = None, batch_rows: int = 10_000
+) -> Iterator[RowStream]:
+    """Run `sql` and hand its rows over in batches, for output that need not hold a big
+    result in memory (`wh sql` piped to a file)."""
+    con = catalog.open_published(settings)
+    try:
+        try:
+            cursor = con.execute(sql)
+        except engine.Error as exc:
+            raise UsageError(
+                f"query failed: {engine.short_message(str(exc))}",
+                hint='the warehouse is read-only here; list tables with wh sql "show all tables"',
+            ) from None
+        columns = [d[0] for d in cursor.description or []]
+
+        def batches() -> Iterator[list[tuple[Any, ...]]]:
+            left = limit
+            while left is None or left > 0:
+                size = batch_rows if left is None else min(batch_rows, left)
+                try:
+                    rows = cursor.fetchmany(size) if columns else []
+                except engine.Error as exc:  # mid-result: what was printed is incomplete
+                    raise UsageError(
+                        f"query failed after some rows were written: "
+                        f"{engine.short_message(str(exc))}",
+                        hint="the output above is incomplete; fix the query and run it again",
+                    ) from None
+                if not rows:
+                    return
+                if left is not None:
+                    left -= len(rows)
+                yield rows
+
+        yield RowStream(columns, batches())
     finally:
         con.close()
