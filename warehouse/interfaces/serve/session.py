@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import re
 import secrets
+import ssl
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -95,13 +96,12 @@ class Session:
     skipping: bool = False  # after an error in the extended flow, until Sync
     cursors: dict[str, Portal] = field(default_factory=dict)  # DECLAREd cursors
     tls: bool = False  # the connection was upgraded after an SSLRequest
+    streaming: Portal | None = None
 
     @property
     def peer(self) -> str:
         address = self.writer.get_extra_info("peername")
         return f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
-
-    streaming: Portal | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -111,6 +111,8 @@ class Session:
                 await self.loop()
         except (ClientGone, asyncio.IncompleteReadError, ConnectionError, wire.ProtocolError):
             pass
+        except ssl.SSLError as exc:  # a client that gave up the TLS handshake
+            self.server.log(self.peer, f"TLS handshake failed: {exc}")
         finally:
             await self.close()
 
