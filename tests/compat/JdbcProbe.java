@@ -51,6 +51,23 @@ public class JdbcProbe {
                 try (ResultSet rs = meta.getIndexInfo(null, "forecast", "demand_forecast", false, true)) { while (rs.next()) n++; }
                 return "rows=" + n;
             });
+            for (String[] call : new String[][]{{"catalogs"}, {"type_info"}, {"functions"}, {"procedures"}, {"imported_keys"}, {"exported_keys"}, {"table_types"}}) {
+                step(call[0], () -> {
+                    ResultSet rs;
+                    switch (call[0]) {
+                        case "catalogs": rs = meta.getCatalogs(); break;
+                        case "type_info": rs = meta.getTypeInfo(); break;
+                        case "functions": rs = meta.getFunctions(null, "forecast", "%"); break;
+                        case "procedures": rs = meta.getProcedures(null, "forecast", "%"); break;
+                        case "imported_keys": rs = meta.getImportedKeys(null, "forecast", "demand_forecast"); break;
+                        case "exported_keys": rs = meta.getExportedKeys(null, "forecast", "demand_forecast"); break;
+                        default: rs = meta.getTableTypes();
+                    }
+                    int n = 0;
+                    try (ResultSet r = rs) { while (r.next()) n++; }
+                    return "rows=" + n;
+                });
+            }
             step("count", () -> {
                 try (Statement st = con.createStatement(); ResultSet rs = st.executeQuery("select count(*) from forecast.demand_forecast_history")) {
                     rs.next();

@@ -52,3 +52,6 @@ def test_pgjdbc_metadata_paging_parameters_and_binary(wh_server: tuple[Settings,
     assert steps["current"] == "prod,wh,public"
     # published tables have no keys or indexes: the calls answer with no rows, not errors
     assert (steps["primary_keys"], steps["index_info"]) == ("rows=0", "rows=0")
+    assert (steps["imported_keys"], steps["exported_keys"]) == ("rows=0", "rows=0")
+    # what DBeaver and Metabase ask while they connect: one database, the type list
+    assert steps["catalogs"] == "rows=1" and int(steps["type_info"].split("=")[1]) > 20

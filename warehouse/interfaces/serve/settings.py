@@ -46,6 +46,8 @@ def default_settings(user: str) -> dict[str, str]:
         "lc_collate": "C",
         "lc_ctype": "C",
         "default_table_access_method": "heap",
+        # limits drivers read from pg_settings (pgjdbc's getImportedKeys needs this one)
+        "max_index_keys": "32",
     }
 
 

@@ -142,8 +142,11 @@ def _rewrite(node: Any, facts: SessionFacts) -> Any:
     if isinstance(node, exp.Cast):
         name = _type_name(node.to)
         if name in OID_TYPES:
-            if name in OBJECT_TYPES and isinstance(node.this, exp.Literal) and node.this.is_string:
+            literal = isinstance(node.this, exp.Literal) and node.this.is_string
+            if name in OBJECT_TYPES and literal:
                 return exp.func(OBJECT_TYPES[name], node.this)
+            if literal:  # 'array_in'::regproc: functions are named by text in this catalog
+                return node.this
             if name in OBJECT_NAMES and _shown(node):
                 # shown or cast to text, Postgres prints the object's name, not its number
                 return exp.func(OBJECT_NAMES[name], node.this)
