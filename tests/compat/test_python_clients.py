@@ -216,3 +216,38 @@ def test_psycopg_binary_cursor_reads_the_same_values(wh_server: tuple[Settings, 
         binary == text
         and len(text) == rows(settings, "SELECT count(*) FROM forecast.demand_forecast")[0][0]
     )
+
+
+DBEAVER_SQL = [
+    # what DBeaver's Postgres driver asks while it connects and reads the navigator tree
+    "SELECT current_schema(), session_user",
+    "SELECT db.oid, db.* FROM pg_catalog.pg_database db WHERE datname = 'prod'",
+    "SELECT n.oid, n.*, d.description FROM pg_catalog.pg_namespace n LEFT OUTER JOIN "
+    "pg_catalog.pg_description d ON d.objoid = n.oid AND d.objsubid = 0 AND "
+    "d.classoid = 'pg_namespace'::regclass ORDER BY nspname",
+    "SELECT c.oid, c.*, d.description, pg_catalog.pg_get_expr(c.relpartbound, c.oid) AS "
+    "partition_expr, pg_catalog.pg_get_partkeydef(c.oid) AS partition_key FROM "
+    "pg_catalog.pg_class c LEFT OUTER JOIN pg_catalog.pg_description d ON d.objoid = c.oid "
+    "AND d.objsubid = 0 AND d.classoid = 'pg_class'::regclass "
+    "WHERE c.relkind NOT IN ('i', 'I', 'c')",
+    "SELECT c.relname, a.*, pg_catalog.pg_get_expr(ad.adbin, ad.adrelid, true) AS def_value, "
+    "dsc.description FROM pg_catalog.pg_attribute a INNER JOIN pg_catalog.pg_class c ON "
+    "(a.attrelid = c.oid) LEFT OUTER JOIN pg_catalog.pg_attrdef ad ON (a.attrelid = "
+    "ad.adrelid AND a.attnum = ad.adnum) LEFT OUTER JOIN pg_catalog.pg_description dsc ON "
+    "(c.oid = dsc.objoid AND a.attnum = dsc.objsubid) WHERE NOT a.attisdropped ORDER BY a.attnum",
+    "SELECT t.oid, t.*, c.relkind, format_type(nullif(t.typbasetype, 0), t.typtypmod) AS "
+    "base_type_name FROM pg_catalog.pg_type t LEFT OUTER JOIN pg_catalog.pg_class c ON "
+    "c.oid = t.typrelid WHERE t.typname IS NOT NULL",
+    "SELECT a.oid, a.* FROM pg_catalog.pg_roles a",
+    "SELECT e.oid, e.* FROM pg_catalog.pg_extension e",
+    "SELECT string_agg(word, ',') FROM pg_catalog.pg_get_keywords() "
+    "WHERE word <> ALL ('{a,abs,absolute,action}'::text[])",
+    "SELECT pid, state, query FROM pg_stat_activity",
+]
+
+
+@pytest.mark.parametrize("sql", DBEAVER_SQL)
+def test_dbeaver_catalog_queries_run(wh_server: tuple[Settings, int], sql: str) -> None:
+    _, port = wh_server
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=wh dbname=prod") as con:
+        con.execute(sql).fetchall()

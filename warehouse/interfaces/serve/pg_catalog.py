@@ -255,6 +255,10 @@ EMPTY_TABLES = {
     "pg_opclass": "oid BIGINT, opcmethod BIGINT, opcname VARCHAR, opcnamespace BIGINT, "
     "opcowner BIGINT, opcfamily BIGINT, opcintype BIGINT, opcdefault BOOLEAN, "
     "opckeytype BIGINT",
+    "pg_stat_activity": "datid BIGINT, datname VARCHAR, pid INTEGER, usename VARCHAR, "
+    "application_name VARCHAR, client_addr VARCHAR, backend_start TIMESTAMP, "
+    "xact_start TIMESTAMP, query_start TIMESTAMP, state VARCHAR, query VARCHAR, "
+    "backend_type VARCHAR",
     "pg_auth_members": "roleid BIGINT, member BIGINT, grantor BIGINT, admin_option BOOLEAN",
     "pg_event_trigger": "oid BIGINT, evtname VARCHAR, evtevent VARCHAR, evtenabled VARCHAR",
     "information_schema_routines": "specific_catalog VARCHAR, specific_schema VARCHAR, "
@@ -349,6 +353,8 @@ MACROS = {  # in order: a macro may use the ones before it
     "pg_postmaster_start_time": "() AS TIMESTAMP '2000-01-01'",
     "inet_server_addr": "() AS NULL::VARCHAR",
     "inet_server_port": "() AS NULL::INTEGER",
+    "pg_get_keywords": "() AS TABLE SELECT keyword_name AS word, 'U' AS catcode, "
+    "keyword_category AS catdesc FROM duckdb_keywords()",
     # information_schema._pg_expandarray(array): (x, n) pairs; wh has no index arrays
     "_pg_expandarray": "(items) AS {'x': NULL::INTEGER, 'n': NULL::INTEGER}",
 }
