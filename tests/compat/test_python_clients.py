@@ -251,3 +251,17 @@ def test_dbeaver_catalog_queries_run(wh_server: tuple[Settings, int], sql: str) 
     _, port = wh_server
     with psycopg.connect(f"host=127.0.0.1 port={port} user=wh dbname=prod") as con:
         con.execute(sql).fetchall()
+
+
+def test_plain_queries_do_not_pay_for_the_catalog(wh_server: tuple[Settings, int]) -> None:
+    """The Postgres catalog (~50 ms of temporary views) is installed on a connection the
+    first time a statement reads it, not for every session."""
+    _, port = wh_server
+    # spelled in two parts: the word itself would make the query read the catalog
+    temporary = "select count(*) from duckdb_views() where starts_with(view_name, 'wh_' || 'pg_')"
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=wh dbname=prod") as con:
+        assert con.execute("select count(*) from forecast.demand_forecast").fetchone()
+        assert con.execute(temporary).fetchone() == (0,)
+        assert con.execute("select format_type(23, -1)").fetchone() == ("integer",)
+        installed = con.execute(temporary).fetchone()
+        assert installed is not None and installed[0] > 20

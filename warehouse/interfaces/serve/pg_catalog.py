@@ -10,6 +10,8 @@ schemas appear (models' schemas and `wh_meta`); DuckDB's internal objects never 
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 
 PREFIX = "wh_pg_"  # temporary view names: wh_pg_pg_class, wh_pg_information_schema_columns
@@ -419,3 +421,16 @@ def emulated(schema: str | None, table: str) -> str | None:
 
 
 CATALOG_TABLES = frozenset({*EMPTY_TABLES, *_views("x", "x", "x"), "pg_settings"})
+
+
+# what a translated statement names when it needs the catalog installed on its connection
+_CATALOG_WORDS = re.compile(
+    r"\b(?:" + PREFIX + r"\w+|" + "|".join(sorted(MACROS, key=len, reverse=True)) + r")\b",
+    re.IGNORECASE,
+)
+
+
+def uses_catalog(sql: str) -> bool:
+    """Whether `sql` reads wh's Postgres catalog (its views or functions). Most queries do
+    not, and their connections never pay for installing it."""
+    return _CATALOG_WORDS.search(sql) is not None

@@ -25,6 +25,7 @@ import pyarrow as pa
 from warehouse.interfaces.serve import params as wire_params
 from warehouse.interfaces.serve import rows, wire
 from warehouse.interfaces.serve.auth import MECHANISM, AuthFailed, ScramExchange
+from warehouse.interfaces.serve.pg_catalog import uses_catalog
 from warehouse.interfaces.serve.settings import SessionSettings
 from warehouse.interfaces.serve.snapshots import NotPublishedError, Snapshot
 from warehouse.interfaces.serve.sqlstate import error_fields
@@ -97,6 +98,9 @@ class Session:
     cursors: dict[str, Portal] = field(default_factory=dict)  # DECLAREd cursors
     tls: bool = False  # the connection was upgraded after an SSLRequest
     streaming: Portal | None = None
+    # connections that have the Postgres catalog installed (by id; the object is kept so
+    # an id is never reused while listed)
+    catalogued: dict[int, duckdb.DuckDBPyConnection] = field(default_factory=dict)
 
     @property
     def peer(self) -> str:
@@ -257,17 +261,31 @@ class Session:
         self.drop_portal_results()
         fresh = await self.in_thread(snapshots.acquire)
         try:
-            cursor = await self.in_thread(
-                fresh.cursor, self.server.settings.env, self.user, self.settings.values
-            )
+            cursor = await self.in_thread(fresh.cursor)
         except BaseException:
             snapshots.release(fresh)
             raise
         if self.snapshot is not None:
+            self.catalogued.pop(id(self.cursor), None)
             await self.in_thread(_close_quietly, self.cursor)
             snapshots.release(self.snapshot)
         self.snapshot, self.cursor = fresh, cursor
         return cursor
+
+    async def with_catalog(self, cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
+        """Install the Postgres catalog on `cursor` if `sql` reads it and it is not there:
+        ~50 ms of temporary views and macros that plain queries never pay for."""
+        if id(cursor) in self.catalogued or not uses_catalog(sql):
+            return
+        assert self.snapshot is not None
+        await self.in_thread(
+            self.snapshot.install_catalog,
+            cursor,
+            self.server.settings.env,
+            self.user,
+            self.settings.values,
+        )
+        self.catalogued[id(cursor)] = cursor
 
     def drop_portal_results(self) -> None:
         """DuckDB runs one result per connection: an unfinished one is dropped first."""
@@ -437,6 +455,7 @@ class Session:
             self.drop_portal_results()
         else:
             cursor = own
+        await self.with_catalog(cursor, statement.text)
         relation = await self.in_thread(_relation, cursor, statement.text, portal.values)
         columns = [
             (name, rows.type_oid(str(kind)))
@@ -522,6 +541,7 @@ class Session:
         form, header, delimiter = statement.value.split("|")
         cursor = await self.connection()
         self.drop_portal_results()
+        await self.with_catalog(cursor, statement.text)
         relation = await self.in_thread(_relation, cursor, statement.text, values)
         types = [str(t) for t in relation.types]
         text = rows.text_query(statement.text, types)
@@ -551,9 +571,7 @@ class Session:
             raise StatementError("42P03", f'cursor "{statement.name}" already exists')
         await self.connection()
         assert self.snapshot is not None
-        own = await self.in_thread(
-            self.snapshot.cursor, self.server.settings.env, self.user, self.settings.values
-        )
+        own = await self.in_thread(self.snapshot.cursor)
         portal = Portal(Prepared(Statement(statement.text, "query"), []), [])
         portal.connection, portal.hold = own, statement.value == "hold"
         self.cursors[statement.name] = portal
@@ -563,6 +581,7 @@ class Session:
         cursor = self.cursors.pop(name, None)
         if cursor is not None:
             cursor.batches = cursor.pending = None
+            self.catalogued.pop(id(cursor.connection), None)
             await self.in_thread(_close_quietly, cursor.connection)
 
     async def end_transaction_cursors(self) -> None:

@@ -33,13 +33,17 @@ class Snapshot:
     database: duckdb.DuckDBPyConnection
     users: int = 0
 
-    def cursor(self, env: str, user: str, settings: dict[str, str]) -> duckdb.DuckDBPyConnection:
-        """A connection of its own for one session, with the Postgres catalog over this
-        publish (the database DuckDB names after the catalog file)."""
-        cursor = self.database.cursor()
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own for one session (see `install_catalog`)."""
+        return self.database.cursor()
+
+    def install_catalog(
+        self, cursor: duckdb.DuckDBPyConnection, env: str, user: str, settings: dict[str, str]
+    ) -> None:
+        """The Postgres catalog over this publish, on one connection (the database DuckDB
+        names after the catalog file): installed the first time a statement needs it."""
         for statement in session_setup_sql(self.path.stem, env, user, settings):
             cursor.execute(statement)
-        return cursor
 
 
 class Snapshots:
