@@ -98,3 +98,8 @@ def test_what_sqlglot_cannot_read_runs_as_sent() -> None:
     assert "::bigint[]" in to_duckdb(
         "select proargtypes::regtype[] from pg_proc", FACTS
     ).lower() or ("BIGINT[]" in to_duckdb("select proargtypes::regtype[] from pg_proc", FACTS))
+
+
+def test_a_quoted_user_column_stays_a_column() -> None:
+    translated = to_duckdb('select "user", current_user from t', FACTS)
+    assert '"user"' in translated and "'ana'" in translated

@@ -3,9 +3,10 @@ tables with Postgres OIDs and type names, and the catalog functions clients call
 
 A session's connection gets them as temporary views and macros (`session_setup_sql`) the
 first time one of its statements reads them (`uses_catalog`), computed from DuckDB's own
-metadata of the snapshot when queried, so they always describe the publish it reads. Queries reach them through `translate.py`, which points
-`pg_catalog.pg_class`, `information_schema.columns`, ... at these views. Only the published
-schemas appear (models' schemas and `wh_meta`); DuckDB's internal objects never do.
+metadata of the snapshot when queried, so they always describe the publish it reads.
+Queries reach them through `translate.py`, which points `pg_catalog.pg_class`,
+`information_schema.columns`, ... at these views. Only the published schemas appear;
+DuckDB's internal objects never do.
 """
 
 from __future__ import annotations

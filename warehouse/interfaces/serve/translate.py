@@ -196,17 +196,6 @@ def _rewrite(node: Any, facts: SessionFacts) -> Any:
             return exp.Anonymous(this="wh_current_setting", expressions=[first])
         if name == "json_build_object":
             return exp.Anonymous(this="json_object", expressions=node.expressions)
-    if (
-        isinstance(node, exp.Column)
-        and not node.table
-        and node.name.lower()
-        in (
-            "current_user",
-            "session_user",
-            "user",
-        )
-    ):
-        return exp.Literal.string(facts.user)
     if isinstance(node, exp.Column) and _is_session_user(node):
         return exp.Literal.string(facts.user)
     return node
@@ -259,7 +248,18 @@ def _is_number(text: str) -> bool:
 
 def _is_session_user(node: exp.Column) -> bool:
     """`current_user` parsed as a column (it takes no parentheses)."""
-    return not node.table and node.name.lower() in ("current_user", "session_user", "user")
+    identifier = node.this
+    quoted = isinstance(identifier, exp.Identifier) and identifier.quoted  # "user": a column
+    return (
+        not quoted
+        and not node.table
+        and node.name.lower()
+        in (
+            "current_user",
+            "session_user",
+            "user",
+        )
+    )
 
 
 def _operator(node: exp.Operator) -> Any:
