@@ -15,6 +15,8 @@ import re
 
 import duckdb
 
+from warehouse.interfaces.serve.rows import DUCKDB_OIDS
+
 PREFIX = "wh_pg_"  # temporary view names: wh_pg_pg_class, wh_pg_information_schema_columns
 PG_CATALOG_OID, PUBLIC_OID, INFORMATION_SCHEMA_OID = 11, 2200, 13_000
 OWNER_OID = 10
@@ -46,16 +48,6 @@ PG_TYPES: list[tuple[int, str, str, int, str, int]] = [
     (2206, "regtype", "regtype", 4, "N", 2211),
     (2950, "uuid", "uuid", 16, "U", 2951),
 ]
-ARRAY_TYPES = {array: (oid, name) for oid, name, _, _, _, array in PG_TYPES}
-# DuckDB column type (as duckdb_columns() spells it) -> Postgres type oid; others are text
-DUCKDB_TO_PG = {
-    "BOOLEAN": 16, "TINYINT": 21, "SMALLINT": 21, "UTINYINT": 21, "INTEGER": 23,
-    "USMALLINT": 23, "BIGINT": 20, "UINTEGER": 20, "UBIGINT": 1700, "HUGEINT": 1700,
-    "UHUGEINT": 1700, "FLOAT": 700, "DOUBLE": 701, "VARCHAR": 25, "DATE": 1082,
-    "TIME": 1083, "TIMESTAMP": 1114, "TIMESTAMP_S": 1114, "TIMESTAMP_MS": 1114,
-    "TIMESTAMP_NS": 1114, "TIMESTAMP WITH TIME ZONE": 1184, "INTERVAL": 1186, "BLOB": 17,
-    "UUID": 2950, "JSON": 114,
-}  # fmt: skip
 
 
 def _case(expression: str, mapping: dict[str, int], default: str) -> str:
@@ -77,7 +69,7 @@ def _published(database: str, alias: str) -> str:
 
 def _views(database: str, env: str, user: str) -> dict[str, str]:
     pg_oid = _case(
-        "c.data_type", DUCKDB_TO_PG, "CASE WHEN c.data_type LIKE 'DECIMAL%' THEN 1700 ELSE 25 END"
+        "c.data_type", DUCKDB_OIDS, "CASE WHEN c.data_type LIKE 'DECIMAL%' THEN 1700 ELSE 25 END"
     )
     typmod = (
         "CASE WHEN c.data_type LIKE 'DECIMAL(%' THEN "

@@ -17,7 +17,9 @@ import pyarrow as pa
 from warehouse.interfaces.serve.binary import encode_column
 
 TEXT_OID = 25
-_OIDS = {
+# DuckDB type (as DuckDB spells it) -> Postgres type oid; others are text (the catalog's
+# pg_attribute uses the same map)
+DUCKDB_OIDS = {
     "BOOLEAN": 16,
     "TINYINT": 21,
     "SMALLINT": 21,
@@ -49,7 +51,7 @@ _OIDS = {
 def type_oid(duckdb_type: str) -> int:
     if duckdb_type.startswith("DECIMAL"):
         return 1700
-    return _OIDS.get(duckdb_type, TEXT_OID)
+    return DUCKDB_OIDS.get(duckdb_type, TEXT_OID)
 
 
 def _quote(name: str) -> str:
