@@ -19,11 +19,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from conftest import copy_project, forecast_project, free_port, rows, running, tree_digest
+from conftest import accepting, copy_project, free_port, rows, running, tree_digest
 from sqlalchemy import create_engine, inspect
 
 from warehouse.config import Settings
-from warehouse.forecasting.run import forecast
 from warehouse.runtime.build import build
 
 PSQL = shutil.which("psql")
@@ -34,24 +33,10 @@ def _dsn(port: int, password: str | None = None) -> str:
     return f"host=127.0.0.1 port={port} user=wh dbname=prod connect_timeout=5{auth}"
 
 
-def _accepting(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def served(
-    tmp_path_factory: pytest.TempPathFactory, forecast_sources: Path
-) -> Iterator[tuple[Settings, int]]:
-    settings = forecast_project(tmp_path_factory.mktemp("serve"), forecast_sources)
-    build(settings)
-    forecast(settings, models=["naive"])
-    port = free_port()
-    with running(settings, "serve", "--port", str(port), ready=lambda: _accepting(port)):
-        yield settings, port
+@pytest.fixture
+def served(wh_server: tuple[Settings, int]) -> tuple[Settings, int]:
+    """The worker's shared read-only `wh serve` (conftest.wh_server)."""
+    return wh_server
 
 
 def test_psql_lists_describes_and_selects(served: tuple[Settings, int]) -> None:
@@ -231,7 +216,7 @@ def test_password_auth_and_remote_hosts(
     assert refused.returncode != 0 and "without a password" in refused.stderr
     monkeypatch.setenv("WH_SERVE_PASSWORD", "s3cret")
     port = free_port()
-    with running(settings, "serve", "--port", str(port), ready=lambda: _accepting(port)):
+    with running(settings, "serve", "--port", str(port), ready=lambda: accepting(port)):
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(_dsn(port, "wrong"))
         with psycopg.connect(_dsn(port, "s3cret")) as conn:
@@ -291,7 +276,7 @@ def test_clients_see_old_or_new_publish_during_a_rebuild(
     port = free_port()
     seen: list[set[tuple[object, ...]]] = [set() for _ in range(16)]
     with (
-        running(settings, "serve", "--port", str(port), ready=lambda: _accepting(port)),
+        running(settings, "serve", "--port", str(port), ready=lambda: accepting(port)),
         _clients(port, 16, lambda i, got: seen[i].add(got)) as errors,
     ):
         time.sleep(1.0)
@@ -325,7 +310,7 @@ def test_sixteen_clients_for_two_minutes_of_rebuilds(tmp_path: Path, tiny_source
         answers[index] += 1
 
     with (
-        running(settings, "serve", "--port", str(port), ready=lambda: _accepting(port)),
+        running(settings, "serve", "--port", str(port), ready=lambda: accepting(port)),
         _clients(port, 16, answer) as errors,
     ):
         started = time.monotonic()

@@ -3,7 +3,6 @@ probe.py in Superset's own environment (.venv-superset) against that server."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,7 +13,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import forecast_project, free_port  # noqa: E402
+from conftest import accepting, forecast_project, free_port  # noqa: E402
 
 from warehouse.forecasting.run import forecast  # noqa: E402
 from warehouse.interfaces.demo import DemoSpec, generate  # noqa: E402
@@ -40,11 +39,9 @@ def main() -> int:
         )  # fmt: skip
         try:
             for _ in range(150):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                if accepting(port):
                     break
-                except OSError:
-                    time.sleep(0.1)
+                time.sleep(0.1)
             done = subprocess.run(
                 [str(superset_python), str(HERE / "probe.py"), str(port), str(root / "superset")],
                 capture_output=True,
