@@ -11,6 +11,18 @@ from __future__ import annotations
 import polars as pl
 
 DAYS_PER_STEP = {"day": 1, "week": 7, "month": 30}
+# marts.replenishment_plan's columns, in order (forecasting/tables.py publishes them)
+PLAN_COLUMNS = (
+    "product_id",
+    "lead_time_days",
+    "covered_days",
+    "demand_p50",
+    "demand_p90",
+    "safety_stock",
+    "reorder_point",
+    "on_hand",
+    "suggested_order",
+)
 
 
 def replenishment_plan(
@@ -44,16 +56,6 @@ def replenishment_plan(
             .clip(lower_bound=0)
             .ceil(),
         )
-        .select(
-            "product_id",
-            "lead_time_days",
-            "covered_days",
-            "demand_p50",
-            "demand_p90",
-            "safety_stock",
-            "reorder_point",
-            "on_hand",
-            "suggested_order",
-        )
+        .select(PLAN_COLUMNS)
         .sort("product_id")
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from warehouse.customers.replenishment import PLAN_COLUMNS
 from warehouse.forecasting.metrics import METRIC_COLUMNS, METRIC_KEYS
 from warehouse.runtime.publish import TableWrite
 
@@ -110,20 +111,7 @@ PROPENSITY_METRICS = TableContract(
     ),
     append=True,
 )
-REPLENISHMENT_PLAN = TableContract(
-    "marts.replenishment_plan",
-    (
-        "product_id",
-        "lead_time_days",
-        "covered_days",
-        "demand_p50",
-        "demand_p90",
-        "safety_stock",
-        "reorder_point",
-        "on_hand",
-        "suggested_order",
-    ),
-)
+REPLENISHMENT_PLAN = TableContract("marts.replenishment_plan", PLAN_COLUMNS)
 # forecast.model_runs: one row per run, rewritten as the run moves from running to ok/failed
 RUN_SCHEMA: dict[str, Any] = {
     "run_id": pl.String,
