@@ -168,6 +168,10 @@ def test_sql_output_formats(project: Settings) -> None:
     assert "notes       | another long value that makes the row wider still" in out
     code, out, _ = wh(project, "sql", "select * from range(25000) t(i)", "-f", "json")
     assert len(json.loads(out)) == 25000  # several batches, one array
+    code, out, _ = wh(project, "sql", "select * from range(3) t(i)", "--limit", "0")
+    assert out.splitlines() == ["i", "0", "1", "2"]  # 0: no limit, as before
+    code, out, _ = wh(project, "sql", "select * from range(3) t(i)", "--limit", "2")
+    assert out.splitlines() == ["i", "0", "1"]
     code, _, err = wh(project, "sql", "select 1", "-f", "xml")
     assert code == 2 and "use one of" in err
 

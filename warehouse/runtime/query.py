@@ -30,12 +30,16 @@ def run_query(settings: Settings, sql: str, limit: int | None = None) -> QueryRe
         rows = cursor.fetchmany(limit) if limit else cursor.fetchall()
         return QueryResult(columns, rows)
     except engine.Error as exc:
-        raise UsageError(
-            f"query failed: {engine.short_message(str(exc))}",
-            hint='the warehouse is read-only here; list tables with wh sql "show all tables"',
-        ) from None
+        raise _failed(exc) from None
     finally:
         con.close()
+
+
+def _failed(exc: Exception) -> UsageError:
+    return UsageError(
+        f"query failed: {engine.short_message(str(exc))}",
+        hint='the warehouse is read-only here; list tables with wh sql "show all tables"',
+    )
 
 
 @dataclass
@@ -55,14 +59,11 @@ def stream_query(
         try:
             cursor = con.execute(sql)
         except engine.Error as exc:
-            raise UsageError(
-                f"query failed: {engine.short_message(str(exc))}",
-                hint='the warehouse is read-only here; list tables with wh sql "show all tables"',
-            ) from None
+            raise _failed(exc) from None
         columns = [d[0] for d in cursor.description or []]
 
         def batches() -> Iterator[list[tuple[Any, ...]]]:
-            left = limit
+            left = limit or None  # --limit 0 means no limit, as run_query reads it
             while left is None or left > 0:
                 size = batch_rows if left is None else min(batch_rows, left)
                 try:
