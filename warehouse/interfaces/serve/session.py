@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import secrets
 import ssl
@@ -56,9 +57,10 @@ class Prepared:
     statement: Statement
     param_oids: list[int]
 
-    @property
+    @functools.cached_property
     def array_params(self) -> set[int]:
-        """Parameters used as `= ANY($n)`: an untyped value there is an array literal."""
+        """Parameters used as `= ANY($n)`: an untyped value there is an array literal.
+        Read once per prepared statement, not at each of its Binds."""
         return {int(n) for n in ARRAY_PARAMETER.findall(self.statement.text)}
 
 
