@@ -318,8 +318,3 @@ def _verb(text: str) -> str:
 
 def _first_line(message: str) -> str:
     return message.split("\n", 1)[0].strip()
-
-
-# --- catalog queries ----------------------------------------------------------------------
-
-# psql's pattern matching spells operators and collations out in full; DuckDB wants them plain
