@@ -25,6 +25,8 @@ PROBE = (
     "print('engine loaded:', 'duckdb' in sys.modules or 'sqlglot' in sys.modules)\n"
     "print('cli loaded:', 'typer' in sys.modules or 'pydantic' in sys.modules)\n"
     "print('parser loaded:', 'sqlglot' in sys.modules)\n"
+    "print('rich loaded:', 'rich' in sys.modules)\n"
+    "print('pyarrow loaded:', 'pyarrow' in sys.modules)\n"
 )
 
 
@@ -48,6 +50,8 @@ def test_up_to_date_build_answers_without_loading_the_engine(project: Settings) 
 def test_a_build_skips_the_cli_and_parses_only_changed_models(project: Settings) -> None:
     out = _wh_build(project)  # the first build parses every model
     assert "engine loaded: True" in out and "cli loaded: False" in out
+    assert "rich loaded: False" in out  # --quiet: nothing to draw
+    assert "pyarrow loaded: False" in out  # DuckDB checks the source files
     new_orders = project.sources / "orders.parquet"
     stat = new_orders.stat()
     os.utime(new_orders, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))

@@ -134,6 +134,102 @@ def test_catalog_publishes_views_swaps_the_pointer_and_repairs(tmp_path: Path) -
         state.close()
 
 
+def _catalog_contents(path: Path) -> tuple[list[tuple[str, str, str]], list[tuple[object, ...]]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        views = con.execute(
+            "SELECT schema_name, view_name, sql FROM duckdb_views() WHERE NOT internal "
+            "ORDER BY 1, 2"
+        ).fetchall()
+        meta = con.execute(
+            "SELECT model, fingerprint, kind, row_count, env, publish_id FROM wh_meta.models "
+            "ORDER BY model"
+        ).fetchall()
+        return views, meta
+    finally:
+        con.close()
+
+
+def test_a_publish_patches_the_shown_catalog_into_what_a_fresh_write_makes(
+    tmp_path: Path,
+) -> None:
+    settings = small_project(tmp_path, MODELS)
+    state = open_state(settings)
+    try:
+        one = record(
+            state, "staging.numbers", "fp1", parquet(tmp_path / "1.parquet", "select 1 as x"), 1
+        )
+        two = record(
+            state, "staging.numbers", "fp2", parquet(tmp_path / "2.parquet", "select 2 as x"), 1
+        )
+        gone = record(
+            state, "marts.gone", "fp3", parquet(tmp_path / "3.parquet", "select 3 as x"), 1
+        )
+        kept = record(
+            state, "marts.kept", "fp4", parquet(tmp_path / "4.parquet", "select 4 as x"), 1
+        )
+        first = state.publish(
+            "prod",
+            {"staging.numbers": "fp1", "marts.gone": "fp3", "marts.kept": "fp4"},
+            "build",
+            "b",
+            None,
+        )
+        catalog.publish_catalog(settings, state, first)
+        second = state.publish(
+            "prod", {"staging.numbers": "fp2", "marts.kept": "fp4"}, "build", "c", first.id
+        )
+        catalog.publish_catalog(settings, state, second)  # a copy of the first, patched
+        patched = _catalog_contents(catalog.catalog_file(settings, second))
+        versions = {v.fingerprint: v for v in (one, two, gone, kept)}
+        fresh = tmp_path / "fresh"
+        fresh.mkdir()
+        elsewhere = settings.with_overrides(env="qa")
+        written = catalog.write_catalog(elsewhere, second, versions)  # qa shows nothing: fresh
+        assert _catalog_contents(written) == patched
+        views, meta = patched
+        assert [(s, v) for s, v, _ in views] == [("marts", "kept"), ("staging", "numbers")]
+        assert [(m, fp, n) for m, fp, _, n, _, _ in meta] == [
+            ("marts.kept", "fp4", 1),
+            ("staging.numbers", "fp2", 1),
+        ]
+        with catalog.open_published(settings) as con:
+            assert con.execute("select x from staging.numbers").fetchall() == [(2,)]
+        # a shown catalog that cannot be read is not patched: the file is written afresh
+        third = state.publish("prod", {"staging.numbers": "fp1"}, "build", "d", second.id)
+        catalog.catalog_file(settings, second).write_bytes(b"not a database")
+        catalog.publish_catalog(settings, state, third)
+        views, meta = _catalog_contents(catalog.catalog_file(settings, third))
+        assert [(s, v) for s, v, _ in views] == [("staging", "numbers")] and len(meta) == 1
+    finally:
+        state.close()
+
+
+def test_orphans_are_swept_after_an_unfinished_write_only(tmp_path: Path) -> None:
+    settings = small_project(tmp_path, MODELS)
+    model = load_project(settings).models["staging.numbers"]
+    state = open_state(settings)
+    try:
+        first = parquet(storage.new_segment_path(settings, model, "fp1"), "select 1 as x")
+        record(state, model.name, "fp1", first, 1)
+        stray = storage.new_segment_path(settings, model, "dead")
+        parquet(stray, "select 2 as x")
+        # a warehouse never swept (made before the marker existed) is swept once
+        assert storage.sweep_if_unfinished(settings, state)[0] == 1 and not stray.exists()
+        # after writers that finished, nothing is walked: a planted file stays (wh gc finds it)
+        storage.writing_versions(settings)
+        storage.versions_finished(settings)
+        parquet(stray, "select 2 as x")
+        assert storage.sweep_if_unfinished(settings, state) == (0, 0) and stray.exists()
+        # a writer that did not finish (killed, failed audit) leaves the marker: swept
+        storage.writing_versions(settings)
+        assert storage.sweep_if_unfinished(settings, state)[0] == 1 and not stray.exists()
+        assert storage.sweep_if_unfinished(settings, state) == (0, 0)
+        assert Path(first).exists()
+    finally:
+        state.close()
+
+
 def test_storage_finds_and_removes_only_unlisted_files(tmp_path: Path) -> None:
     settings = small_project(tmp_path, MODELS)
     project = load_project(settings)

@@ -10,12 +10,18 @@ from typing import Any
 from warehouse.errors import WhError
 
 
-def guarded(command: Callable[[], object], debug: bool = False) -> int:
-    """Run a command; a WhError becomes one red line, its hint and its exit code."""
+def _stderr() -> tuple[Any, Callable[[str], str]]:
+    """The Rich console on stderr and its markup escape, imported when there is something to
+    print: a quiet build that succeeds never loads Rich."""
     from rich.markup import escape
 
     from warehouse.interfaces.console import err
 
+    return err, escape
+
+
+def guarded(command: Callable[[], object], debug: bool = False) -> int:
+    """Run a command; a WhError becomes one red line, its hint and its exit code."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -23,17 +29,19 @@ def guarded(command: Callable[[], object], debug: bool = False) -> int:
                 command()
             finally:
                 for warning in caught:
+                    err, escape = _stderr()
                     err.print(f"[yellow]Warning:[/] {escape(str(warning.message))}")
     except WhError as exc:
         if debug:
             raise
         # user text (paths, SQL, "[forecast]") is printed as is, never read as Rich markup
+        err, escape = _stderr()
         err.print(f"[bold red]Error:[/] {escape(exc.message)}", markup=True, highlight=False)
         if exc.hint:
             err.print(f"  [dim]hint:[/] {escape(exc.hint)}")
         return exc.exit_code
     except KeyboardInterrupt:
-        err.print("[red]Interrupted[/]: nothing was published by the interrupted step.")
+        _stderr()[0].print("[red]Interrupted[/]: nothing was published by the interrupted step.")
         return 130
     return 0
 
@@ -42,6 +50,10 @@ def run_build(
     cfg: Any, select: list[str] | None, full_refresh: bool, quiet: bool, as_json: bool
 ) -> None:
     import warehouse
+
+    if quiet and not as_json:  # nothing to draw: no Rich
+        warehouse.build(cfg, select=select, full_refresh=full_refresh)
+        return
     from warehouse.interfaces import console
 
     with console.build_progress(quiet or as_json) as rep:

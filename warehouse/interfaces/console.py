@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.syntax import Syntax
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -195,6 +194,8 @@ def plan_summary(plan: Plan) -> None:
     out.print(table)
     for item in plan.models:
         if item.diff:
+            from rich.syntax import Syntax  # Pygments: only when there is a diff to show
+
             out.print(Syntax(item.diff, "diff", theme="ansi_dark", background_color="default"))
     compute = plan.to_compute
     input_rows = sum(

@@ -27,7 +27,7 @@ from warehouse.runtime.publish import publish
 from warehouse.runtime.runner import ModelResult, ModelRunner
 from warehouse.runtime.sql_errors import check_sql
 from warehouse.runtime.state import Publish, State, open_state
-from warehouse.runtime.storage import remove_orphans
+from warehouse.runtime.storage import sweep_if_unfinished, versions_finished, writing_versions
 
 Reporter = Callable[[str, str, str], None]  # (event, model, detail)
 
@@ -50,23 +50,49 @@ class BuildResult:
 def _execute(
     plan: Plan, settings: Settings, state: State, build_id: str, reporter: Reporter
 ) -> list[ModelResult]:
+    todo = {p.model.name: p for p in plan.to_compute}
+    read = _read_by(todo, plan)
     con = engine.connect(settings)
     try:
+        check_sql(plan.to_compute, con)  # DuckDB's parser sees every query before any runs
         for name, source in plan.sources.items():
+            if name not in read.sources:
+                continue
             if source.absent:
                 engine.create_view(con, f"source.{name}", source.empty_select())
             else:
                 engine.view_over_files(con, f"source.{name}", source.files)
-        todo = {p.model.name: p for p in plan.to_compute}
         runner = ModelRunner(settings, con, plan.sources, {}, build_id)
         for item in plan.models:  # DAG order
-            if item.model.name not in todo:
+            if item.model.name in read.models and item.model.name not in todo:
                 existing = state.get_version(item.fingerprint)
                 assert existing is not None
                 runner.register(item.model.name, existing, item.model.depends_on)
         return _schedule(todo, runner, settings.threads, state, build_id, reporter)
     finally:
         con.close()
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    models: frozenset[str]
+    sources: frozenset[str]
+
+
+def _read_by(todo: dict[str, ModelPlan], plan: Plan) -> _Inputs:
+    """The models and sources the models to compute read, directly or through others: only
+    those get a view in the build's connection (a one-model build creates a few, not all)."""
+    by_name = {p.model.name: p.model for p in plan.models}
+    models: set[str] = set()
+    sources: set[str] = set()
+    stack = list(todo)
+    while stack:
+        model = by_name[stack.pop()]
+        sources |= model.sources
+        for parent in model.depends_on - models:
+            models.add(parent)
+            stack.append(parent)
+    return _Inputs(frozenset(models), frozenset(sources))
 
 
 def _blockers(parents: frozenset[str], todo: dict[str, ModelPlan], runner: ModelRunner) -> set[str]:
@@ -191,10 +217,9 @@ def build(
         try:
             state.abandon_running_builds()
             catalog.repair(settings, state)
-            remove_orphans(settings, state)
+            sweep_if_unfinished(settings, state)
             project = load_project(settings)
             plan = make_plan(project, state, settings.env, selection, full_refresh)
-            check_sql(plan.to_compute)
             build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
             state.start_build(
                 build_id,
@@ -210,6 +235,7 @@ def build(
                     build_id, settings.env, "noop", plan, [], None, time.perf_counter() - started
                 )
             try:
+                writing_versions(settings)
                 results = _execute(plan, settings, state, build_id, reporter)
                 head = plan.head
                 published = None
@@ -229,6 +255,7 @@ def build(
                 raise
             rows = sum(r.rows_processed for r in results)
             state.finish_build(build_id, "ok", len(results), len(plan.models) - len(results), rows)
+            versions_finished(settings)
             state.remember_uptodate(settings.env, digest, len(plan.models))
             return BuildResult(
                 build_id,

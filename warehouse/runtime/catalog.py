@@ -11,8 +11,10 @@ opens a published file for writing, so DuckDB's single-writer lock never blocks 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from warehouse import faults
@@ -50,16 +52,51 @@ def view_sql(version: Version) -> str:
 
 
 def write_catalog(settings: Settings, publish: Publish, versions: dict[str, Version]) -> Path:
-    """Write the catalog file of one publish (not yet visible to readers)."""
+    """Write the catalog file of one publish (not yet visible to readers): a copy of the
+    catalog the environment shows now with the views that changed replaced, or a new file."""
     from warehouse.runtime.engine import duckdb as engine
 
     path = catalog_file(settings, publish)
     path.parent.mkdir(parents=True, exist_ok=True)
+    shown = current_target(settings, publish.env)
+    if shown is not None and shown != path.resolve() and shown.exists():
+        try:
+            _remove(path)
+            shutil.copyfile(shown, path)
+            _fill(engine, settings, path, publish, versions, patch=True)
+            return path
+        except (engine.Error, OSError):
+            pass  # an unreadable or older catalog: write the file afresh
+    _remove(path)
+    _fill(engine, settings, path, publish, versions, patch=False)
+    return path
+
+
+def _remove(path: Path) -> None:
     for leftover in (path, path.with_name(path.name + ".wal")):
         leftover.unlink(missing_ok=True)
+
+
+def _fill(
+    engine: ModuleType,
+    settings: Settings,
+    path: Path,
+    publish: Publish,
+    versions: dict[str, Version],
+    patch: bool,
+) -> None:
+    """Create the publish's views and its wh_meta.models table in the file at `path`. With
+    `patch`, the file is a copy of an earlier catalog: only the views whose version differs
+    are replaced (creating a view reads its Parquet footers, the cost of a publish), and
+    the models no longer published are dropped."""
     con = engine.connect(settings, path)
     try:
         pending = dict(sorted(publish.mapping.items()))
+        if patch:
+            shown = dict(con.execute("SELECT model, fingerprint FROM wh_meta.models").fetchall())
+            for model in sorted(set(shown) - set(pending)):
+                con.execute(f"DROP VIEW IF EXISTS {engine.qualified(model)}")
+            pending = {m: fp for m, fp in pending.items() if shown.get(m) != fp}
         # view models read other views: create what binds, retry the rest until no progress
         while pending:
             failed: dict[str, str] = {}
@@ -73,12 +110,15 @@ def write_catalog(settings: Settings, publish: Publish, versions: dict[str, Vers
             if len(failed) == len(pending):
                 raise engine.Error("; ".join(errors))
             pending = failed
-        con.execute("CREATE SCHEMA wh_meta")
-        con.execute(
-            "CREATE TABLE wh_meta.models (model VARCHAR, fingerprint VARCHAR, "
-            "kind VARCHAR, row_count BIGINT, built_at TIMESTAMP, env VARCHAR, "
-            "publish_id BIGINT, published_at TIMESTAMP)"
-        )
+        if patch:
+            con.execute("DELETE FROM wh_meta.models")
+        else:
+            con.execute("CREATE SCHEMA wh_meta")
+            con.execute(
+                "CREATE TABLE wh_meta.models (model VARCHAR, fingerprint VARCHAR, "
+                "kind VARCHAR, row_count BIGINT, built_at TIMESTAMP, env VARCHAR, "
+                "publish_id BIGINT, published_at TIMESTAMP)"
+            )
         rows = [
             (
                 m,
@@ -97,7 +137,6 @@ def write_catalog(settings: Settings, publish: Publish, versions: dict[str, Vers
         con.execute("CHECKPOINT")
     finally:
         con.close()
-    return path
 
 
 def _ts(epoch: float) -> str:

@@ -21,7 +21,7 @@ from warehouse.runtime import catalog
 from warehouse.runtime.engine import duckdb as engine
 from warehouse.runtime.plan import PRODUCED
 from warehouse.runtime.state import Publish, Segment, State, Version
-from warehouse.runtime.storage import versions_root
+from warehouse.runtime.storage import versions_finished, versions_root, writing_versions
 
 
 def publish(
@@ -54,6 +54,7 @@ def publish_tables(
     """Write each table as a new version and publish them together. Call under the lock."""
     head = state.head(settings.env)
     served = dict(head.mapping) if head else {}
+    writing_versions(settings)
     con = engine.connect(settings)
     try:
         for name, write in sorted(tables.items()):
@@ -88,4 +89,8 @@ def publish_tables(
             faults.point("forecast_table")
     finally:
         con.close()
-    return publish(settings, state, settings.env, served, action, run_id, head.id if head else None)
+    published = publish(
+        settings, state, settings.env, served, action, run_id, head.id if head else None
+    )
+    versions_finished(settings)
+    return published

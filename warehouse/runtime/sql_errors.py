@@ -12,12 +12,12 @@ from warehouse.runtime.segments import query_prefix
 from warehouse.runtime.sources import Source
 
 
-def check_sql(items: list[ModelPlan]) -> None:
+def check_sql(items: list[ModelPlan], con: engine.Connection) -> None:
     """Let DuckDB's parser see every query before anything runs."""
     for item in items:
         if item.model.language != "sql":
             continue
-        message = engine.check_syntax(item.model.query)
+        message = engine.check_syntax(con, item.model.query)
         if message:
             line, column = engine.error_position(message)
             raise ModelError(

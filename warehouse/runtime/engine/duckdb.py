@@ -56,6 +56,11 @@ def connect(
     return con
 
 
+def connect_plain() -> Connection:
+    """An in-memory connection for a quick look (Parquet footers), with default settings."""
+    return duckdb.connect()
+
+
 def connect_locked_down(settings: Settings, path: Path) -> Connection:
     """For clients' SQL (`wh serve`): read-only, files readable only under the warehouse's
     version folder, no other external access, settings locked against the client."""
@@ -161,10 +166,11 @@ def short_message(message: str) -> str:
     return message.split("\n", 1)[0].strip()
 
 
-def check_syntax(sql: str) -> str | None:
-    """DuckDB's own parser verdict on a query, or None when it parses."""
+def check_syntax(con: Connection, sql: str) -> str | None:
+    """DuckDB's own parser verdict on a query, or None when it parses (on an open
+    connection: the module-level function starts a DuckDB instance of its own)."""
     try:
-        duckdb.extract_statements(sql)
+        con.extract_statements(sql)
     except duckdb.Error as exc:
         return str(exc)
     return None
