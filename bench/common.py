@@ -149,3 +149,17 @@ def example_project(root: Path, sources: Path, more_toml: str = "", python: bool
         + "[vars]\nrecommendation_min_support = 3\nrecommendation_top_k = 10\n"
     )
     return root
+
+
+def full_build_query(model: Any) -> str:
+    """A model's query as a full build runs it, for peers that know neither `arrived.<source>`
+    (every file in a full build: the source itself) nor `this` (no rows in a full build)."""
+    import re
+
+    from warehouse.runtime.engine.duckdb import empty_with_columns
+
+    query = re.sub(r"\barrived\.(\w+)", r"source.\1", model.query)
+    if model.reads_this:
+        empty = f"({empty_with_columns(model.output_names)}) AS this"
+        query = re.sub(r"\b(from|join)\s+this\b", rf"\1 {empty}", query, flags=re.IGNORECASE)
+    return str(query)

@@ -21,7 +21,16 @@ from typing import Any
 
 import duckdb
 
-from bench.common import CACHE, Result, example_project, fresh_dir, run_command, time_command, wh
+from bench.common import (
+    CACHE,
+    Result,
+    example_project,
+    fresh_dir,
+    full_build_query,
+    run_command,
+    time_command,
+    wh,
+)
 from warehouse.config import load_settings
 from warehouse.interfaces.demo import DemoSpec, generate
 from warehouse.project.loader import load_project
@@ -47,7 +56,9 @@ LEAF_FLOOR = """
 import sys, duckdb
 con = duckdb.connect(sys.argv[1], read_only=True, config={"threads": %d})
 con.execute("SET TimeZone = 'UTC'")
-con.execute(f"COPY ({open(sys.argv[2]).read()}\n) TO '{sys.argv[3]}' (FORMAT parquet, COMPRESSION zstd)")
+query = open(sys.argv[2]).read()
+target = "'" + sys.argv[3] + "' (FORMAT parquet, COMPRESSION zstd)"
+con.execute("COPY (" + query + chr(10) + ") TO " + target)
 """
 SCHEMA_MACRO = """{% macro generate_schema_name(custom_schema_name, node) -%}
 {{ custom_schema_name if custom_schema_name else target.schema }}
@@ -137,7 +148,8 @@ def _dbt_project(root: Path, wh_root: Path) -> Path:
         if model.language != "sql":
             continue
         # header directives and comments mention tables too; dbt would take them for refs
-        code = "\n".join(line for line in model.query.splitlines() if not line.startswith("--"))
+        query = full_build_query(model)
+        code = "\n".join(line for line in query.splitlines() if not line.startswith("--"))
         body = re.sub(r"\b(source|[a-z_]+)\.([a-z_]\w*)\b", reference, code)
         materialized = "view" if model.kind is ModelKind.VIEW else "table"
         config = f"{{{{ config(materialized='{materialized}', schema='{model.schema}', "
@@ -166,7 +178,7 @@ def raw_floor(wh_root: Path, database: Path) -> float:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
         what = "VIEW" if model.kind is ModelKind.VIEW else "TABLE"
         params = {p: values[p] for p in model.parameters}
-        con.execute(f"CREATE {what} {model.name} AS {model.query}", params)
+        con.execute(f"CREATE {what} {model.name} AS {full_build_query(model)}", params)
     seconds = time.perf_counter() - started
     con.close()
     return seconds

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import duckdb
 
-from bench.common import CACHE, Result, example_project, fresh_dir, run_command, wh
+from bench.common import (
+    CACHE,
+    Result,
+    example_project,
+    fresh_dir,
+    full_build_query,
+    run_command,
+    wh,
+)
 from bench.dbt_bench import _literal, sources_for, values_of_a_full_build
 from warehouse.config import load_settings
 from warehouse.interfaces.demo import DemoSpec
@@ -94,7 +102,7 @@ def _floor_statements(root: Path, out: Path) -> list[str]:
         if model.name not in needed:
             continue
         statements.append(f"CREATE SCHEMA IF NOT EXISTS {model.schema}")
-        query = model.query
+        query = full_build_query(model)
         for param in sorted(model.parameters, key=len, reverse=True):
             query = query.replace(f"${param}", _literal(values[param]))
         if model.kind is ModelKind.VIEW:

@@ -3,7 +3,8 @@ whatever arrives, the result equals a full build of the same sources."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import shutil
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -17,7 +18,7 @@ from warehouse.project.model import sql_model
 from warehouse.runtime.audits import audit_queries, run_audits
 from warehouse.runtime.build import BuildResult, build
 from warehouse.runtime.catalog import pointer_path
-from warehouse.runtime.plan import Action
+from warehouse.runtime.plan import Action, plan_build
 
 CLEANING = ("checks.orders", "checks.order_items")
 INCREMENTAL = (*CLEANING, "features.demand", "features.demand_features")
@@ -38,6 +39,7 @@ def assert_equals_full_build(settings: Settings) -> None:
     fresh = load_settings(settings.project_dir).with_overrides(
         warehouse=settings.warehouse.parent / "fresh"
     )
+    shutil.rmtree(fresh.warehouse, ignore_errors=True)  # from nothing, every time
     build(fresh)
     incremental, full = every_table(settings), every_table(fresh)
     assert incremental.keys() == full.keys()
@@ -100,6 +102,131 @@ def test_cleaning_models_extend_by_order_date_and_equal_a_full_build(project: Se
         .fetchall()
     )
     assert reasons == {str(no_order): "missing_order", str(no_ts): "order_rejected"}
+
+
+def reject_reasons(settings: Settings, ids: list[int]) -> dict[str, str | None]:
+    listed = ", ".join(f"'{i}'" for i in ids)
+    con = duckdb.connect(str(pointer_path(settings, "prod")), read_only=True)
+    try:
+        found = con.execute(
+            f"SELECT order_id, reject_reason FROM checks.order_items WHERE order_id IN ({listed})"
+        ).fetchall()
+    finally:
+        con.close()
+    return dict(found)
+
+
+def test_lines_without_an_order_come_from_the_extended_version_and_the_new_files(
+    project: Settings,
+) -> None:
+    """checks.order_items finds lines without a dated order without comparing every line with
+    every order: those its last version had (`this`) and those in new files (`arrived`)."""
+    sources = project.sources
+    split_last_day(sources)
+    held_orders = pl.read_parquet(sources / ".held-orders.parquet")
+    held_items = pl.read_parquet(sources / ".held-order_items.parquet")
+    early_path = sources / "order_items" / "part-0.parquet"
+    early = pl.read_parquet(early_path)
+    ahead = int(held_orders["order_id"][0])  # its lines arrive a day before the order
+    never = 10**9 + 5  # no order ever comes
+    stray = early.head(1).with_columns(order_id=pl.lit(never, dtype=early.schema["order_id"]))
+    pl.concat([early, held_items.filter(pl.col("order_id") == ahead), stray]).write_parquet(
+        early_path
+    )
+    held_items.filter(pl.col("order_id") != ahead).write_parquet(
+        sources / ".held-order_items.parquet"
+    )
+    build(project)
+    assert set(reject_reasons(project, [ahead, never]).values()) == {"missing_order"}
+
+    append_last_day(sources)  # the order arrives, dated in the window
+    result = build(project)
+    assert actions(result)["checks.order_items"] is Action.INCREMENTAL
+    reasons = reject_reasons(project, [ahead, never])
+    assert reasons == {str(ahead): None, str(never): "missing_order"}
+    assert_equals_full_build(project)
+
+    # the next day: a line without an order, in a new file; no new orders
+    newer = 10**9 + 6
+    add_part(sources, "order_items", stray.with_columns(order_id=pl.lit(newer, pl.Int64)))
+    planned = next(
+        p for p in plan_build(project, None, False).to_json()["models"]  # type: ignore[union-attr]
+        if p["model"] == "checks.order_items"
+    )
+    assert planned["action"] == "incremental"
+    assert planned["arrived"] == {"order_items": [str(sources / "order_items" / "part-2.parquet")]}
+    result = build(project)
+    assert actions(result)["checks.order_items"] is Action.INCREMENTAL
+    assert reject_reasons(project, [newer, never]) == {
+        str(newer): "missing_order",
+        str(never): "missing_order",
+    }
+    assert_equals_full_build(project)
+
+    # an order for the old stray line, dated before the window: rebuilt in full, not hidden
+    orders = pl.read_parquet(sources / "orders" / "part-0.parquet")
+    old_day = orders["order_ts"].max() - timedelta(days=10)
+    add_part(
+        sources,
+        "orders",
+        pl.DataFrame(
+            [{**orders.row(0, named=True), "order_id": never, "order_ts": old_day}],
+            orders.schema,
+        ),
+    )
+    result = build(project)
+    assert actions(result)["checks.order_items"] is Action.FULL
+    assert reject_reasons(project, [never]) == {str(never): None}
+    assert_equals_full_build(project)
+
+
+def _events(folder: Path, part: int, rows: list[tuple[int, date | None]]) -> Path:
+    path = folder / f"part-{part}.parquet"
+    pl.DataFrame(rows, schema={"id": pl.Int64, "day": pl.Date}, orient="row").write_parquet(path)
+    return path
+
+
+def test_arrived_reads_the_new_files_and_this_the_version_extended(tmp_path: Path) -> None:
+    folder = tmp_path / "sources" / "events"
+    folder.mkdir(parents=True)
+    _events(folder, 0, [(1, date(2024, 1, 1)), (2, None), (3, date(2024, 1, 2))])
+    (tmp_path / "wh.toml").write_text('[project]\nsources = "sources"\nwarehouse = "wh"\n')
+    model = tmp_path / "sql" / "staging" / "events.sql"
+    model.parent.mkdir(parents=True)
+    model.write_text(
+        "-- kind: incremental_by_time\n-- time_column: day\n"
+        "-- audits: same_row_count(source.events)\n"
+        "select id, day from arrived.events\n"
+        "union all\n"
+        "-- rows without a day are in every window: carried over from the version extended\n"
+        "select id, day from this where day is null\n"
+    )
+    settings = load_settings(tmp_path)
+
+    def served() -> list[tuple[object, ...]]:
+        return sorted(published_rows(settings)["staging.events"], key=repr)
+
+    first = build(settings)
+    assert actions(first) == {"staging.events": Action.FULL} and len(served()) == 3
+    # each mistake fails the equality below: reading every file twice counts row 2 twice,
+    # an empty `this` loses it; the completeness audit would then rebuild in full
+    new = _events(folder, 1, [(4, date(2024, 1, 3)), (5, None)])
+    planned = plan_build(settings, None, False).to_json()["models"][0]  # type: ignore[index]
+    assert planned["arrived"] == {"events": [str(new)]}
+    second = build(settings)
+    assert actions(second) == {"staging.events": Action.INCREMENTAL}
+    assert second.results[0].rows_processed == 3  # rows 4, 5 and 2 (no day: every window)
+    assert [row[0] for row in served()] == [1, 2, 3, 4, 5]
+    _events(folder, 2, [(6, None)])
+    assert actions(build(settings)) == {"staging.events": Action.INCREMENTAL}
+    assert [row[0] for row in served()] == [1, 2, 3, 4, 5, 6]
+    # a row for a day before the window: the run starts over in full, where `this` is empty
+    # and every file has arrived
+    _events(folder, 3, [(7, date(2024, 1, 1))])
+    last = build(settings)
+    assert actions(last) == {"staging.events": Action.FULL}
+    assert "before the lookback window" in last.results[0].plan.reason
+    assert [row[0] for row in served()] == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_rows_arriving_before_the_window_rebuild_in_full_downstream_too(

@@ -77,6 +77,14 @@ def test_unknown_directive_suggests_the_closest() -> None:
             27,
         ),
         ("select $cutoff", "unknown parameter $cutoff", 1, 8),
+        ("select id from\n  arrived.orders", "arrived.orders is only set in incremental", 2, 3),
+        ("select id from this", "this is only set in incremental_by_time models", 1, 16),
+        (
+            "-- kind: incremental_by_time\n-- time_column: d\nselect *\nfrom this",
+            "names every column it returns (no select *)",
+            4,
+            6,
+        ),
     ],
 )
 def test_invalid_models_name_file_line_and_column(
@@ -87,6 +95,19 @@ def test_invalid_models_name_file_line_and_column(
     assert message in str(failure.value)
     assert (failure.value.line, failure.value.column) == (line, column)
     assert str(failure.value).startswith(str(PATH))
+
+
+def test_an_incremental_model_reads_arrived_files_and_its_extended_version() -> None:
+    model = sql_model(
+        "checks.lines",
+        PATH,
+        "-- kind: incremental_by_time\n-- time_column: d\n"
+        "select id, d from arrived.lines\n"
+        "union all\n"
+        "select id, d from this where d is null",
+    )
+    assert model.reads_this and model.output_names == ("id", "d")
+    assert [r.qualified for r in model.refs] == ["arrived.lines", "this"]
 
 
 def test_table_refs_skip_ctes_and_table_functions_and_keep_positions() -> None:

@@ -180,6 +180,8 @@ CHANGE_STYLE = {"new": "green", "changed": "yellow", "indirect": "cyan", "unchan
 
 
 def plan_summary(plan: Plan) -> None:
+    from warehouse.runtime.plan import Action, arrived_files
+
     table = Table(title=f"wh plan → {plan.env}", title_justify="left")
     for column in ("model", "change", "action", "fingerprint"):
         table.add_column(column)
@@ -188,6 +190,10 @@ def plan_summary(plan: Plan) -> None:
         action = item.action.value
         if item.reason and item.current:  # an incremental model that cannot extend its version
             action += f" [dim]({item.reason})[/]"
+        if item.action is Action.INCREMENTAL and item.model.arrived:
+            found = arrived_files(item, plan.sources)
+            read = ", ".join(f"{len(files)} of {name}" for name, files in found.items())
+            action += f" [dim](new files: {read})[/]"
         table.add_row(item.model.name, f"[{style}]{item.change.value}[/]", action, item.fingerprint)
     for name in plan.removed:
         table.add_row(name, "[red]removed[/]", "drop from env", "")

@@ -19,6 +19,8 @@ from warehouse.project.audit_rules import COMPLETENESS_AUDIT
 from warehouse.project.cache import FileCache
 from warehouse.project.dag import DAG
 from warehouse.project.model import (
+    ARRIVED_SCHEMA,
+    THIS,
     Model,
     ModelKind,
     check_identifier,
@@ -203,11 +205,16 @@ def _resolve(model: Model, names: set[str]) -> Model:
         refs = [(name, None, None) for name in model.inputs]
     else:
         refs = [(ref.qualified, ref.line, ref.column) for ref in model.refs]
-    parents, sources = set(), set()
+    parents, sources, arrived = set(), set(), set()
     for table, line, column in refs:
         schema, _, name = table.rpartition(".")
         if schema == SOURCE_SCHEMA:
             sources.add(name)
+        elif schema == ARRIVED_SCHEMA:  # part of the source's files: the source is an input
+            sources.add(name)
+            arrived.add(name)
+        elif not schema and name == THIS and model.reads_this:
+            continue  # the model's own previous version, not a parent
         elif table in names:
             parents.add(table)
         else:
@@ -220,7 +227,12 @@ def _resolve(model: Model, names: set[str]) -> Model:
                 else "reference models as schema.table and sources as source.<name>"
             )
             raise UnknownTableError(table, model.path, line, column, hint)
-    return replace(model, depends_on=frozenset(parents), sources=frozenset(sources))
+    return replace(
+        model,
+        depends_on=frozenset(parents),
+        sources=frozenset(sources),
+        arrived=frozenset(arrived),
+    )
 
 
 def load_project(settings: Settings) -> Project:

@@ -27,8 +27,14 @@ if TYPE_CHECKING:  # sqlglot loads only when a model is parsed (see warehouse.pr
 DIALECT = "duckdb"
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 # Schemas wh or DuckDB own; a model folder may not use them.
-RESERVED_SCHEMAS = {"source", "main", "wh_meta", "information_schema", "pg_catalog", "temp"}
-# Named parameters an incremental_by_time model may use to read only the periods it needs.
+RESERVED_SCHEMAS = {
+    "source", "arrived", "main", "wh_meta", "information_schema", "pg_catalog", "temp",
+}  # fmt: skip
+# What an incremental_by_time model may read besides models and sources: `arrived.<source>`,
+# the source's files added since the version the run extends (all files in a full build),
+# and `this`, that version's rows (no rows in a full build).
+ARRIVED_SCHEMA = "arrived"
+THIS = "this"
 
 
 class ModelKind(StrEnum):
@@ -103,6 +109,9 @@ class Model:
     columns: tuple[tuple[str, str], ...] = ()
     tags: tuple[str, ...] = ()
     func: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+    arrived: frozenset[str] = frozenset()  # sources read as arrived.<name>
+    reads_this: bool = False  # reads `this`, the version an incremental run extends
+    output_names: tuple[str, ...] = ()  # the query's column names (known when reads_this)
 
     @property
     def schema(self) -> str:
@@ -467,14 +476,52 @@ def sql_model(
             hint="make it kind full, or compute the value in SQL",
         )
     values = tuple((v, json.dumps(known[v], default=str)) for v in sorted(used - TIME_PARAMETERS))
+    refs = table_refs(query, text)
+    reads_this, output_names = _incremental_inputs(query, refs, kind, path)
     return Model(
         name=name,
         path=path,
         language="sql",
         query=text.rstrip().rstrip(";"),
         normalized=normalize_sql(query),
-        refs=table_refs(query, text),
+        refs=refs,
         parameters=frozenset(used),
         variables=values,
+        reads_this=reads_this,
+        output_names=output_names,
         **config,
     )
+
+
+def _incremental_inputs(
+    query: exp.Query, refs: tuple[TableRef, ...], kind: ModelKind, path: Path
+) -> tuple[bool, tuple[str, ...]]:
+    """Whether the query reads `this`, and its column names when it does; `this` and
+    `arrived.<source>` are refused outside incremental_by_time models."""
+    special = [r for r in refs if r.schema == ARRIVED_SCHEMA or (not r.schema and r.name == THIS)]
+    if not special:
+        return False, ()
+    if kind is not ModelKind.INCREMENTAL_BY_TIME:
+        first = special[0]
+        raise ModelError(
+            f"{first.qualified} is only set in incremental_by_time models",
+            path,
+            first.line,
+            first.column,
+            hint="it names what an incremental run adds (arrived.<source>) or extends (this); "
+            "read source.<name> or the model's own inputs instead",
+        )
+    this = next((r for r in special if not r.schema), None)
+    if this is None:
+        return False, ()
+    names = tuple(query.named_selects)
+    if not names or any(not n or n == "*" for n in names):
+        raise ModelError(
+            "a model that reads `this` names every column it returns (no select *)",
+            path,
+            this.line,
+            this.column,
+            hint="list the columns in the final select: in a full build `this` is empty, "
+            "with those columns",
+        )
+    return True, names

@@ -62,6 +62,12 @@ def _execute(
                 engine.create_view(con, f"source.{name}", source.empty_select())
             else:
                 engine.view_over_files(con, f"source.{name}", source.files)
+            if name not in read.arrived:
+                continue
+            if source.absent:
+                engine.create_view(con, f"arrived.{name}", source.empty_select())
+            else:
+                engine.view_over_arrived(con, name, source.files)
         runner = ModelRunner(settings, con, plan.sources, {}, build_id)
         for item in plan.models:  # DAG order
             if item.model.name in read.models and item.model.name not in todo:
@@ -77,6 +83,7 @@ def _execute(
 class _Inputs:
     models: frozenset[str]
     sources: frozenset[str]
+    arrived: frozenset[str]  # sources read as arrived.<name> by a model to compute
 
 
 def _read_by(todo: dict[str, ModelPlan], plan: Plan) -> _Inputs:
@@ -92,7 +99,8 @@ def _read_by(todo: dict[str, ModelPlan], plan: Plan) -> _Inputs:
         for parent in model.depends_on - models:
             models.add(parent)
             stack.append(parent)
-    return _Inputs(frozenset(models), frozenset(sources))
+    arrived = frozenset().union(*(item.model.arrived for item in todo.values()))
+    return _Inputs(frozenset(models), frozenset(sources), arrived)
 
 
 def _blockers(parents: frozenset[str], todo: dict[str, ModelPlan], runner: ModelRunner) -> set[str]:

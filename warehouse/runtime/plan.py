@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -87,6 +88,13 @@ class Plan:
                     "current": p.current.fingerprint if p.current else None,
                     "diff": p.diff,
                     "reason": p.reason,
+                    # files read as arrived.<source> (every file when computed in full)
+                    "arrived": {
+                        source: list(files)
+                        for source, files in arrived_files(p, self.sources).items()
+                    }
+                    if p.action in (Action.FULL, Action.INCREMENTAL)
+                    else {},
                 }
                 for p in self.models
             ],
@@ -94,6 +102,24 @@ class Plan:
             "compute": [p.model.name for p in self.to_compute],
             "publish": self.publishes_something,
         }
+
+
+def arrived_files(item: ModelPlan, sources: Mapping[str, Source]) -> dict[str, tuple[str, ...]]:
+    """For each source the model reads as arrived.<name>: the files added since the version an
+    incremental run extends, or every file when the model is computed in full. Exact because
+    a version is only extended when its source files were only added to (`_full_because`)."""
+    seen = None
+    if item.action is Action.INCREMENTAL and item.previous is not None:
+        seen = set(item.previous.source_files or ())
+    found: dict[str, tuple[str, ...]] = {}
+    for name in sorted(item.model.arrived):
+        source = sources[name]
+        found[name] = tuple(
+            str(path)
+            for path, stat in zip(source.files, source.file_stats(), strict=True)
+            if seen is None or stat not in seen
+        )
+    return found
 
 
 def _hash(*parts: object) -> str:

@@ -16,7 +16,7 @@ from warehouse.errors import ModelError
 from warehouse.project.audit_rules import COMPLETENESS_AUDIT
 from warehouse.runtime.audits import AuditResult, audit_queries, run_audits
 from warehouse.runtime.engine import duckdb as engine
-from warehouse.runtime.plan import Action, ModelPlan
+from warehouse.runtime.plan import Action, ModelPlan, arrived_files
 from warehouse.runtime.segments import SegmentWriter, written_by
 from warehouse.runtime.sources import Source
 from warehouse.runtime.sql_errors import translate
@@ -151,6 +151,7 @@ class ModelRunner:
     def _compute(self, cursor: engine.Connection, item: ModelPlan) -> Computed:
         """Write the version's data and audit it."""
         model = item.model
+        self._point_incremental_inputs(cursor, item)
         if item.action is Action.VIEW:
             segments, processed = self._view(cursor, item), 0
             relation = engine.qualified(model.name)
@@ -172,6 +173,23 @@ class ModelRunner:
         audits = run_audits(cursor, audit_queries(model, relation, computed))
         faults.point("audit")
         return Computed(segments, processed, columns, audits)
+
+    def _point_incremental_inputs(self, cursor: engine.Connection, item: ModelPlan) -> None:
+        """Set `arrived.<source>` and `this` for this run of the model, on its own cursor:
+        the files added since the version it extends and that version's rows, or every file
+        and no rows when it computes in full."""
+        for name, files in arrived_files(item, self.sources).items():
+            source = self.sources[name]
+            if not source.absent:
+                engine.point_arrived(cursor, name, files, source.files)
+        if item.model.reads_this:
+            previous = item.previous if item.action is Action.INCREMENTAL else None
+            engine.point_this(
+                cursor,
+                f"SELECT * FROM {engine.parquet_scan(previous.files)}"
+                if previous is not None and previous.files
+                else engine.empty_with_columns(item.model.output_names),
+            )
 
     def _view(self, cursor: engine.Connection, item: ModelPlan) -> list[Segment]:
         with self.catalog_lock:

@@ -84,6 +84,45 @@ def view_over_files(con: Connection, model_name: str, files: Sequence[str | Path
     create_view(con, model_name, f"SELECT * FROM {parquet_scan(files)}")
 
 
+def _arrived_variables(source: str) -> tuple[str, str]:
+    return f"wh_arrived_{source}", f"wh_arrived_{source}_none"
+
+
+def view_over_arrived(con: Connection, source: str, files: Sequence[str | Path]) -> None:
+    """`arrived.<source>`: a view over the files a connection's variables name (set per
+    model run by `point_arrived`; `files`, every file of the source, until then)."""
+    listed, none = _arrived_variables(source)
+    point_arrived(con, source, [], files)
+    create_view(
+        con,
+        f"arrived.{source}",
+        f"SELECT * FROM read_parquet(getvariable('{listed}'), union_by_name = true, "
+        f"hive_partitioning = false) WHERE NOT getvariable('{none}')",
+    )
+
+
+def point_arrived(
+    con: Connection, source: str, arrived: Sequence[str | Path], every: Sequence[str | Path]
+) -> None:
+    """Make `arrived.<source>` read `arrived` on this connection (a cursor's variables are its
+    own). No file arrived: the view reads no rows (its filter is false, so DuckDB opens none
+    of the files it still needs a list of to know the columns)."""
+    listed, none = _arrived_variables(source)
+    files = list(arrived) or list(every)
+    con.execute(f"SET VARIABLE {listed} = [{', '.join(quote_literal(str(f)) for f in files)}]")
+    con.execute(f"SET VARIABLE {none} = {'false' if arrived else 'true'}")
+
+
+def empty_with_columns(names: Sequence[str]) -> str:
+    """A query of no rows with these columns, of type NULL (which compares with anything)."""
+    return "SELECT " + ", ".join(f"NULL AS {quote_ident(n)}" for n in names) + " WHERE false"
+
+
+def point_this(con: Connection, select_sql: str) -> None:
+    """`this` on this connection only (a temporary view): what an incremental run extends."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW this AS {select_sql}")
+
+
 # what COPY puts before a query: error positions are counted back past it (runtime/segments.py)
 COPY_PREFIX = "COPY ("
 
