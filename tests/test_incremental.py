@@ -150,7 +150,8 @@ def test_lines_without_an_order_come_from_the_extended_version_and_the_new_files
     newer = 10**9 + 6
     add_part(sources, "order_items", stray.with_columns(order_id=pl.lit(newer, pl.Int64)))
     planned = next(
-        p for p in plan_build(project, None, False).to_json()["models"]  # type: ignore[union-attr]
+        p
+        for p in plan_build(project, None, False).to_json()["models"]  # type: ignore[union-attr]
         if p["model"] == "checks.order_items"
     )
     assert planned["action"] == "incremental"

@@ -1,5 +1,5 @@
 """`python -m warehouse ...` is `wh ...` (the same entry point, fast path included)."""
 
-from warehouse.interfaces.entry import main
+from warehouse.interfaces.entry import program
 
-main()
+program()

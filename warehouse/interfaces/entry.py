@@ -7,6 +7,7 @@ commands, --help, --debug) goes to the full CLI unchanged.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -92,17 +93,30 @@ def _fast_build(argv: list[str]) -> int | None:
     )
 
 
-def main() -> None:
+def main(exit_at_once: bool = False) -> None:
+    """`wh`. With `exit_at_once` (the program itself, not a caller in-process), a build ends
+    without the interpreter's teardown: freeing every sqlglot and DuckDB object on the way
+    out costs ~45 ms of a half-second build, and nothing is left to clean (connections,
+    files and the lock are closed by then; the output is flushed here)."""
     from warehouse.resources import prepare_process
 
     # before anything imports Polars or LightGBM: thread pools and OpenMP are set up once
     prepare_process()
     code = _fast_build(sys.argv[1:])
     if code is not None:
+        if exit_at_once:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
         sys.exit(code)
     from warehouse.interfaces.cli import main as cli_main
 
     cli_main()
+
+
+def program() -> None:
+    """The `wh` executable and `python -m warehouse`."""
+    main(exit_at_once=True)
 
 
 if __name__ == "__main__":
