@@ -22,7 +22,7 @@ import pytest
 from conftest import accepting, copy_project, free_port, rows, running, tree_digest
 from sqlalchemy import create_engine, inspect
 
-from warehouse.config import Settings
+from warehouse.config import Settings, load_settings
 from warehouse.runtime.build import build
 
 PSQL = shutil.which("psql")
@@ -338,3 +338,27 @@ def test_cancel_request_stops_a_running_query(served: tuple[Settings, int]) -> N
             conn.execute("select count(*) from range(100000000000) a(x) where x % 7 = 3")
         assert time.monotonic() - started < 30
         assert conn.execute("select 1").fetchone() == (1,)  # the session goes on
+
+
+def test_a_statement_run_again_after_a_publish_has_the_new_types(tmp_path: Path) -> None:
+    """A session remembers the result types of the statements it ran (the second bind of a
+    query is skipped): per publish, so a model whose column changed type is read as such."""
+    (tmp_path / "sources").mkdir()
+    (tmp_path / "wh.toml").write_text('[project]\nsources = "sources"\nwarehouse = "wh"\n')
+    model = tmp_path / "sql" / "marts" / "t.sql"
+    model.parent.mkdir(parents=True)
+    model.write_text("select 7 as x, date '2024-01-02' as d")
+    settings = load_settings(tmp_path)
+    build(settings)
+    port = free_port()
+    query = "select x, d from marts.t where x is not null or %s"
+    with (
+        running(settings, "serve", "--port", str(port), ready=lambda: accepting(port)),
+        psycopg.connect(_dsn(port), autocommit=True) as conn,
+    ):
+        for _ in range(6):  # psycopg prepares it server-side after five runs
+            assert conn.execute(query, [True]).fetchall() == [(7, datetime.date(2024, 1, 2))]
+        model.write_text("select 'seven' as x, 2.5 as d")
+        build(settings)
+        for _ in range(2):
+            assert conn.execute(query, [True]).fetchall() == [("seven", Decimal("2.5"))]

@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 ARRAY_PARAMETER = re.compile(r"\b(?:ANY|ALL)\s*\(\s*\$(\d+)\s*\)", re.IGNORECASE)
 BATCH_ROWS = 16_384
+FLUSH_BYTES = 256 * 1024  # queued output written before more is computed (back-pressure)
+RESULT_TYPES_KEPT = 256
+INLINE_ROWS = 2_000  # a result this small is read ahead and encoded on the event loop
 
 
 class ClientGone(Exception):
@@ -70,7 +73,7 @@ class Portal:
     values: list[Any]
     columns: list[tuple[str, int]] | None = None
     batches: Iterator[pa.RecordBatch] | None = None
-    pending: pa.RecordBatch | None = None
+    pending: list[pa.RecordBatch] = field(default_factory=list)  # read, not yet sent
     sent: int = 0
     fallback_rows: list[tuple[Any, ...]] | None = None
     result_formats: list[int] = field(default_factory=list)  # from Bind: none, one, or each
@@ -103,6 +106,13 @@ class Session:
     # connections that have the Postgres catalog installed (by id; the object is kept so
     # an id is never reused while listed)
     catalogued: dict[int, duckdb.DuckDBPyConnection] = field(default_factory=dict)
+    outbox: list[bytes] = field(default_factory=list)  # messages not yet written
+    outbox_bytes: int = 0
+    # result column types of statements already run on this session's publish (a query's
+    # types are known before it runs only by binding it: once is enough)
+    result_types: dict[tuple[object, ...], tuple[list[str], list[str]]] = field(
+        default_factory=dict
+    )
 
     @property
     def peer(self) -> str:
@@ -123,6 +133,8 @@ class Session:
             await self.close()
 
     async def close(self) -> None:
+        with contextlib.suppress(ClientGone, ConnectionError, OSError):
+            await self.flush()  # a refusal or a last error still reaches the client
         self.server.forget(self)
         self.drop_portal_results()
         for name in list(self.cursors):
@@ -193,13 +205,13 @@ class Session:
         failed = f'password authentication failed for user "{self.user}"'
         try:
             await self.send(wire.auth_sasl([MECHANISM]))
-            kind, body = await wire.read_message(self.reader)
+            kind, body = await self.receive()
             message = wire.Body(body)
             if kind != b"p" or message.cstring() != MECHANISM:
                 raise AuthFailed("the client did not start SCRAM-SHA-256")
             first = message.take(message.int32()).decode()
             await self.send(wire.auth_sasl_continue(exchange.first(first)))
-            kind, body = await wire.read_message(self.reader)
+            kind, body = await self.receive()
             if kind != b"p":
                 raise AuthFailed("the client did not answer the SCRAM challenge")
             final = exchange.final(body.decode())
@@ -214,7 +226,7 @@ class Session:
 
     async def loop(self) -> None:
         while True:
-            kind, body = await wire.read_message(self.reader)
+            kind, body = await self.receive()
             if kind == b"X":
                 return
             if kind == b"Q":
@@ -223,7 +235,7 @@ class Session:
                 self.skipping = False
                 await self.send(wire.ready(self.tx.status))
             elif kind == b"H":
-                await self.writer.drain()
+                await self.flush()
             elif self.skipping:
                 continue
             elif kind in (b"P", b"B", b"D", b"E", b"C"):
@@ -237,10 +249,30 @@ class Session:
     # --- plumbing -------------------------------------------------------------------------
 
     async def send(self, *messages: bytes) -> None:
+        """Queue messages; they go out when the session is about to wait for the client
+        (`flush`) or when enough is queued. One write per round trip instead of one per
+        message: what Postgres does too (its output buffer is flushed at Sync and Flush)."""
         if self.writer.is_closing():
             raise ClientGone
-        self.writer.write(b"".join(messages))
+        self.outbox.extend(messages)
+        self.outbox_bytes += sum(len(m) for m in messages)
+        if self.outbox_bytes >= FLUSH_BYTES:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.outbox:
+            if self.writer.is_closing():
+                raise ClientGone
+            self.writer.writelines(self.outbox)
+            self.outbox, self.outbox_bytes = [], 0
         await self.writer.drain()
+
+    async def receive(self) -> tuple[bytes, bytes]:
+        """The client's next message. What is queued goes out first unless the client has
+        already sent more (a pipeline: Parse, Bind, Execute, Sync in one packet)."""
+        if self.outbox and not _has_input(self.reader):
+            await self.flush()
+        return await wire.read_message(self.reader)
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -256,7 +288,7 @@ class Session:
         if self.snapshot is not None and (
             self.tx.in_block
             or self.cursors  # open cursors read this publish: the session stays on it
-            or await self.in_thread(snapshots.is_current, self.snapshot)
+            or snapshots.is_current(self.snapshot)  # a readlink: not worth a thread hop
         ):
             assert self.cursor is not None
             return self.cursor
@@ -293,7 +325,7 @@ class Session:
         """DuckDB runs one result per connection: an unfinished one is dropped first."""
         if self.streaming is not None:
             self.streaming.batches = None
-            self.streaming.pending = None
+            self.streaming.pending = []
             self.streaming = None
 
     async def report_error(self, exc: BaseException) -> None:
@@ -458,32 +490,30 @@ class Session:
         else:
             cursor = own
         await self.with_catalog(cursor, statement.text)
-        relation = await self.in_thread(_relation, cursor, statement.text, portal.values)
-        columns = [
-            (name, rows.type_oid(str(kind)))
-            for name, kind in zip(relation.columns, relation.types, strict=True)
-        ]
         if not run:
-            return columns
-        types = [str(t) for t in relation.types]
-        formats = portal.result_formats
-        binary = [
-            bool(formats[i] if len(formats) > 1 else formats[0]) if formats else False
-            for i in range(len(types))
-        ]
-        portal.binary_oids = [oid if b else 0 for (_, oid), b in zip(columns, binary, strict=True)]
-        text = rows.text_query(statement.text, types, binary)
-        try:
-            portal.batches = await self.in_thread(_batches, cursor, text, portal.values)
+            relation = await self.in_thread(_relation, cursor, statement.text, portal.values)
+            return [
+                (name, rows.type_oid(str(kind)))
+                for name, kind in zip(relation.columns, relation.types, strict=True)
+            ]
+        # the types a statement returned before on this publish, for these parameter types
+        assert self.snapshot is not None
+        key = (self.snapshot.path, statement.text, *(type(v) for v in portal.values))
+        started = await self.in_thread(
+            _start, cursor, statement.text, portal.values, portal.result_formats,
+            self.result_types.get(key),
+        )  # fmt: skip
+        if started.fallback_rows is None:
+            self.result_types[key] = ([c for c, _ in started.columns], started.types)
+            if len(self.result_types) > RESULT_TYPES_KEPT:  # a session of ad-hoc queries
+                self.result_types.pop(next(iter(self.result_types)))
             if own is None:
                 self.streaming = portal
-        except duckdb.ParserException:
-            # statements that cannot be a subquery (EXPLAIN): small results, sent as str()
-            portal.fallback_rows = await self.in_thread(relation.fetchall)
-            columns = [(name, rows.TEXT_OID) for name, _ in columns]
-            portal.binary_oids = None  # these go as text, and RowDescription says so
-        portal.columns = columns
-        return columns
+        portal.batches, portal.binary_oids = started.batches, started.binary_oids
+        portal.pending = started.first
+        portal.fallback_rows = started.fallback_rows
+        portal.columns = started.columns
+        return started.columns
 
     async def execute(self, portal: Portal, max_rows: int) -> None:
         statement = portal.prepared.statement
@@ -506,7 +536,7 @@ class Session:
             portal.fallback_rows = []
             return
         await self.send_rows(portal, max_rows)
-        if portal.batches is not None or portal.pending is not None:
+        if portal.batches is not None or portal.pending:
             await self.send(wire.portal_suspended())
             return
         if self.streaming is portal:
@@ -519,22 +549,15 @@ class Session:
         suspended portal again for the next rows."""
         first = portal.sent
         limit = portal.sent + max_rows if max_rows > 0 else None
-        while limit is None or portal.sent < limit:
-            batch = portal.pending
-            portal.pending = None
-            if batch is None:
-                if portal.batches is None:
-                    break
-                batch = await self.in_thread(next, portal.batches, None)
-                if batch is None:
-                    portal.batches = None
-                    break
-            if limit is not None and batch.num_rows > limit - portal.sent:
-                take = limit - portal.sent
-                portal.pending = batch.slice(take)
-                batch = batch.slice(0, take)
-            encoded = await self.in_thread(rows.encode_batch, batch, portal.binary_oids)
-            portal.sent += batch.num_rows
+        while (limit is None or portal.sent < limit) and (
+            portal.batches is not None or bool(portal.pending)
+        ):
+            if portal.batches is None and sum(b.num_rows for b in portal.pending) <= INLINE_ROWS:
+                encoded = _take_rows(portal, limit)  # all read and few: no thread hop
+            else:
+                encoded = await self.in_thread(_take_rows, portal, limit)
+            if encoded is None:
+                break
             await self.send(encoded)
         return portal.sent - first
 
@@ -582,7 +605,7 @@ class Session:
     async def close_cursor(self, name: str) -> None:
         cursor = self.cursors.pop(name, None)
         if cursor is not None:
-            cursor.batches = cursor.pending = None
+            cursor.batches, cursor.pending = None, []
             self.catalogued.pop(id(cursor.connection), None)
             await self.in_thread(_close_quietly, cursor.connection)
 
@@ -667,6 +690,119 @@ def _batches(
 ) -> Iterator[pa.RecordBatch]:
     relation = cursor.sql(sql, params=values or None)
     return iter(relation.to_arrow_reader(BATCH_ROWS))
+
+
+@dataclass
+class Started:
+    columns: list[tuple[str, int]]
+    types: list[str]
+    batches: Iterator[pa.RecordBatch] | None
+    binary_oids: list[int] | None
+    fallback_rows: list[tuple[Any, ...]] | None = None
+    first: list[pa.RecordBatch] = field(default_factory=list)  # read ahead
+
+
+def _start(
+    cursor: duckdb.DuckDBPyConnection,
+    sql: str,
+    values: list[Any],
+    formats: list[int],
+    known: tuple[list[str], list[str]] | None,
+) -> Started:
+    """Start a query, its columns converted to what the client reads, in one trip to a
+    worker thread. The conversion needs the result's names and types: bound from the query
+    itself the first time (a second bind), then remembered by the session."""
+    relation = None
+    if known is None:
+        relation = _relation(cursor, sql, values)
+        known = [str(c) for c in relation.columns], [str(t) for t in relation.types]
+    names, types = known
+    binary = [
+        bool(formats[i] if len(formats) > 1 else formats[0]) if formats else False
+        for i in range(len(types))
+    ]
+    text = rows.text_query(sql, types, binary)
+    oids = [rows.type_oid(t) for t in types]
+    try:
+        stream = _arrow_stream(cursor, text, values)
+    except duckdb.ParserException:
+        # statements that cannot be a subquery (EXPLAIN): small results, sent as str()
+        relation = relation or _relation(cursor, sql, values)
+        columns = [(str(c), rows.TEXT_OID) for c in relation.columns]
+        return Started(columns, types, None, None, relation.fetchall())
+    binary_oids = [oid if b else 0 for oid, b in zip(oids, binary, strict=True)]
+    batches: Iterator[pa.RecordBatch] | None = stream
+    # read ahead while in this thread: a small result is then whole, and is sent without
+    # another hop to a worker thread
+    first: list[pa.RecordBatch] = []
+    while batches is not None and sum(b.num_rows for b in first) <= INLINE_ROWS:
+        batch = next(batches, None)
+        if batch is None:
+            batches = None
+        else:
+            first.append(batch)
+    return Started(list(zip(names, oids, strict=True)), types, batches, binary_oids, None, first)
+
+
+def _submitter() -> Callable[..., Any] | None:
+    try:
+        from duckdb import _seam
+    except ImportError:
+        return None
+    submit = getattr(_seam, "submit", None)
+    return submit if callable(submit) else None
+
+
+# DuckDB's relation API binds a statement to build the relation, then again to run it; the
+# function it runs it with takes the statement once. It is internal to the duckdb package:
+# used when this duckdb has it, else the public path (what the unit test of both checks).
+_SUBMIT = _submitter()
+
+
+def _arrow_stream(
+    cursor: duckdb.DuckDBPyConnection, sql: str, values: list[Any]
+) -> Iterator[pa.RecordBatch]:
+    """The rows of a query as Arrow batches, streamed (one bind)."""
+    if _SUBMIT is not None:
+        return iter(_SUBMIT(cursor, sql, values or None, "stream", BATCH_ROWS).arrow_reader())
+    return iter(cursor.sql(sql, params=values or None).to_arrow_reader(BATCH_ROWS))
+
+
+def _take_rows(portal: Portal, limit: int | None) -> bytes | None:
+    """DataRows for the portal's next batches, up to BATCH_ROWS rows or `limit` in all
+    (None when the result is done). A selective query yields many small batches (one per
+    row group it scanned): they are joined and encoded at once, in one hop to this thread."""
+    taken_batches: list[pa.RecordBatch] = []
+    taken = 0
+    while taken < BATCH_ROWS and (limit is None or portal.sent < limit):
+        if portal.pending:
+            batch = portal.pending.pop(0)
+        else:
+            if portal.batches is None:
+                break
+            batch = next(portal.batches, None)
+            if batch is None:
+                portal.batches = None
+                break
+        if limit is not None and batch.num_rows > limit - portal.sent:
+            take = limit - portal.sent
+            portal.pending.insert(0, batch.slice(take))
+            batch = batch.slice(0, take)
+        taken_batches.append(batch)
+        portal.sent += batch.num_rows
+        taken += batch.num_rows
+    if not taken_batches:
+        return None
+    if len(taken_batches) > 1:  # encoding costs per batch and column, not only per row
+        joined = pa.Table.from_batches(taken_batches).combine_chunks().to_batches()
+        taken_batches = joined or taken_batches[:1]
+    return b"".join(rows.encode_batch(b, portal.binary_oids) for b in taken_batches)
+
+
+def _has_input(reader: asyncio.StreamReader) -> bool:
+    """Whether the client's next bytes are already read (asyncio keeps them in the reader's
+    buffer; without that attribute, answer no: the session then flushes before every read)."""
+    return bool(getattr(reader, "_buffer", None))
 
 
 def _close_quietly(cursor: duckdb.DuckDBPyConnection | None) -> None:

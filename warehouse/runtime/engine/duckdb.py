@@ -70,6 +70,9 @@ def connect_locked_down(settings: Settings, path: Path) -> Connection:
     con.execute("SET enable_external_access = false")
     # Postgres semantics for `/`: 5/2 is 2 between integers, and x/0 an error, not inf
     con.execute("SET GLOBAL integer_division = true")
+    # version files never change once written: their footers can be kept between queries
+    # (binding a query over a view reads every file's footer otherwise)
+    con.execute("SET GLOBAL parquet_metadata_cache = true")
     con.execute("SET lock_configuration = true")
     return con
 
