@@ -77,8 +77,8 @@ def test_unknown_directive_suggests_the_closest() -> None:
             27,
         ),
         ("select $cutoff", "unknown parameter $cutoff", 1, 8),
-        ("select id from\n  arrived.orders", "arrived.orders is only set in incremental", 2, 3),
-        ("select id from this", "this is only set in incremental_by_time models", 1, 16),
+        ("select id from\n  arrived.orders", "'arrived.orders' is only set in incremental", 2, 3),
+        ("select id from this", "'this' is only set in incremental_by_time models", 1, 16),
         (
             "-- kind: incremental_by_time\n-- time_column: d\nselect *\nfrom this",
             "names every column it returns (no select *)",

@@ -504,7 +504,7 @@ def _incremental_inputs(
     if kind is not ModelKind.INCREMENTAL_BY_TIME:
         first = special[0]
         raise ModelError(
-            f"{first.qualified} is only set in incremental_by_time models",
+            f"'{first.qualified}' is only set in incremental_by_time models",
             path,
             first.line,
             first.column,
