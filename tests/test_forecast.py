@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -159,6 +162,52 @@ def test_failed_run_is_recorded_and_changes_no_forecast_table(
         ("ok", None),
         ("failed", "RuntimeError: injected failure"),
     ]
+
+
+def _wh(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "warehouse", "--project", str(settings.project_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_a_run_worse_than_the_published_one_fails_its_audit_unless_forced(
+    tmp_path: Path, forecast_sources: Path
+) -> None:
+    settings = make_project(tmp_path, forecast_sources)
+    build(settings)
+    first = forecast(settings, models=["seasonal_naive", "moving_average", "lightgbm"])
+    assert {a.name: a.passed for a in first.audits} == {
+        "beat_naive": True,
+        "max_worse_than_previous": None,  # nothing published before
+    }
+    before = {k: v for k, v in published(settings).items() if k != "forecast.model_runs"}
+    # a weak model on the same data and folds: its backtest is far worse
+    refused = _wh(settings, "forecast", "--models", "naive", "--quiet")
+    assert refused.returncode == 1, refused.stderr
+    assert "audit max_worse_than_previous failed" in refused.stderr
+    assert "--force" in refused.stderr
+    after = {k: v for k, v in published(settings).items() if k != "forecast.model_runs"}
+    assert after == before  # every forecast table as it was
+    status, error, params = rows(
+        settings,
+        "SELECT status, error, params FROM forecast.model_runs ORDER BY started_at DESC LIMIT 1",
+    )[0]
+    assert status == "failed" and "max_worse_than_previous" in str(error)
+    audit = next(a for a in json.loads(str(params))["audits"] if a["name"] != "beat_naive")
+    assert audit["passed"] is False and audit["figure"] > 0.10
+    # --force publishes it, and says so in the record
+    forced = _wh(settings, "forecast", "--models", "naive", "--force", "--json")
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads(forced.stdout)["forced"] is True
+    assert published(settings)["forecast.demand_forecast"] != before["forecast.demand_forecast"]
+    status, params = rows(
+        settings,
+        "SELECT status, params FROM forecast.model_runs ORDER BY started_at DESC LIMIT 1",
+    )[0]
+    assert status == "ok" and json.loads(str(params))["forced"] is True
 
 
 def test_metrics_on_a_hand_checked_fixture() -> None:

@@ -126,9 +126,11 @@ def forecast(
     cutoff: date | None = None,
     truth: str | os.PathLike[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    force: bool = False,
 ) -> ForecastResult:
-    """Backtest the candidate models, pick per product, refit and publish the forecast
-    tables (DESIGN.md §5) into the environment. `cutoff` forecasts as of that date."""
+    """Backtest the candidate models, pick per product, refit, audit and publish the
+    forecast tables (DESIGN.md §5) into the environment. `cutoff` forecasts as of that date.
+    A failing `[forecast.audits]` audit raises and publishes nothing, unless `force`."""
     from warehouse.forecasting.run import forecast as run
 
     return run(
@@ -138,6 +140,7 @@ def forecast(
         cutoff,
         progress or (lambda _: None),
         Path(truth) if truth is not None else None,
+        force,
     )
 
 

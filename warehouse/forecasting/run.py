@@ -28,6 +28,12 @@ from warehouse.customers.outputs import CustomerOptions, customer_outputs
 from warehouse.errors import UsageError, WhError
 from warehouse.forecasting import selection
 from warehouse.forecasting import tables as contract
+from warehouse.forecasting.audits import (
+    ForecastAudit,
+    ForecastAuditError,
+    failure_message,
+    run_audits,
+)
 from warehouse.forecasting.backtest import Backtest, fit_candidates, naive_scale, run_backtest
 from warehouse.forecasting.data import UNIT, ForecastData, load, scoring_rows
 from warehouse.forecasting.models import Fitted
@@ -59,6 +65,8 @@ class ForecastResult:
     notes: list[str] = field(default_factory=list)  # what the run changed (short history)
     stage_seconds: dict[str, float] = field(default_factory=dict)  # stage/family -> seconds
     selected: dict[str, int] = field(default_factory=dict)  # model -> products published
+    audits: list[ForecastAudit] = field(default_factory=list)
+    forced: bool = False  # an audit failed and --force published anyway
 
 
 def _now() -> datetime:
@@ -97,6 +105,37 @@ class RunRecord:
         return {name: values[name] for name in RUN_SCHEMA}
 
 
+def _previous_backtest(settings: Settings, state: State) -> pl.DataFrame | None:
+    """The backtest rows of the run whose forecast is published, for the model it published
+    (read with the filter pushed into the scan: the table keeps every run's rows)."""
+    head = state.head(settings.env)
+    names = (contract.DEMAND_FORECAST.name, RUNS, contract.DEMAND_BACKTEST.name)
+    if head is None or not all(n in head.mapping for n in names):
+        return None
+    versions = [state.get_version(head.mapping[n]) for n in names]
+    if any(v is None for v in versions):
+        return None
+    forecast_v, runs_v, backtest_v = versions
+    assert forecast_v is not None and runs_v is not None and backtest_v is not None
+    run_ids = pl.scan_parquet(forecast_v.files).select("run_id").unique().collect()
+    if run_ids.height != 1:
+        return None
+    run_id = run_ids.item()
+    models = (
+        pl.scan_parquet(runs_v.files)
+        .filter((pl.col("run_id") == run_id) & (pl.col("status") == "ok"))
+        .select("model")
+        .collect()
+    )
+    if models.height != 1 or models.item() is None:
+        return None
+    return (
+        pl.scan_parquet(backtest_v.files)
+        .filter((pl.col("run_id") == run_id) & (pl.col("model") == models.item()))
+        .collect()
+    )
+
+
 def _record_run(settings: Settings, state: State, record: RunRecord) -> None:
     """Publish forecast.model_runs alone, with this run's current row."""
     table = TableWrite(_runs_table(settings, state, record))
@@ -122,9 +161,11 @@ def forecast(
     cutoff: date | None = None,
     progress: Progress = lambda _: None,
     truth: Path | None = None,
+    force: bool = False,
 ) -> ForecastResult:
-    """Backtest, refit the winner, publish. `truth`: a Parquet file of (product_id, date,
-    expected_units), such as the demo's truth.parquet, to score the backtest against."""
+    """Backtest, refit the winner, audit, publish. `truth`: a Parquet file of (product_id,
+    date, expected_units), such as the demo's truth.parquet, to score the backtest against.
+    A failing forecast audit publishes nothing but the run's record, unless `force`."""
     # before LightGBM (and its OpenMP runtime) is imported: idle threads must yield the CPU
     policy = resources.prepare_openmp()
     spec = load_spec(settings, horizon, models)
@@ -155,15 +196,39 @@ def forecast(
             try:
                 outcome = _run(settings, state, spec, run_id, cutoff, progress)
                 result, tables = outcome.result, outcome.tables
+                progress("auditing")
+                backtest = tables.get(contract.DEMAND_BACKTEST.name)
+                result.audits = run_audits(
+                    spec.audits,
+                    backtest.frame if backtest is not None else None,
+                    outcome.model,
+                    _previous_backtest(settings, state),
+                    result.forecast,
+                    outcome.history_max,
+                )
+                failed = [a for a in result.audits if a.passed is False]
+                result.forced = bool(failed) and force
                 record = replace(
                     record,
-                    status="ok",
-                    finished_at=_now(),
                     model=outcome.model,
                     cutoff_date=outcome.cutoff_date,
                     train_rows=outcome.train_rows,
-                    params={**record.params, **outcome.params},
+                    params={
+                        **record.params,
+                        **outcome.params,
+                        "audits": [a.to_json() for a in result.audits],
+                        "forced": result.forced,
+                    },
                 )
+                if failed and not force:
+                    raise ForecastAuditError(
+                        f"forecast run {run_id} was not published: {failure_message(failed)}",
+                        hint="the published forecast tables are unchanged; the figures are in "
+                        "forecast.model_runs (params.audits). Change the models or the data, "
+                        "loosen [forecast.audits] in wh.toml, or publish anyway with "
+                        "wh forecast --force",
+                    )
+                record = replace(record, status="ok", finished_at=_now())
                 tables[RUNS] = TableWrite(_runs_table(settings, state, record))
                 progress("publishing")
                 publish_tables(settings, state, tables, run_id, "forecast")
@@ -202,6 +267,7 @@ class RunOutcome:
     result: ForecastResult
     tables: dict[str, TableWrite]
     model: str  # the winner, or `selected` when products publish different models
+    history_max: pl.DataFrame  # product_id, max_units: the highest demand the run read
     cutoff_date: date  # the last period the run trained on
     train_rows: int | None
     params: dict[str, Any]  # what the run adjusted (folds used, notes)
@@ -313,10 +379,12 @@ def _run(
         .sort("product_id", "model", descending=[True, False])
         .iter_rows()
     )
+    history_max = data.demand.group_by("product_id").agg(max_units=pl.col("units").max())
     return RunOutcome(
         result,
         tables,
         published_model,
+        history_max,
         last,
         train_rows,
         {"folds_used": spec.folds, "fold_step_used": spec.step, "notes": notes},

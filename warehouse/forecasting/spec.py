@@ -8,6 +8,7 @@ from typing import Any
 
 from warehouse.config import Settings
 from warehouse.errors import ConfigError
+from warehouse.forecasting.audits import AuditSettings, load_audit_settings
 
 GLOBAL_MODELS = ("lag_linear", "random_forest", "lightgbm")  # one fit over every product
 LIBRARY_MODELS = ("ets", "theta", "croston", "imapa", "tsb", "adida")  # statsforecast
@@ -92,6 +93,8 @@ class ForecastSpec:
     quantile_method: str = "conformal"
     # ISO country code: its public holidays per target period become a feature ("" = none)
     country: str = ""
+    # [forecast.audits]: what the published model's backtest must show before a publish
+    audits: AuditSettings = field(default_factory=AuditSettings)
 
     @property
     def season(self) -> int:
@@ -127,6 +130,7 @@ KEYS = {
     "selection_shrinkage",
     "quantile_method",
     "country",
+    "audits",
 }
 
 
@@ -143,6 +147,7 @@ def load_spec(
         )
     freq = settings.freq
     lightgbm = {**LIGHTGBM_DEFAULTS, **raw.pop("lightgbm", {})}
+    raw["audits"] = load_audit_settings(raw.pop("audits", None), settings.project_dir / "wh.toml")
     spec = ForecastSpec(
         freq=freq,
         horizon=HORIZON[freq],

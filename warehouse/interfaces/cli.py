@@ -233,10 +233,16 @@ def forecast_cmd(
             "(a Parquet of product_id, date, expected_units, like the demo's truth.parquet).",
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Publish even when a [forecast.audits] audit fails (recorded)."
+        ),
+    ] = False,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Backtest the models, refit the winner, publish forecasts and metrics as tables."""
+    """Backtest the models, refit the winner, audit, publish forecasts and metrics as tables."""
     from datetime import date
 
     import warehouse
@@ -256,6 +262,7 @@ def forecast_cmd(
             cutoff=as_of,
             truth=against_truth,
             progress=progress,
+            force=force,
         )
     if as_json:
         console.print_json(
@@ -263,6 +270,8 @@ def forecast_cmd(
                 "run_id": result.run_id,
                 "winner": result.winner,
                 "scores": result.scores,
+                "audits": [a.to_json() for a in result.audits],
+                "forced": result.forced,
                 "truth_wape": result.truth_wape,
                 "seconds": round(result.seconds, 2),
                 "forecast_rows": result.forecast.height,

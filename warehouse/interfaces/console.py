@@ -99,6 +99,11 @@ def forecast_summary(result: Any) -> None:
         out.print(
             "time: " + ", ".join(f"{escape(k)} {v:.1f}s" for k, v in result.stage_seconds.items())
         )
+    for audit in result.audits:
+        mark = {True: "[green]passed[/]", False: "[red]FAILED[/]", None: "[dim]skipped[/]"}
+        out.print(f"audit {audit.name}: {mark[audit.passed]} ({escape(audit.detail)})")
+    if result.forced:
+        out.print("[yellow]published with --force although an audit failed (recorded)[/]")
     published = ", ".join(f"{escape(m)} {n:,}" for m, n in result.selected.items())
     out.print(f"published per product ({result.spec.selection}): {published}")
     out.print(
