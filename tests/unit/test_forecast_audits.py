@@ -65,6 +65,8 @@ def test_the_published_model_must_beat_seasonal_naive_on_the_same_rows() -> None
     assert (found.figure, found.threshold) == (pytest.approx(0.1), pytest.approx(0.5))
     bad = backtest("selected", [0.0, 10.0, 0.0, 0.0])  # WAPE 30/20
     assert by_name(AuditSettings(), bad, naive)["beat_naive"].passed is False
+    same = backtest("selected", [5.0, 5.0, 5.0, 5.0])  # seasonal naive won: a tie passes
+    assert by_name(AuditSettings(), same, naive)["beat_naive"].passed is True
     alone = by_name(AuditSettings(), good)["beat_naive"]
     assert alone.passed is None and "not among the [forecast] models" in alone.detail
 

@@ -4,7 +4,8 @@ Model audits gate a build; these gate a `wh forecast` publish. Each looks at the
 model's backtest (the model every product publishes: `selected`, the out-of-sample
 per-product choice, or the winner) and holds it to a threshold from `[forecast.audits]`:
 
-- `beat_naive` (default true): backtest WAPE below seasonal naive's, on the same rows;
+- `beat_naive` (default true): backtest WAPE no higher than seasonal naive's, on the same
+  rows (a tie passes: seasonal naive may be the model that wins);
 - `max_worse_than_previous` (default 0.10): WAPE at most 10 % above the previous published
   run's, on the folds both backtested (same cutoff dates), else on the dates both scored;
 - `coverage = [low, high]` (default off): the share of actuals inside p10-p90;
@@ -152,7 +153,8 @@ def _beat_naive(
         return ForecastAudit(name, None, ours, theirs, "no demand on the backtest's dates")
     return ForecastAudit(
         name,
-        ours < theirs,
+        # a tie passes: when seasonal naive wins the tournament, it is what gets published
+        ours <= theirs + 1e-12,
         ours,
         theirs,
         f"backtest WAPE of {published} {ours:.4f} vs {NAIVE} {theirs:.4f} on the same "
