@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from warehouse.config import Settings, load_settings
-from warehouse.errors import BusyError, UsageError
+from warehouse.errors import BusyError, ModelError, UsageError
 from warehouse.project.loader import load_project
 from warehouse.runtime import catalog, storage
 from warehouse.runtime.lineage import column_lineage, lineage_schema, table_lineage
@@ -301,3 +301,18 @@ def test_table_and_column_lineage(tmp_path: Path) -> None:
         state.close()
     lines = column_lineage(project, "marts.doubled", "y", schema).render()
     assert any("staging.numbers" in line and "x" in line for line in lines), lines
+
+
+def test_a_python_model_cannot_read_arrived_files_or_this(tmp_path: Path) -> None:
+    settings = small_project(tmp_path, MODELS)
+    pipeline = tmp_path / "pipeline"
+    pipeline.mkdir()
+    (pipeline / "late.py").write_text(
+        "import polars as pl\n"
+        "from warehouse.python_model import model\n"
+        "@model('marts.late', inputs=['arrived.orders'])\n"
+        "def late(orders: pl.LazyFrame) -> pl.LazyFrame:\n"
+        "    return orders\n"
+    )
+    with pytest.raises(ModelError, match=r"a Python model cannot read 'arrived\.orders'"):
+        load_project(settings)

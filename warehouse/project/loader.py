@@ -208,6 +208,13 @@ def _resolve(model: Model, names: set[str]) -> Model:
     parents, sources, arrived = set(), set(), set()
     for table, line, column in refs:
         schema, _, name = table.rpartition(".")
+        if model.language == "python" and (schema == ARRIVED_SCHEMA or table == THIS):
+            raise ModelError(
+                f"a Python model cannot read '{table}'",
+                model.path,
+                hint="arrived.<source> and this are for SQL incremental_by_time models; "
+                "read source.<name> and filter on the time column instead",
+            )
         if schema == SOURCE_SCHEMA:
             sources.add(name)
         elif schema == ARRIVED_SCHEMA:  # part of the source's files: the source is an input
