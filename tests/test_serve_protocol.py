@@ -10,7 +10,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from warehouse.interfaces.serve.pg_catalog import session_setup_sql
-from warehouse.interfaces.serve.rows import encode_batch, encode_rows_slow, text_query
+from warehouse.interfaces.serve.rows import (
+    encode_batch,
+    encode_rows_slow,
+    encode_small_text,
+    encode_vectorised,
+    text_query,
+)
 from warehouse.interfaces.serve.statements import (
     StatementError,
     _strip_comments,
@@ -31,6 +37,8 @@ def test_vectorised_framing_equals_the_reference(
     sliced = batch.slice(min(cut, len(table)))  # non-zero Arrow offsets
     expected = [tuple(row) for row in table[min(cut, len(table)) :]]
     assert encode_batch(sliced) == encode_rows_slow(expected)
+    # both framings: value by value for small batches, numpy for the rest
+    assert encode_vectorised(sliced) == encode_small_text(sliced) == encode_rows_slow(expected)
 
 
 def test_text_forms_are_postgres_ones() -> None:

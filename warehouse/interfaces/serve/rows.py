@@ -124,9 +124,47 @@ def _string_parts(column: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return offsets.astype(np.int64), data, valid
 
 
+# below this many cells a batch of text columns is framed value by value: numpy's cost per
+# call is paid per column, and for a small result that is most of the time (measured: 28 rows
+# x 9 columns 73 us value by value, 289 us vectorised; even at ~130 rows)
+SMALL_CELLS = 1_000
+
+
 def encode_batch(batch: pa.RecordBatch, binary_oids: list[int] | None = None) -> bytes:
     """DataRow messages for every row of a batch: string columns as they are, columns with
     a binary oid (0: text) in that type's binary format."""
+    n, k = batch.num_rows, batch.num_columns
+    if n == 0:
+        return b""
+    if (
+        n * k <= SMALL_CELLS
+        and not any(binary_oids or ())
+        and all(pa.types.is_string(t) or pa.types.is_large_string(t) for t in batch.schema.types)
+    ):
+        return encode_small_text(batch)
+    return encode_vectorised(batch, binary_oids)
+
+
+def encode_small_text(batch: pa.RecordBatch) -> bytes:
+    """DataRow messages of a batch of text columns, value by value."""
+    count = struct.pack("!h", batch.num_columns)
+    null = struct.pack("!i", -1)
+    chunks = []
+    for row in zip(*(column.to_pylist() for column in batch.columns), strict=True):
+        fields = [count]
+        for value in row:
+            if value is None:
+                fields.append(null)
+            else:
+                data = value.encode()
+                fields.append(struct.pack("!i", len(data)) + data)
+        body = b"".join(fields)
+        chunks.append(b"D" + struct.pack("!i", len(body) + 4) + body)
+    return b"".join(chunks)
+
+
+def encode_vectorised(batch: pa.RecordBatch, binary_oids: list[int] | None = None) -> bytes:
+    """DataRow messages framed with numpy, whole columns at a time."""
     n, k = batch.num_rows, batch.num_columns
     if n == 0:
         return b""

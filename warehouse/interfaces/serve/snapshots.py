@@ -9,6 +9,7 @@ Nothing here ever opens a file for writing, so builds and readers never wait on 
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ class Snapshot:
     path: Path
     database: duckdb.DuckDBPyConnection
     users: int = 0
+    link: str = ""  # the pointer's text when it named this catalog (see `is_current`)
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection of its own for one session (see `install_catalog`)."""
@@ -59,14 +61,22 @@ class Snapshots:
             raise NotPublishedError(f"environment '{self.settings.env}' has not been published yet")
         return target
 
+    def _link(self) -> str:
+        return os.readlink(catalog.pointer_path(self.settings, self.settings.env))
+
     def acquire(self) -> Snapshot:
         """The current publish, counted as in use until `release`."""
+        try:
+            link = self._link()  # read before the path: a publish in between is seen next
+        except OSError:
+            link = ""
         path = self.current_path()
         with self._lock:
             snapshot = self._open.get(path)
             if snapshot is None:
                 snapshot = Snapshot(path, engine.connect_locked_down(self.settings, path))
                 self._open[path] = snapshot
+            snapshot.link = link
             previous, self._current = self._current, path
             snapshot.users += 1
             if previous is not None and previous != path:
@@ -74,9 +84,12 @@ class Snapshots:
             return snapshot
 
     def is_current(self, snapshot: Snapshot) -> bool:
+        """Whether the pointer still names the snapshot's catalog: one readlink, asked before
+        every statement outside a transaction block (each publish has its own file name, so
+        the same text is the same catalog; resolving the path took ten system calls)."""
         try:
-            return self.current_path() == snapshot.path
-        except NotPublishedError:
+            return self._link() == snapshot.link
+        except OSError:  # no pointer (yet, or removed): keep serving what is open
             return True
 
     def release(self, snapshot: Snapshot) -> None:
