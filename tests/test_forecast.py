@@ -201,7 +201,10 @@ def test_a_run_worse_than_the_published_one_fails_its_audit_unless_forced(
     # --force publishes it, and says so in the record
     forced = _wh(settings, "forecast", "--models", "naive", "--force", "--json")
     assert forced.returncode == 0, forced.stderr
-    assert json.loads(forced.stdout)["forced"] is True
+    answer = json.loads(forced.stdout)
+    assert answer["forced"] is True
+    # the refused run published nothing: the forecast before this one is still the first
+    assert answer["published_so_far"]["run_id"] == first.run_id
     assert published(settings)["forecast.demand_forecast"] != before["forecast.demand_forecast"]
     status, params = rows(
         settings,

@@ -13,6 +13,7 @@ from warehouse.errors import ConfigError
 from warehouse.forecasting.audits import (
     AuditSettings,
     load_audit_settings,
+    published_so_far,
     run_audits,
     wape,
 )
@@ -113,3 +114,27 @@ def test_settings_from_wh_toml() -> None:
     ):
         with pytest.raises(ConfigError, match=message):
             load_audit_settings(bad, WHERE)
+
+
+def test_how_the_published_forecast_did_on_the_periods_seen_since() -> None:
+    days = [DAY + timedelta(days=d) for d in (1, 2, 3)]
+    previous = pl.DataFrame(
+        {
+            "product_id": ["a"] * 3,
+            "forecast_date": days,
+            "units_forecast": [4.0, 6.0, 9.0],
+            "units_p10": [3.0, 3.0, 3.0],
+            "units_p90": [5.0, 4.0, 9.0],
+            "run_id": "old",
+            "cutoff_date": DAY,
+        }
+    )
+    demand = pl.DataFrame({"product_id": ["a", "a"], "period": days[:2], "units": [5, 5]})
+    found = published_so_far(previous, demand)
+    assert found is not None
+    assert (found["run_id"], found["periods_observed"], found["periods"]) == ("old", 2, 3)
+    assert found["wape"] == pytest.approx(2 / 10) and found["bias"] == pytest.approx(0.0)
+    assert found["coverage"] == 0.5  # 5 is inside [3, 5], not inside [3, 4]
+    assert published_so_far(None, demand) is None
+    nothing = published_so_far(previous, demand.clear())
+    assert nothing is not None and nothing["periods_observed"] == 0 and "wape" not in nothing

@@ -246,3 +246,39 @@ def _over_history(forecast: pl.DataFrame, history_max: pl.DataFrame, times: floa
 
 def failure_message(failed: list[ForecastAudit]) -> str:
     return "; ".join(f"audit {a.name} failed: {a.detail}" for a in failed)
+
+
+def published_so_far(previous: pl.DataFrame | None, demand: pl.DataFrame) -> dict[str, Any] | None:
+    """How the published forecast (`forecast.demand_forecast` before this run) has done on
+    the periods observed since its cutoff: what a planner asks before trusting the next one.
+    `demand`: product_id, period, units (the actuals the run read)."""
+    if previous is None or previous.height == 0:
+        return None
+    actual = demand.select(
+        pl.col("product_id").cast(pl.String), forecast_date=pl.col("period"), units_actual="units"
+    )
+    seen = previous.with_columns(pl.col("product_id").cast(pl.String)).join(
+        actual, on=["product_id", "forecast_date"]
+    )
+    periods = previous["forecast_date"].n_unique()
+    observed = seen["forecast_date"].n_unique()
+    found: dict[str, Any] = {
+        "run_id": str(previous["run_id"][0]),
+        "cutoff_date": previous["cutoff_date"][0],
+        "periods_observed": observed,
+        "periods": periods,
+    }
+    score = wape(seen)
+    if observed == 0 or score is None:
+        return found
+    inside = seen.filter(
+        (pl.col("units_actual") >= pl.col("units_p10"))
+        & (pl.col("units_actual") <= pl.col("units_p90"))
+    ).height
+    total = float(seen["units_actual"].sum())
+    found.update(
+        wape=score,
+        bias=float((seen["units_forecast"] - seen["units_actual"]).sum()) / total,
+        coverage=inside / seen.height,
+    )
+    return found

@@ -32,6 +32,7 @@ from warehouse.forecasting.audits import (
     ForecastAudit,
     ForecastAuditError,
     failure_message,
+    published_so_far,
     run_audits,
 )
 from warehouse.forecasting.backtest import Backtest, fit_candidates, naive_scale, run_backtest
@@ -67,6 +68,8 @@ class ForecastResult:
     selected: dict[str, int] = field(default_factory=dict)  # model -> products published
     audits: list[ForecastAudit] = field(default_factory=list)
     forced: bool = False  # an audit failed and --force published anyway
+    # how the forecast published before this run did on the periods observed since
+    published_so_far: dict[str, Any] | None = None
 
 
 def _now() -> datetime:
@@ -218,6 +221,7 @@ def forecast(
                         **outcome.params,
                         "audits": [a.to_json() for a in result.audits],
                         "forced": result.forced,
+                        "published_so_far": result.published_so_far,
                     },
                 )
                 if failed and not force:
@@ -292,6 +296,7 @@ def _run(
         data = data.until(cutoff)
         last = data.last_period
     seconds["loading"] = time.perf_counter() - started
+    so_far = published_so_far(_served(settings, state, contract.DEMAND_FORECAST.name), data.demand)
     _check_memory(settings, spec, data, progress)
     spec, notes = fit_folds(spec, data)
     if spec.folds == 0:
@@ -372,6 +377,7 @@ def _run(
     seconds["plans and customers"] = time.perf_counter() - started
     result = ForecastResult(run_id, spec, winner, scores, predicted, 0.0)
     result.notes = notes
+    result.published_so_far = so_far
     result.stage_seconds = seconds
     result.selected = dict(  # products with a forecast, per model that produced it
         predicted.group_by("model")

@@ -272,6 +272,7 @@ def forecast_cmd(
                 "scores": result.scores,
                 "audits": [a.to_json() for a in result.audits],
                 "forced": result.forced,
+                "published_so_far": result.published_so_far,
                 "truth_wape": result.truth_wape,
                 "seconds": round(result.seconds, 2),
                 "forecast_rows": result.forecast.height,

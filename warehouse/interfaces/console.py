@@ -99,6 +99,19 @@ def forecast_summary(result: Any) -> None:
         out.print(
             "time: " + ", ".join(f"{escape(k)} {v:.1f}s" for k, v in result.stage_seconds.items())
         )
+    so_far = result.published_so_far
+    if so_far is not None:
+        line = (
+            f"the forecast published before (run {so_far['run_id']}, cutoff "
+            f"{so_far['cutoff_date']}): {so_far['periods_observed']} of {so_far['periods']} "
+            "periods observed"
+        )
+        if "wape" in so_far:
+            line += (
+                f", WAPE {so_far['wape']:.3f}, bias {so_far['bias']:+.3f}, "
+                f"p10-p90 coverage {so_far['coverage']:.0%}"
+            )
+        out.print(escape(line))
     for audit in result.audits:
         mark = {True: "[green]passed[/]", False: "[red]FAILED[/]", None: "[dim]skipped[/]"}
         out.print(f"audit {audit.name}: {mark[audit.passed]} ({escape(audit.detail)})")
