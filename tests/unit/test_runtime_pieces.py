@@ -139,7 +139,8 @@ def _catalog_contents(path: Path) -> tuple[list[tuple[str, str, str]], list[tupl
     try:
         views = con.execute(
             "SELECT schema_name, view_name, sql FROM duckdb_views() WHERE NOT internal "
-            "ORDER BY 1, 2"
+            "UNION ALL SELECT schema_name, '(schema)', '' FROM duckdb_schemas() "
+            "WHERE database_name = current_database() AND NOT internal ORDER BY 1, 2"
         ).fetchall()
         meta = con.execute(
             "SELECT model, fingerprint, kind, row_count, env, publish_id FROM wh_meta.models "
@@ -163,14 +164,14 @@ def test_a_publish_patches_the_shown_catalog_into_what_a_fresh_write_makes(
             state, "staging.numbers", "fp2", parquet(tmp_path / "2.parquet", "select 2 as x"), 1
         )
         gone = record(
-            state, "marts.gone", "fp3", parquet(tmp_path / "3.parquet", "select 3 as x"), 1
+            state, "archive.gone", "fp3", parquet(tmp_path / "3.parquet", "select 3 as x"), 1
         )
         kept = record(
             state, "marts.kept", "fp4", parquet(tmp_path / "4.parquet", "select 4 as x"), 1
         )
         first = state.publish(
             "prod",
-            {"staging.numbers": "fp1", "marts.gone": "fp3", "marts.kept": "fp4"},
+            {"staging.numbers": "fp1", "archive.gone": "fp3", "marts.kept": "fp4"},
             "build",
             "b",
             None,
@@ -188,7 +189,13 @@ def test_a_publish_patches_the_shown_catalog_into_what_a_fresh_write_makes(
         written = catalog.write_catalog(elsewhere, second, versions)  # qa shows nothing: fresh
         assert _catalog_contents(written) == patched
         views, meta = patched
-        assert [(s, v) for s, v, _ in views] == [("marts", "kept"), ("staging", "numbers")]
+        assert [(s, v) for s, v, _ in views] == [  # the schema of the model gone is gone
+            ("marts", "(schema)"),
+            ("marts", "kept"),
+            ("staging", "(schema)"),
+            ("staging", "numbers"),
+            ("wh_meta", "(schema)"),
+        ]
         assert [(m, fp, n) for m, fp, _, n, _, _ in meta] == [
             ("marts.kept", "fp4", 1),
             ("staging.numbers", "fp2", 1),
@@ -200,7 +207,12 @@ def test_a_publish_patches_the_shown_catalog_into_what_a_fresh_write_makes(
         catalog.catalog_file(settings, second).write_bytes(b"not a database")
         catalog.publish_catalog(settings, state, third)
         views, meta = _catalog_contents(catalog.catalog_file(settings, third))
-        assert [(s, v) for s, v, _ in views] == [("staging", "numbers")] and len(meta) == 1
+        assert [(s, v) for s, v, _ in views] == [
+            ("staging", "(schema)"),
+            ("staging", "numbers"),
+            ("wh_meta", "(schema)"),
+        ]
+        assert len(meta) == 1
     finally:
         state.close()
 

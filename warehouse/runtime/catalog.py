@@ -51,6 +51,16 @@ def view_sql(version: Version) -> str:
     return f"SELECT * FROM {engine.parquet_scan(version.files)}"
 
 
+EMPTY_SCHEMAS = (
+    "SELECT s.schema_name FROM duckdb_schemas() AS s "
+    "WHERE s.database_name = current_database() AND NOT s.internal "
+    "AND s.schema_name NOT IN (SELECT schema_name FROM duckdb_views() "
+    "WHERE database_name = current_database() AND NOT internal) "
+    "AND s.schema_name NOT IN (SELECT schema_name FROM duckdb_tables() "
+    "WHERE database_name = current_database())"
+)
+
+
 def write_catalog(settings: Settings, publish: Publish, versions: dict[str, Version]) -> Path:
     """Write the catalog file of one publish (not yet visible to readers): a copy of the
     catalog the environment shows now with the views that changed replaced, or a new file."""
@@ -96,6 +106,9 @@ def _fill(
             shown = dict(con.execute("SELECT model, fingerprint FROM wh_meta.models").fetchall())
             for model in sorted(set(shown) - set(pending)):
                 con.execute(f"DROP VIEW IF EXISTS {engine.qualified(model)}")
+            # a schema whose last model went is gone too, as in a catalog written afresh
+            for (schema,) in con.execute(EMPTY_SCHEMAS).fetchall():
+                con.execute(f"DROP SCHEMA {engine.quote_ident(schema)}")
             pending = {m: fp for m, fp in pending.items() if shown.get(m) != fp}
         # view models read other views: create what binds, retry the rest until no progress
         while pending:
