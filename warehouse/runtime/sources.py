@@ -20,6 +20,7 @@ from warehouse.errors import ConfigError, SourceError
 
 if TYPE_CHECKING:
     from warehouse.project.cache import FileCache
+    from warehouse.runtime.engine import duckdb as engine
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,32 @@ def _candidates(sources_dir: Path, name: str) -> list[tuple[str, tuple[Path, ...
     return found
 
 
-def find_source(sources_dir: Path, name: str, cache: FileCache | None = None) -> Source:
+class FooterReader:
+    """One in-memory DuckDB for the footers of every source file a run checks (starting an
+    instance costs ~15 ms: one per source was most of a cold plan's source checks)."""
+
+    def __init__(self) -> None:
+        self._con: engine.Connection | None = None
+
+    def connection(self) -> engine.Connection:
+        if self._con is None:
+            from warehouse.runtime.engine import duckdb as engine
+
+            self._con = engine.connect_plain()
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+def find_source(
+    sources_dir: Path,
+    name: str,
+    cache: FileCache | None = None,
+    footers: FooterReader | None = None,
+) -> Source:
     """Locate a source's files and check them against the contract if it has one."""
     contract = CONTRACTS.get(name)
     if not sources_dir.is_dir():
@@ -170,9 +196,11 @@ def find_source(sources_dir: Path, name: str, cache: FileCache | None = None) ->
     source = Source(name, found[0][1], contract)
     if contract is not None:
         if cache is None:
-            check_contract(source)
+            check_contract(source, footers)
         else:  # files that passed keep passing until they change
-            cache.get(("source", name, source.file_stats()), lambda: check_contract(source))
+            cache.get(
+                ("source", name, source.file_stats()), lambda: check_contract(source, footers)
+            )
     return source
 
 
@@ -201,7 +229,7 @@ def _kind_matches(kind: str, duckdb_type: str) -> bool:
     return checks[kind]
 
 
-def check_contract(source: Source) -> int:
+def check_contract(source: Source, footers: FooterReader | None = None) -> int:
     """Check every file's schema and the row count from Parquet metadata; returns rows.
     DuckDB reads the footers (PyArrow would cost a tenth of a second to import, on every
     build that sees a new source file)."""
@@ -209,7 +237,7 @@ def check_contract(source: Source) -> int:
 
     assert source.contract is not None
     rows = 0
-    con = engine.connect_plain()
+    con = footers.connection() if footers is not None else engine.connect_plain()
     try:
         for path in source.files:
             scan = engine.parquet_scan([path])
@@ -248,7 +276,8 @@ def check_contract(source: Source) -> int:
                         hint=f"write {column.name} as {SQL_TYPES[column.kind]} in the Parquet file",
                     )
     finally:
-        con.close()
+        if footers is None:
+            con.close()
     if rows == 0 and not source.contract.may_be_empty:
         raise SourceError(
             f"source '{source.name}' has no rows",
@@ -261,7 +290,13 @@ def check_contract(source: Source) -> int:
 def load_sources(
     sources_dir: Path, names: Iterable[str], cache: FileCache | None = None
 ) -> dict[str, Source]:
-    found = {name: find_source(sources_dir, name, cache) for name in sorted(set(names))}
+    footers = FooterReader()
+    try:
+        found = {
+            name: find_source(sources_dir, name, cache, footers) for name in sorted(set(names))
+        }
+    finally:
+        footers.close()
     if cache is not None:  # the project's models were parsed through it already: save both
         cache.save()
     return found
