@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -176,8 +177,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass
+class Served:
+    """A server `running` started; `log` is what it wrote to stderr, once the block ended."""
+
+    process: subprocess.Popen[str]
+    log: str = ""
+
+
 @contextlib.contextmanager
-def running(settings: Settings, *args: str, ready: Callable[[], bool]) -> Iterator[None]:
+def running(settings: Settings, *args: str, ready: Callable[[], bool]) -> Iterator[Served]:
     """`wh <args>` as a real server process, until the block ends; waits for `ready`."""
     server = subprocess.Popen(
         [
@@ -199,12 +208,12 @@ def running(settings: Settings, *args: str, ready: Callable[[], bool]) -> Iterat
             if ready():
                 break
             time.sleep(0.1)
-        yield
+        served = Served(server)
+        yield served
     finally:
         server.terminate()
-        server.wait(timeout=10)
-        if server.stderr is not None:
-            server.stderr.close()
+        _, log = server.communicate(timeout=30)
+    served.log = log or ""
 
 
 def tree_digest(root: Path) -> dict[str, str]:

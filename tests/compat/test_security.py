@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psycopg
@@ -86,16 +85,9 @@ def test_refusals_and_failed_logins_are_logged_with_the_client_address(
 ) -> None:
     monkeypatch.setenv("WH_SERVE_PASSWORD", "s3cret")
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "warehouse", "--project", str(secure_project.project_dir),
-         "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        for _ in range(150):
-            if accepting(port):
-                break
-            time.sleep(0.1)
+    with running(
+        secure_project, "serve", "--port", str(port), ready=lambda: accepting(port)
+    ) as served:
         with pytest.raises(psycopg.OperationalError):
             psycopg.connect(dsn(port, "wrong", "disable"))
         with (
@@ -103,8 +95,6 @@ def test_refusals_and_failed_logins_are_logged_with_the_client_address(
             pytest.raises(psycopg.errors.ReadOnlySqlTransaction),
         ):
             con.execute("delete from staging.products")
-    finally:
-        server.terminate()
-        _, err = server.communicate(timeout=30)
+    err = served.log
     assert 'password authentication failed for user "wh"' in err and "127.0.0.1:" in err
     assert "refused statement" in err and "delete from staging.products" in err

@@ -6,14 +6,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import accepting, forecast_project, free_port  # noqa: E402
+from conftest import accepting, forecast_project, free_port, running  # noqa: E402
 
 from warehouse.forecasting.run import forecast  # noqa: E402
 from warehouse.interfaces.demo import DemoSpec, generate  # noqa: E402
@@ -32,25 +31,13 @@ def main() -> int:
         build(settings)
         forecast(settings, models=["naive"])
         port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "warehouse", "--project", str(settings.project_dir),
-             "serve", "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            for _ in range(150):
-                if accepting(port):
-                    break
-                time.sleep(0.1)
+        with running(settings, "serve", "--port", str(port), ready=lambda: accepting(port)):
             done = subprocess.run(
                 [str(superset_python), str(HERE / "probe.py"), str(port), str(root / "superset")],
                 capture_output=True,
                 text=True,
                 timeout=900,
             )
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     steps = [line for line in done.stdout.splitlines() if line.startswith("{")]
     print("\n".join(steps))
     if done.returncode != 0:
