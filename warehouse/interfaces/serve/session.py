@@ -426,7 +426,7 @@ class Session:
         for i in range(count):
             length = body.int32()
             raw = None if length < 0 else body.take(length)
-            binary = (formats[i] if len(formats) > 1 else (formats[0] if formats else 0)) == 1
+            binary = _binary(formats, i)
             oid = prepared.param_oids[i] if i < len(prepared.param_oids) else 0
             if oid == 0 and i + 1 in prepared.array_params:
                 oid = wire_params.TEXT_ARRAY  # untyped, but where Postgres infers an array
@@ -570,16 +570,16 @@ class Session:
         relation = await self.in_thread(_relation, cursor, statement.text, values)
         types = [str(t) for t in relation.types]
         text = rows.text_query(statement.text, types)
-        batches = await self.in_thread(_batches, cursor, text, values)
+        batches = await self.in_thread(_arrow_stream, cursor, text, values)
         out = [wire.copy_out_response(len(types))]
         if header == "1":
             names = [str(c) for c in relation.columns]
             out.append(wire.copy_data((delimiter.join(names) + "\n").encode()))
         await self.send(*out)
         sent = 0
-        while (batch := await self.in_thread(next, batches, None)) is not None:
-            data = await self.in_thread(rows.copy_lines, batch, form == "csv", delimiter)
-            sent += batch.num_rows
+        while chunk := await self.in_thread(_copy_chunk, batches, form == "csv", delimiter):
+            data, count = chunk
+            sent += count
             await self.send(wire.copy_data(data))
         await self.send(wire.copy_done(), wire.command_complete(f"COPY {sent}"))
 
@@ -675,6 +675,13 @@ def _parameter_count(prepared: Prepared) -> int:
     return max(found, default=0)
 
 
+def _binary(formats: list[int], i: int) -> bool:
+    """Whether value `i` is in binary format, by Bind's format codes: none means all text,
+    one applies to every value, otherwise one per value."""
+    code = formats[i] if len(formats) > 1 else (formats[0] if formats else 0)
+    return code == 1
+
+
 def _relation(
     cursor: duckdb.DuckDBPyConnection, sql: str, values: list[Any]
 ) -> duckdb.DuckDBPyRelation:
@@ -685,11 +692,15 @@ def _relation(
     return relation
 
 
-def _batches(
-    cursor: duckdb.DuckDBPyConnection, sql: str, values: list[Any]
-) -> Iterator[pa.RecordBatch]:
-    relation = cursor.sql(sql, params=values or None)
-    return iter(relation.to_arrow_reader(BATCH_ROWS))
+def _copy_chunk(
+    batches: Iterator[pa.RecordBatch], csv: bool, delimiter: str
+) -> tuple[bytes, int] | None:
+    """The next batch of a COPY as text lines and its row count (None when done): reading
+    and rendering in one hop to a worker thread."""
+    batch = next(batches, None)
+    if batch is None:
+        return None
+    return rows.copy_lines(batch, csv, delimiter), batch.num_rows
 
 
 @dataclass
@@ -717,10 +728,7 @@ def _start(
         relation = _relation(cursor, sql, values)
         known = [str(c) for c in relation.columns], [str(t) for t in relation.types]
     names, types = known
-    binary = [
-        bool(formats[i] if len(formats) > 1 else formats[0]) if formats else False
-        for i in range(len(types))
-    ]
+    binary = [_binary(formats, i) for i in range(len(types))]
     text = rows.text_query(sql, types, binary)
     oids = [rows.type_oid(t) for t in types]
     try:
