@@ -14,7 +14,6 @@ import os
 import shutil
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 from warehouse import faults
@@ -73,12 +72,12 @@ def write_catalog(settings: Settings, publish: Publish, versions: dict[str, Vers
         try:
             _remove(path)
             shutil.copyfile(shown, path)
-            _fill(engine, settings, path, publish, versions, patch=True)
+            _fill(settings, path, publish, versions, patch=True)
             return path
         except (engine.Error, OSError):
             pass  # an unreadable or older catalog: write the file afresh
     _remove(path)
-    _fill(engine, settings, path, publish, versions, patch=False)
+    _fill(settings, path, publish, versions, patch=False)
     return path
 
 
@@ -88,7 +87,6 @@ def _remove(path: Path) -> None:
 
 
 def _fill(
-    engine: ModuleType,
     settings: Settings,
     path: Path,
     publish: Publish,
@@ -99,6 +97,8 @@ def _fill(
     `patch`, the file is a copy of an earlier catalog: only the views whose version differs
     are replaced (creating a view reads its Parquet footers, the cost of a publish), and
     the models no longer published are dropped."""
+    from warehouse.runtime.engine import duckdb as engine
+
     con = engine.connect(settings, path)
     try:
         pending = dict(sorted(publish.mapping.items()))
