@@ -189,3 +189,11 @@ def test_unknown_sources_need_only_exist(project: Settings) -> None:
     assert find_source(project.sources, "weather").files
     with pytest.raises(SourceError, match="source 'holidays' not found"):
         find_source(project.sources, "holidays")
+
+
+def test_a_column_of_nulls_only_meets_the_contract(project: Settings) -> None:
+    """Parquet has a type for a column that holds no value (DuckDB reads it as "NULL"): an
+    export of an optional attribute nobody filled in is not a contract violation."""
+    path = rewrite(project, "products", lambda f: f.with_columns(launch_date=pl.lit(None, pl.Null)))
+    found = find_source(project.sources, "products")
+    assert found.files == (path,)
