@@ -32,7 +32,18 @@ PROJECT_KEYS: dict[str, tuple[str | None, type]] = {
 }
 FREQS = ("day", "week", "month")
 # Tables other issues own (forecast, serve, ...) are passed through untouched.
-KNOWN_TABLES = {"project", "vars", "forecast", "customers", "serve", "docs", "checks"}
+KNOWN_TABLES = {"project", "vars", "forecast", "customers", "serve", "docs", "checks", "engine"}
+ENGINES = ("duckdb", "spark")
+# [engine]: where models run (README "Scaling out"); key -> (environment variable, type)
+ENGINE_KEYS: dict[str, tuple[str | None, type]] = {
+    "name": ("WH_ENGINE", str),
+    "master": ("WH_SPARK_MASTER", str),  # local[N], spark://host:7077, yarn, k8s://...
+    "remote": ("WH_SPARK_REMOTE", str),  # a Spark Connect endpoint, sc://host:15002
+    "app_name": (None, str),
+    # a Python model without partition_by runs on the driver: refused above this many input rows
+    "driver_max_rows": (None, int),
+    "conf": (None, dict),  # Spark settings, e.g. "spark.executor.memory" = "8g"
+}
 # [checks]: plausibility limits of the cleaning models and when a build warns about rejects.
 # A limit is a setting, not a constant in SQL: real series (a month of a country's tourism,
 # a wholesale line) exceed any "implausible" number a demo would pick.
@@ -61,6 +72,46 @@ RESERVED_VARIABLES = TIME_PARAMETERS | set(
 )
 
 
+@dataclass(frozen=True)
+class EngineSettings:
+    """[engine]: DuckDB in this process (the default), or Spark."""
+
+    name: str = "duckdb"
+    master: str | None = None  # default local[threads]
+    remote: str | None = None
+    app_name: str = "wh"
+    driver_max_rows: int = 50_000_000
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+def _engine(raw: Any, path: Path) -> EngineSettings:
+    if not isinstance(raw, dict):
+        raise ConfigError("[engine] must be a table", path)
+    _warn_unknown(list(raw), set(ENGINE_KEYS), f"{path} [engine]")
+    values: dict[str, Any] = {}
+    for key, (env_var, kind) in ENGINE_KEYS.items():
+        if env_var and os.environ.get(env_var):
+            values[key] = _coerce(key, os.environ[env_var], kind, env_var, path)
+        elif key in raw:
+            values[key] = _coerce(key, raw[key], kind, CONFIG_FILE, path)
+    name = values.get("name", "duckdb")
+    if name not in ENGINES:
+        raise ConfigError(
+            f"[engine] name must be one of {', '.join(ENGINES)}, found '{name}'", path
+        )
+    if values.get("master") and values.get("remote"):
+        raise ConfigError(
+            "[engine] sets both master and remote",
+            path,
+            hint="keep one: a master URL "
+            "(local[2], spark://...) or a Spark Connect endpoint (sc://...)",
+        )
+    if values.get("driver_max_rows", 1) < 1:
+        raise ConfigError("[engine] driver_max_rows must be at least 1", path)
+    values["conf"] = {str(k): str(v) for k, v in values.get("conf", {}).items()}
+    return EngineSettings(**values)
+
+
 class ConfigWarning(UserWarning):
     """A wh.toml key wh does not know; it is ignored."""
 
@@ -80,6 +131,7 @@ class Settings:
     vars: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=lambda: {k: d for k, (_, d) in CHECKS.items()})
+    engine: EngineSettings = field(default_factory=EngineSettings)
 
     @property
     def variables(self) -> dict[str, Any]:
@@ -98,6 +150,12 @@ class Settings:
         given = {k: v for k, v in overrides.items() if v is not None}
         if "env" in given:
             check_env_name(given["env"])
+        if isinstance(given.get("engine"), str):  # a name alone (--engine spark)
+            if given["engine"] not in ENGINES:
+                raise ConfigError(
+                    f"--engine must be one of {', '.join(ENGINES)}, found '{given['engine']}'"
+                )
+            given["engine"] = replace(self.engine, name=given["engine"])
         if "threads" in given:
             if given["threads"] < 1:
                 raise ConfigError("--threads must be at least 1")
@@ -228,6 +286,7 @@ def load_settings(project_dir: Path | None = None) -> Settings:
             )
     values["vars"] = variables
     values["checks"] = _checks(raw.get("checks", {}), path)
+    values["engine"] = _engine(raw.get("engine", {}), path)
     sources = root / values.pop("sources", "data/sources")
     warehouse = root / values.pop("warehouse", "data/warehouse")
     check_env_name(values.get("env", "prod"))
@@ -236,7 +295,7 @@ def load_settings(project_dir: Path | None = None) -> Settings:
     # never more threads than CPUs the process may run on, whatever wh.toml asks for
     values["threads"] = effective_threads(values.get("threads"))
     values["memory_limit"] = values.get("memory_limit") or default_memory_limit()
-    extra = {k: v for k, v in raw.items() if k not in ("project", "vars")}
+    extra = {k: v for k, v in raw.items() if k not in ("project", "vars", "engine")}
     return Settings(
         project_dir=root,
         sources=sources.resolve(),

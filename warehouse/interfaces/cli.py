@@ -34,6 +34,12 @@ SelectOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress, only errors.")]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--engine", help="duckdb or spark (default: [engine] name in wh.toml, WH_ENGINE)."
+    ),
+]
 
 
 def handle_errors(func: F) -> F:
@@ -76,9 +82,10 @@ def build_cmd(
     threads: Annotated[int | None, typer.Option(help="Models built at once.")] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
+    engine: EngineOpt = None,
 ) -> None:
     """Build new model versions, audit them, then publish the environment atomically."""
-    run_build(settings(env, threads), select, full_refresh, quiet, as_json)
+    run_build(settings(env, threads, engine=engine), select, full_refresh, quiet, as_json)
 
 
 @app.command("plan")
@@ -88,16 +95,35 @@ def plan_cmd(
     select: SelectOpt = None,
     as_json: JsonOpt = False,
     full_refresh: Annotated[bool, typer.Option("--full-refresh")] = False,
+    engine: EngineOpt = None,
+    sql: Annotated[
+        list[str] | None,
+        typer.Option("--sql", help="With --engine spark: print this model's Spark SQL."),
+    ] = None,
 ) -> None:
-    """Show what a build would compute, reuse and publish, with SQL diffs; runs nothing."""
+    """Show what a build would compute, reuse and publish, with SQL diffs; runs nothing.
+    With --engine spark: the constructs Spark cannot run, with file:line:col (exit 1)."""
     import warehouse
     from warehouse.interfaces import console
 
-    plan = warehouse.plan(settings(env), select=select, full_refresh=full_refresh)
+    chosen = settings(env, engine=engine)
+    plan = warehouse.plan(chosen, select=select, full_refresh=full_refresh)
+    report = None
+    if chosen.engine.name == "spark":
+        from warehouse.runtime.spark_runner import translation_report
+
+        report = translation_report(chosen, plan)
     if as_json:
-        console.print_json(plan.to_json())
+        data = plan.to_json()
+        if report is not None:
+            data["spark"] = console.spark_report_json(report)
+        console.print_json(data)
     else:
         console.plan_summary(plan)
+        if report is not None:
+            console.spark_report(report, sql or [])
+    if report is not None and any(problems for _, _, problems in report):
+        raise typer.Exit(1)
 
 
 @app.command("rollback")

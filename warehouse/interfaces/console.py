@@ -237,6 +237,47 @@ def plan_summary(plan: Plan) -> None:
     )
 
 
+def spark_report(report: Any, show_sql: list[str]) -> None:
+    """`wh plan --engine spark`: what cannot run on Spark, where; the SQL asked for."""
+    refused = [(item, p) for item, _, problems in report for p in problems]
+    for item, problem in refused:
+        where = f"{item.model.path}"
+        if problem.line is not None:
+            where += f":{problem.line}" + (f":{problem.column}" if problem.column else "")
+        out.print(f"[red]spark[/] {where}: {problem.construct}: {problem.reason}")
+    for item, sql, _ in report:
+        if item.model.name in show_sql:
+            out.print(f"-- {item.model.name} on Spark\n{sql or '(cannot be translated)'}")
+    missing = set(show_sql) - {item.model.name for item, _, _ in report}
+    for name in sorted(missing):
+        out.print(f"[yellow]--sql {name}[/]: not a SQL model this build computes")
+    models = len(report)
+    if refused:
+        out.print(f"spark: {len(refused)} construct(s) in {models} SQL models cannot run on Spark.")
+    else:
+        out.print(f"spark: all {models} SQL models to compute translate.")
+
+
+def spark_report_json(report: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "model": item.model.name,
+            "sql": sql,
+            "problems": [
+                {
+                    "construct": p.construct,
+                    "reason": p.reason,
+                    "file": str(item.model.path),
+                    "line": p.line,
+                    "column": p.column,
+                }
+                for p in problems
+            ],
+        }
+        for item, sql, problems in report
+    ]
+
+
 def reject_summary(report: Any) -> None:
     """Rows and units cleaning rejected per source and reason; warnings in yellow."""
     if report.rows:

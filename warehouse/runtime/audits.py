@@ -14,7 +14,7 @@ from typing import Any
 from warehouse.errors import ModelError
 from warehouse.project.audit_rules import AUDIT_RULES, COMPLETENESS_AUDIT
 from warehouse.project.model import AuditSpec, Model
-from warehouse.runtime.engine.duckdb import first_row, qualified, quote_ident, quote_literal, scalar
+from warehouse.runtime.engine.duckdb import first_row, qualified, quote_ident, quote_literal
 
 AuditSql = Callable[[AuditSpec, str], str]
 
@@ -129,18 +129,24 @@ class AuditResult:
     sql: str  # the query that counts them, to rerun by hand
 
 
-def run_audits(cursor: Any, queries: list[AuditQuery]) -> list[AuditResult]:
-    """Each audit's result: row audits on one relation share one scan."""
+def run_audits(
+    cursor: Any,
+    queries: list[AuditQuery],
+    fetch: Callable[[str], tuple[Any, ...] | None] | None = None,
+) -> list[AuditResult]:
+    """Each audit's result: row audits on one relation share one scan. The queries run on
+    the DuckDB `cursor`, or through `fetch` (another engine's first row of a DuckDB query)."""
+    first = fetch or (lambda sql: first_row(cursor, sql))
     counts: dict[int, int] = {}
     shared: dict[str, list[int]] = {}
     for i, query in enumerate(queries):
         if query.condition:
             shared.setdefault(query.rows, []).append(i)
         else:
-            counts[i] = int(scalar(cursor, query.sql))
+            counts[i] = int((first(query.sql) or (0,))[0] or 0)
     for rows, group in shared.items():
         tallies = ", ".join(f"count_if(coalesce(({queries[i].condition}), false))" for i in group)
-        found = first_row(cursor, f"SELECT {tallies} FROM {rows}") or (0,) * len(group)
+        found = first(f"SELECT {tallies} FROM {rows}") or (0,) * len(group)
         counts.update({i: int(n or 0) for i, n in zip(group, found, strict=True)})
     return [AuditResult(q.name, q.label, counts[i], q.sql) for i, q in enumerate(queries)]
 

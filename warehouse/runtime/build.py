@@ -52,6 +52,8 @@ def _execute(
 ) -> list[ModelResult]:
     todo = {p.model.name: p for p in plan.to_compute}
     read = _read_by(todo, plan)
+    if settings.engine.name == "spark":
+        return _execute_on_spark(plan, todo, read, settings, state, build_id, reporter)
     con = engine.connect(settings)
     try:
         check_sql(plan.to_compute, con)  # DuckDB's parser sees every query before any runs
@@ -77,6 +79,36 @@ def _execute(
         return _schedule(todo, runner, settings.threads, state, build_id, reporter)
     finally:
         con.close()
+
+
+def _execute_on_spark(
+    plan: Plan,
+    todo: dict[str, ModelPlan],
+    read: _Inputs,
+    settings: Settings,
+    state: State,
+    build_id: str,
+    reporter: Reporter,
+) -> list[ModelResult]:
+    """The same plan on Spark (README "Scaling out"): models one at a time, each query
+    parallel across the cluster."""
+    from warehouse.runtime.engine.spark import Spark, session
+    from warehouse.runtime.spark_runner import SparkModelRunner, check_translatable
+
+    check_translatable(settings, plan, todo)  # a refusal before anything runs
+    spark = Spark(session(settings.engine, settings.threads))
+    runner = SparkModelRunner(settings, spark, plan.sources, {}, build_id)
+    try:
+        for name in sorted(read.sources):
+            runner.register_source(name)
+        for item in plan.models:
+            if item.model.name in read.models and item.model.name not in todo:
+                existing = state.get_version(item.fingerprint)
+                assert existing is not None
+                runner.register(item.model.name, existing, item.model.depends_on)
+        return _schedule(todo, runner, 1, state, build_id, reporter)
+    finally:
+        runner.con.close()
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ def view_sql(version: Version) -> str:
 
     if version.kind == "view":
         return version.query
-    return f"SELECT * FROM {engine.parquet_scan(version.files)}"
+    return engine.version_select(version.files, version.columns)
 
 
 EMPTY_SCHEMAS = (

@@ -91,7 +91,9 @@ class ModelRunner:
                 if name not in self.registered:  # a computed view exists already
                     self.pending_views[name] = (parents, version)
             else:
-                engine.view_over_files(self.con, name, version.files)
+                engine.create_view(
+                    self.con, name, engine.version_select(version.files, version.columns)
+                )
                 self.registered.add(name)
             self._create_ready_views()
 
@@ -106,9 +108,19 @@ class ModelRunner:
                     del self.pending_views[name]
                     created = True
 
+    def _open(self) -> Any:
+        """What one model run computes on (a DuckDB cursor: its own variables and temp views)."""
+        return self.con.cursor()
+
+    def _error(self, item: ModelPlan, exc: Exception) -> Exception | None:
+        """The WhError for what the engine raised, or None if it is not the engine's."""
+        if isinstance(exc, engine.Error):
+            return translate(item, exc, self.settings.warehouse, self.sources)
+        return None
+
     def run(self, item: ModelPlan) -> ModelResult:
         started = time.perf_counter()
-        cursor = self.con.cursor()
+        cursor = self._open()
         rebuilt = sorted(item.model.depends_on & self.rebuilt_in_full)
         if rebuilt:  # rows before the window changed upstream: extending would miss them
             self.rebuilt_in_full.add(item.model.name)
@@ -125,10 +137,14 @@ class ModelRunner:
                 item = _in_full(item, "rows arrived for periods before the lookback window")
                 self.rebuilt_in_full.add(item.model.name)
                 computed = self._compute(cursor, item)
-        except engine.Error as exc:
-            raise translate(item, exc, self.settings.warehouse, self.sources) from None
+        except Exception as exc:
+            error = self._error(item, exc)
+            if error is None:
+                raise
+            raise error from None
         finally:
-            cursor.close()
+            if cursor is not None:
+                cursor.close()
         model = item.model
         version = Version(
             fingerprint=item.fingerprint,
@@ -148,7 +164,7 @@ class ModelRunner:
             item, version, computed.rows_processed, time.perf_counter() - started, computed.audits
         )
 
-    def _compute(self, cursor: engine.Connection, item: ModelPlan) -> Computed:
+    def _compute(self, cursor: Any, item: ModelPlan) -> Computed:
         """Write the version's data and audit it."""
         model = item.model
         self._point_incremental_inputs(cursor, item)
@@ -186,7 +202,7 @@ class ModelRunner:
             previous = item.previous if item.action is Action.INCREMENTAL else None
             engine.point_this(
                 cursor,
-                f"SELECT * FROM {engine.parquet_scan(previous.files)}"
+                engine.version_select(previous.files, previous.columns)
                 if previous is not None and previous.files
                 else engine.empty_with_columns(item.model.output_names),
             )
@@ -197,7 +213,7 @@ class ModelRunner:
             self.registered.add(item.model.name)
         return []
 
-    def _input_frame(self, cursor: engine.Connection, name: str) -> Any:
+    def _input_frame(self, cursor: Any, name: str) -> Any:
         import polars as pl
 
         schema, _, table = name.partition(".")
@@ -213,7 +229,7 @@ class ModelRunner:
             cursor.sql(f"SELECT * FROM {engine.qualified(name)}").to_arrow_table()
         )
 
-    def _python(self, cursor: engine.Connection, item: ModelPlan) -> Segment:
+    def _python(self, cursor: Any, item: ModelPlan) -> Segment:
         import polars as pl
 
         model = item.model

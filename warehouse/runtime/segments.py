@@ -120,31 +120,53 @@ class SegmentWriter:
 
     def incremental(self, cursor: engine.Connection, item: ModelPlan) -> tuple[list[Segment], int]:
         """Reuse the previous version's segments before the window; compute the window."""
-        previous = item.previous
-        assert previous is not None and previous.time_max is not None
-        start = _day(previous.time_max) + timedelta(days=1 - item.model.lookback)
+        start = window_start(item)
         column = engine.quote_ident(item.model.time_column or "")
         kept: list[Segment] = []
-        for segment in previous.segments:
-            if segment.tmax is None and segment.rows:
-                continue  # rows without a time: in the window again
-            if segment.tmax is None or _day(segment.tmax) < start:
-                kept.append(segment)
-            elif segment.tmin is not None and _day(segment.tmin) < start:
-                kept.append(
-                    self.write(
-                        cursor,
-                        item,
-                        f"SELECT * FROM {engine.parquet_scan([segment.file])} "
-                        f"WHERE CAST({column} AS DATE) < $start_date",
-                        {"start_date": start},
-                    )
+        for segment, whole in reused_segments(item, start):
+            kept.append(
+                segment
+                if whole
+                else self.write(
+                    cursor,
+                    item,
+                    f"SELECT * FROM {engine.parquet_scan([segment.file])} "
+                    f"WHERE CAST({column} AS DATE) < $start_date",
+                    {"start_date": start},
                 )
+            )
         new = self.write_months(cursor, item, self.time_window(item), self.params(item, start))
-        added = sum(s.rows for s in new)
-        if added or not kept:
-            kept.extend(new)
-        else:
-            for segment in new:
-                Path(segment.file).unlink(missing_ok=True)
-        return kept, added
+        return joined(kept, new)
+
+
+def window_start(item: ModelPlan) -> date:
+    """The first day an incremental run computes: the lookback before the version's last."""
+    previous = item.previous
+    assert previous is not None and previous.time_max is not None
+    return _day(previous.time_max) + timedelta(days=1 - item.model.lookback)
+
+
+def reused_segments(item: ModelPlan, start: date) -> list[tuple[Segment, bool]]:
+    """The previous version's segments a run from `start` keeps: whole (True), or only their
+    rows before `start` (False: the segment straddles the window's first day)."""
+    assert item.previous is not None
+    kept: list[tuple[Segment, bool]] = []
+    for segment in item.previous.segments:
+        if segment.tmax is None and segment.rows:
+            continue  # rows without a time: in the window again
+        if segment.tmax is None or _day(segment.tmax) < start:
+            kept.append((segment, True))
+        elif segment.tmin is not None and _day(segment.tmin) < start:
+            kept.append((segment, False))
+    return kept
+
+
+def joined(kept: list[Segment], new: list[Segment]) -> tuple[list[Segment], int]:
+    """The version's segments and the rows the run added; an empty window's placeholder file
+    is dropped when older segments carry the columns."""
+    added = sum(s.rows for s in new)
+    if added or not kept:
+        return [*kept, *new], added
+    for segment in new:
+        Path(segment.file).unlink(missing_ok=True)
+    return kept, added

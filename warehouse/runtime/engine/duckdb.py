@@ -87,6 +87,22 @@ def view_over_files(con: Connection, model_name: str, files: Sequence[str | Path
     create_view(con, model_name, f"SELECT * FROM {parquet_scan(files)}")
 
 
+# types a version records that some writers cannot mark in Parquet (Spark writes JSON as
+# text): a view over the version's files casts them back, so readers see the recorded type
+RESTORED_TYPES = ("JSON",)
+
+
+def version_select(files: Sequence[str | Path], columns: Sequence[tuple[str, str]]) -> str:
+    """The rows of a version's files with the column types the version records."""
+    casts = [
+        f"CAST({quote_ident(name)} AS {kind}) AS {quote_ident(name)}"
+        for name, kind in columns
+        if kind in RESTORED_TYPES
+    ]
+    replace = f" REPLACE ({', '.join(casts)})" if casts else ""
+    return f"SELECT *{replace} FROM {parquet_scan(files)}"
+
+
 def _arrived_variables(source: str) -> tuple[str, str]:
     return f"wh_arrived_{source}", f"wh_arrived_{source}_none"
 

@@ -1,0 +1,407 @@
+"""Computing model versions on Spark: the same plan, versions, audits and publish as a DuckDB
+build; only the engine that reads and writes the Parquet files differs.
+
+Each SQL model's DuckDB query is translated (engine/spark_sql.py) with its parameters bound
+as literals and its tables replaced by temporary views. Its output is cast, column by column
+and by position, to the types DuckDB gives the same query (DuckDB binds it over empty tables
+of the inputs' recorded types: no data is read), so readers see one type per column
+whichever engine built the version. Versions are written in wh's layout, one folder per
+month for incremental models, and audited on Spark before anything is published.
+
+Python models run on the driver, reading their inputs' files with Polars as in a DuckDB
+build, up to `[engine] driver_max_rows` input rows.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from warehouse.config import Settings
+from warehouse.errors import ModelError
+from warehouse.project.model import ModelKind
+from warehouse.runtime.audits import audit_queries, run_audits
+from warehouse.runtime.engine import duckdb as duck
+from warehouse.runtime.engine import spark_sql
+from warehouse.runtime.engine.spark import Spark, short_message, view_name
+from warehouse.runtime.plan import Action, ModelPlan, Plan, arrived_files
+from warehouse.runtime.runner import Computed, ModelRunner
+from warehouse.runtime.segments import (
+    SegmentWriter,
+    joined,
+    reused_segments,
+    window_start,
+    written_by,
+)
+from warehouse.runtime.sources import Source
+from warehouse.runtime.state import Segment, Version
+from warehouse.runtime.storage import new_segment_path
+
+MONTH = "wh_month"
+AUDITED, COMPUTED = "wh__audited", "wh__computed"
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+class SparkModelRunner(ModelRunner):
+    """Computes one model version on Spark; pure with respect to state."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        spark: Spark,
+        sources: dict[str, Source],
+        versions: dict[str, Version],
+        build_id: str,
+    ) -> None:
+        binder = duck.connect_plain()  # types only: DuckDB binds queries over empty tables
+        super().__init__(settings, binder, sources, versions, build_id)
+        self.spark = spark
+        self.writer = SegmentWriter(settings)  # time windows and parameters, in DuckDB's SQL
+        self.source_columns: dict[str, list[tuple[str, str]]] = {}
+        # `this` of the model running: its columns and types (None: typed NULL, a full build)
+        self._this_columns: list[tuple[str, str | None]] = []
+        self._written_types: list[tuple[str, str]] = []  # what the model's query returns
+
+    # -- names ---------------------------------------------------------------------------
+
+    def _columns(self, schema: str, table: str) -> list[tuple[str, str | None]]:
+        if not schema:  # `this`
+            return list(self._this_columns)
+        if schema in ("source", "arrived"):
+            return list(self._source_columns(table))
+        return list(self.versions[f"{schema}.{table}"].columns)
+
+    def translate(self, sql: str, item: ModelPlan | None, params: dict[str, Any]) -> str:
+        try:
+            return spark_sql.translate(sql, params, view_name, self._columns)
+        except spark_sql.Untranslatable as exc:
+            problem = exc.problems[0]
+            path = item.model.path if item else None
+            raise ModelError(
+                f"cannot run on Spark: {problem.construct}: {problem.reason}",
+                path,
+                problem.line,
+                problem.column,
+                hint="`wh plan --engine spark` lists every such construct; rewrite it, or "
+                "build with [engine] name = 'duckdb'",
+            ) from None
+
+    def first_row(self, sql: str) -> tuple[Any, ...] | None:
+        return self.spark.first_row(self.translate(sql, None, {}))
+
+    # -- registering inputs ----------------------------------------------------------------
+
+    def _source_columns(self, name: str) -> list[tuple[str, str]]:
+        if name not in self.source_columns:
+            source = self.sources[name]
+            relation = (
+                f"({source.empty_select()})" if source.absent else duck.parquet_scan(source.files)
+            )
+            self.source_columns[name] = duck.describe(self.con, relation)
+        return self.source_columns[name]
+
+    def register_source(self, name: str) -> None:
+        source = self.sources[name]
+        if source.absent:
+            frame = self.spark.sql(self.translate(source.empty_select(), None, {}))
+        else:
+            frame = self.spark.read(source.files, merge_schema=True)
+        self.spark.view(view_name("source", name), frame)
+
+    def register(self, name: str, version: Version, parents: frozenset[str] = frozenset()) -> None:
+        with self.catalog_lock:
+            self.versions[name] = version
+            if version.kind == "view":
+                if name not in self.registered:
+                    self.pending_views[name] = (parents, version)
+            else:
+                self.spark.view_over_files(view_name(*name.split(".", 1)), version.files)
+                self.registered.add(name)
+            self._create_ready_views()
+
+    def _create_ready_views(self) -> None:
+        created = True
+        while created:
+            created = False
+            for name, (parents, version) in list(self.pending_views.items()):
+                if parents <= self.registered:
+                    self._create_view(name, version.query)
+                    del self.pending_views[name]
+                    created = True
+
+    def _create_view(self, name: str, query: str, item: ModelPlan | None = None) -> None:
+        params = self.writer.params(item) if item else dict(self.settings.variables)
+        sql = self.translate(query, item, params)
+        self.spark.view(view_name(*name.split(".", 1)), self.spark.sql(sql))
+        self.registered.add(name)
+
+    # -- one model -------------------------------------------------------------------------
+
+    def _open(self) -> Any:
+        return None  # temporary views are the session's; models run one at a time
+
+    def _error(self, item: ModelPlan, exc: Exception) -> Exception | None:
+        if isinstance(exc, self.spark.errors):
+            return ModelError(
+                f"Spark failed: {short_message(exc)}",
+                item.model.path,
+                hint="the model's SQL as Spark ran it: `wh plan --engine spark --sql "
+                f"{item.model.name}`; nothing was published",
+            )
+        return super()._error(item, exc)
+
+    def _point_incremental_inputs(self, cursor: Any, item: ModelPlan) -> None:
+        for name, files in arrived_files(item, self.sources).items():
+            source = self.sources[name]
+            target = view_name("arrived", name)
+            if source.absent:
+                self.spark.view(
+                    target, self.spark.sql(self.translate(source.empty_select(), item, {}))
+                )
+            elif files:
+                self.spark.view_over_files(target, files, merge_schema=True)
+            else:
+                self.spark.view(target, self.spark.read(source.files, merge_schema=True).limit(0))
+        self._this_columns = []
+        if item.model.reads_this:
+            previous = item.previous if item.action is Action.INCREMENTAL else None
+            if previous is not None and previous.files:
+                self._this_columns = list(previous.columns)
+                self.spark.view_over_files(view_name("", "this"), previous.files)
+            else:
+                self._this_columns = [(c, None) for c in item.model.output_names]
+                empty = duck.empty_with_columns(item.model.output_names)
+                self.spark.view(
+                    view_name("", "this"), self.spark.sql(self.translate(empty, item, {}))
+                )
+
+    def _compute(self, cursor: Any, item: ModelPlan) -> Computed:
+        model = item.model
+        self._point_incremental_inputs(cursor, item)
+        if item.action is Action.VIEW:
+            with self.catalog_lock:
+                self._create_view(model.name, model.query, item)
+            segments: list[Segment] = []
+            processed = 0
+            audited = view_name(*model.name.split(".", 1))
+            columns = self._canonical(item, model.query + "\n", self.writer.params(item))
+        else:
+            if model.language == "python":
+                self._check_driver_size(item)
+                segments = [self._python(cursor, item)]
+                processed = segments[0].rows
+            elif item.action is Action.INCREMENTAL:
+                segments, processed = self._incremental(item)
+            else:
+                segments, processed = self._full(item)
+            self.spark.view_over_files(AUDITED, [s.file for s in segments])
+            audited = AUDITED
+            if model.language == "python":  # written by Polars on the driver, as in DuckDB
+                columns = duck.describe(self.con, duck.parquet_scan([s.file for s in segments]))
+            else:
+                columns = self._written_types
+        computed = None
+        written = written_by(item, segments)
+        if item.previous is not None and written:
+            self.spark.view_over_files(COMPUTED, written)
+            computed = COMPUTED
+        audits = run_audits(None, audit_queries(model, audited, computed), fetch=self.first_row)
+        return Computed(segments, processed, columns, audits)
+
+    def _check_driver_size(self, item: ModelPlan) -> None:
+        rows = 0
+        for name in item.model.inputs:
+            schema, _, table = name.partition(".")
+            if schema == "source":
+                import pyarrow.parquet as pq
+
+                rows += sum(pq.ParquetFile(f).metadata.num_rows for f in self.sources[table].files)
+            else:
+                rows += max(self.versions[name].row_count, 0)
+        limit = self.settings.engine.driver_max_rows
+        if rows > limit:
+            raise ModelError(
+                f"Python model reads {rows:,} input rows; on Spark a Python model runs on the "
+                f"driver, which takes at most {limit:,} ([engine] driver_max_rows)",
+                item.model.path,
+                hint="raise [engine] driver_max_rows if the driver has the memory, or express "
+                "the model in SQL",
+            )
+
+    # -- types -----------------------------------------------------------------------------
+
+    def _canonical(
+        self, item: ModelPlan, sql: str, params: dict[str, Any]
+    ) -> list[tuple[str, str]]:
+        """The columns DuckDB gives the query and reads back from Parquet, bound over empty
+        tables with the inputs' types (a version's recorded columns; a source's footers)."""
+        con = duck.connect_plain()
+        try:
+            tables: dict[str, list[tuple[str, str]]] = {}
+            for name in item.model.depends_on:
+                tables[name] = list(self.versions[name].columns)
+            for name in item.model.sources:
+                tables[f"source.{name}"] = self._source_columns(name)
+            for name in item.model.arrived:
+                tables[f"arrived.{name}"] = self._source_columns(name)
+            for name, columns in tables.items():
+                body = ", ".join(f"CAST(NULL AS {t}) AS {duck.quote_ident(c)}" for c, t in columns)
+                duck.create_view(con, name, f"SELECT {body} WHERE false")
+            if item.model.reads_this:
+                body = ", ".join(
+                    f"CAST(NULL AS {t}) AS {duck.quote_ident(c)}"
+                    if t
+                    else f"NULL AS {duck.quote_ident(c)}"
+                    for c, t in self._this_columns
+                )
+                duck.point_this(con, f"SELECT {body} WHERE false")
+            scratch = self.settings.warehouse / "tmp"
+            scratch.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=scratch) as folder:
+                path = Path(folder) / "types.parquet"
+                duck.copy_to_parquet(con, sql, path, params)
+                return duck.describe(con, duck.parquet_scan([path]))
+        finally:
+            con.close()
+
+    def _frame(self, item: ModelPlan, sql: str, params: dict[str, Any]) -> Any:
+        """The query on Spark, its columns cast to DuckDB's types and names by position."""
+        from pyspark.sql import functions as F
+
+        canonical = self._canonical(item, sql, params)
+        self._written_types = canonical  # recorded as the version's columns
+        frame = self.spark.sql(self.translate(sql, item, params))
+        if len(frame.columns) != len(canonical):
+            raise ModelError(
+                f"Spark's translation returns {len(frame.columns)} columns, DuckDB's query "
+                f"{len(canonical)}",
+                item.model.path,
+                hint="report this: the Spark dialect changed the query's shape",
+            )
+        return frame.select(
+            *[
+                F.col(f"`{name}`").cast(spark_sql.spark_type(kind)).alias(target)
+                for name, (target, kind) in zip(frame.columns, canonical, strict=True)
+            ]
+        )
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _write(self, item: ModelPlan, frame: Any, by_month: bool) -> list[Segment]:
+        from pyspark.sql import functions as F
+
+        folder = new_segment_path(self.settings, item.model, item.fingerprint).with_suffix("")
+        column = item.model.time_column
+        if by_month and column:
+            frame = frame.withColumn(
+                MONTH, F.date_format(F.col(f"`{column}`").cast("date"), "yyyy-MM")
+            )
+            files = self.spark.write(frame, folder, MONTH)
+            if not files:  # nothing in the window: one empty file keeps the columns
+                return self._write(item, frame.drop(MONTH), by_month=False)
+        else:
+            files = self.spark.write(frame, folder)
+        stats = self.spark.file_stats(files, column)
+        segments = [Segment(f, rows, _text(lo), _text(hi)) for f, (rows, lo, hi) in stats.items()]
+        return sorted(segments, key=lambda s: (s.tmin is None, s.tmin or "", s.file))
+
+    def _full(self, item: ModelPlan) -> tuple[list[Segment], int]:
+        params = self.writer.params(item)
+        if item.model.kind is ModelKind.INCREMENTAL_BY_TIME:
+            sql = self.writer.time_window(item)
+            segments = self._write(item, self._frame(item, sql, params), by_month=True)
+        else:
+            segments = self._write(item, self._frame(item, item.model.query, params), False)
+        return segments, sum(s.rows for s in segments)
+
+    def _incremental(self, item: ModelPlan) -> tuple[list[Segment], int]:
+        from pyspark.sql import functions as F
+
+        start = window_start(item)
+        column = item.model.time_column or ""
+        kept: list[Segment] = []
+        for segment, whole in reused_segments(item, start):
+            if whole:
+                kept.append(segment)
+                continue
+            before = self.spark.read([segment.file]).where(
+                F.col(f"`{column}`").cast("date") < F.lit(start)
+            )
+            kept.extend(self._write(item, before, by_month=False))
+        frame = self._frame(item, self.writer.time_window(item), self.writer.params(item, start))
+        return joined(kept, self._write(item, frame, by_month=True))
+
+
+def spark_sql_of(
+    settings: Settings,
+    item: ModelPlan,
+    sources: dict[str, Source],
+    versions: dict[str, Sequence[tuple[str, str]]],
+) -> tuple[str | None, list[spark_sql.Problem]]:
+    """A model's query as a Spark build would run it in full, or the constructs that stop
+    it (`wh plan --engine spark`); runs nothing. `versions`: known columns per model."""
+    model = item.model
+    if model.language != "sql":
+        return None, []
+    writer = SegmentWriter(settings)
+    sql = model.query
+    params = writer.params(item)
+    if model.kind is ModelKind.INCREMENTAL_BY_TIME:
+        sql = writer.time_window(item)
+
+    def columns(schema: str, table: str) -> list[tuple[str, str | None]]:
+        if not schema:
+            return [(name, None) for name in model.output_names]
+        if schema in ("source", "arrived"):
+            source = sources.get(table)
+            if source is None or source.contract is None:
+                return []
+            return [(c.name, None) for c in source.contract.columns]
+        return list(versions.get(f"{schema}.{table}", ()))
+
+    tree, problems = spark_sql.rewrite(spark_sql.parse(sql), params, view_name, columns)
+    return (None if problems else tree.sql(dialect=spark_sql.WRITE, pretty=True)), problems
+
+
+def translation_report(
+    settings: Settings, plan: Plan, only: Iterable[ModelPlan] | None = None
+) -> list[tuple[ModelPlan, str | None, list[spark_sql.Problem]]]:
+    """Each SQL model's Spark SQL, or what stops it; runs nothing. Columns of a model come
+    from its version (the current one, else the one an incremental run extends); a model
+    never built yet has none, so a `* exclude` over it is shown unexpanded until then."""
+    known: dict[str, Sequence[tuple[str, str]]] = {}
+    for item in plan.models:
+        version = item.current or item.previous
+        if version is not None:
+            known[item.model.name] = version.columns
+    items = list(only) if only is not None else [p for p in plan.models if p.computes]
+    report = []
+    for item in items:
+        if item.model.language == "sql":
+            sql, problems = spark_sql_of(settings, item, plan.sources, known)
+            report.append((item, sql, problems))
+    return report
+
+
+def check_translatable(settings: Settings, plan: Plan, todo: dict[str, ModelPlan]) -> None:
+    """Refuse a Spark build before anything runs when a model cannot be translated."""
+    found = [
+        (item, problem)
+        for item, _, problems in translation_report(settings, plan, todo.values())
+        for problem in problems
+    ]
+    if found:
+        item, problem = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise ModelError(
+            f"cannot run on Spark: {problem.construct}: {problem.reason}{more}",
+            item.model.path,
+            problem.line,
+            problem.column,
+            hint="`wh plan --engine spark` lists every such construct; nothing was built",
+        )
