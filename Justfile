@@ -27,6 +27,12 @@ test *ARGS:
 faults *ARGS:
     pytest -m faults {{ARGS}}
 
+# the scale-out suite (tests/scale): the example project on Spark local[2] against DuckDB for
+# each freq, incremental on Spark, audits on Spark, each DuckDB/Spark difference; Dask
+# training on a LocalCluster (~3 min; needs Java 17+)
+scale *ARGS:
+    pytest -m scale {{ARGS}}
+
 # the client suite (tests/compat: psql, pgcli, pgjdbc, psycopg, SQLAlchemy, pandas,
 # harlequin), then Apache Superset 6.1 in its own environment against a real `wh serve`:
 # add the database, schemas, tables, a dataset, SQL Lab, chart data with a time range.

@@ -364,8 +364,10 @@ def spark_sql_of(
             return [(c.name, None) for c in source.contract.columns]
         return list(versions.get(f"{schema}.{table}", ()))
 
-    tree, problems = spark_sql.rewrite(spark_sql.parse(sql), params, view_name, columns)
-    return (None if problems else tree.sql(dialect=spark_sql.WRITE, pretty=True)), problems
+    tree, problems = spark_sql.rewrite(spark_sql.parse(sql), params, view_name, columns, sql)
+    if problems:
+        return None, problems
+    return tree.sql(dialect=spark_sql.WRITE, pretty=True, comments=False), problems
 
 
 def translation_report(

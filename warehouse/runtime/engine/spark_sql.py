@@ -69,9 +69,27 @@ def _at(node: exp.Expression) -> tuple[int | None, int | None]:
     return None, None
 
 
-def _problem(node: exp.Expression, reason: str) -> Problem:
-    text = node.sql(dialect=READ)
-    return Problem(text if len(text) <= 80 else text[:77] + "...", reason, *_at(node))
+def _source_text(sql: str, line: int, column: int) -> str | None:
+    """The construct as written: from its first token to its closing parenthesis."""
+    lines = sql.splitlines()
+    if not 0 < line <= len(lines) or column < 1:
+        return None
+    rest = "\n".join([lines[line - 1][column - 1 :], *lines[line:]])
+    depth = 0
+    for i, char in enumerate(rest):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return " ".join(rest[: i + 1].split())
+    return None
+
+
+def _problem(node: exp.Expression, reason: str, sql: str = "") -> Problem:
+    line, column = _at(node)
+    text = (_source_text(sql, line, column) if line and column else None) or node.sql(READ)
+    return Problem(text if len(text) <= 80 else text[:77] + "...", reason, line, column)
 
 
 def _literal(value: Any) -> exp.Expression:
@@ -207,7 +225,9 @@ def _projected(
     return names
 
 
-def _expand_excludes(tree: exp.Expression, columns: Columns, problems: list[Problem]) -> None:
+def _expand_excludes(
+    tree: exp.Expression, columns: Columns, problems: list[Problem], source: str
+) -> None:
     ctes = {c.alias_or_name.lower(): c.this for c in tree.find_all(exp.CTE)}
     for node in list(tree.find_all(exp.Star)):
         if not node.args.get("except_"):
@@ -220,7 +240,11 @@ def _expand_excludes(tree: exp.Expression, columns: Columns, problems: list[Prob
         names = _star_columns(column.table if column is not None else "", select, columns, ctes)
         if names is None:
             problems.append(
-                _problem(node, "* exclude needs a table or a query whose columns are named")
+                _problem(
+                    node,
+                    sql=source,
+                    reason="* exclude needs a table or a query whose columns are named",
+                )
             )
             continue
         table = column.table if column is not None else None
@@ -293,11 +317,13 @@ def rewrite(
     params: Mapping[str, Any],
     relation: Relation,
     columns: Columns,
+    source: str = "",
 ) -> tuple[exp.Expression, list[Problem]]:
-    """The query rewritten for Spark (a copy) and what could not be."""
+    """The query rewritten for Spark (a copy) and what could not be; `source` is the text it
+    was parsed from (problems quote it)."""
     problems: list[Problem] = []
     tree = tree.copy()
-    _expand_excludes(tree, columns, problems)
+    _expand_excludes(tree, columns, problems, source)
     for select in list(tree.find_all(exp.Select)):
         _inline_windows(select)
     aliases: dict[str, exp.Table] = {}
@@ -309,7 +335,7 @@ def rewrite(
         if isinstance(node, exp.Placeholder) and node.name:
             name = node.name.lower()
             if name not in params:
-                problems.append(_problem(node, f"no value for ${name}"))
+                problems.append(_problem(node, sql=source, reason=f"no value for ${name}"))
                 return node
             return _literal(params[name])
         if isinstance(node, exp.Table) and isinstance(node.this, exp.Identifier):
@@ -340,7 +366,8 @@ def rewrite(
                 problems.append(
                     _problem(
                         node,
-                        f"date_diff('{_unit(node)}', ...) has no Spark equivalent "
+                        sql=source,
+                        reason=f"date_diff('{_unit(node)}', ...) has no Spark equivalent "
                         "with DuckDB's meaning; use day, week, month, quarter or year",
                     )
                 )
@@ -376,7 +403,8 @@ def rewrite(
                 problems.append(
                     _problem(
                         node,
-                        "json_remove is translated only as "
+                        sql=source,
+                        reason="json_remove is translated only as "
                         "json_remove(to_json(<table alias>), '$.<column>')",
                     )
                 )
@@ -390,7 +418,8 @@ def rewrite(
             problems.append(
                 _problem(
                     node,
-                    "to_json formats values differently on Spark (nulls, times, "
+                    sql=source,
+                    reason="to_json formats values differently on Spark (nulls, times, "
                     "numbers); only json_remove(to_json(<table alias>), ...) is translated",
                 )
             )
@@ -417,7 +446,7 @@ def rewrite(
                 tree = new
             else:
                 node.replace(new)
-    return tree, problems
+    return tree, sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
 
 
 def parse(sql: str) -> exp.Expression:
@@ -436,7 +465,7 @@ def translate(
     columns: Columns,
 ) -> str:
     """Spark SQL computing what `sql` computes in DuckDB; `Untranslatable` if it cannot."""
-    tree, problems = rewrite(parse(sql), params, relation, columns)
+    tree, problems = rewrite(parse(sql), params, relation, columns, sql)
     if problems:
         raise Untranslatable(problems)
     return tree.sql(dialect=WRITE)
