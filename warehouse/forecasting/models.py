@@ -144,8 +144,17 @@ def _dataset(
 
 
 def _booster(
-    params: dict[str, Any], train_set: Any, valid_set: Any, rounds: int, stop: int | None
+    params: dict[str, Any],
+    train_set: Any,
+    valid_set: Any,
+    rounds: int,
+    stop: int | None,
+    cluster: str = "",
 ) -> Any:
+    if cluster:  # [forecast] cluster: lightgbm.dask on the workers
+        from warehouse.forecasting import distributed
+
+        return distributed.train(cluster, params, train_set, valid_set, rounds, stop)
     import lightgbm as lgb
 
     # no metric on the training set: evaluating it every round was a large share of a fit
@@ -206,6 +215,7 @@ def lightgbm(train: pl.DataFrame, spec: ForecastSpec) -> Fitted:
             valid_set,
             rounds,
             stop,
+            spec.cluster,
         )
         stopped = median.best_iteration or rounds
 
@@ -215,7 +225,7 @@ def lightgbm(train: pl.DataFrame, spec: ForecastSpec) -> Fitted:
 
         key = f"q{int(spec.quantiles[1] * 100)}"
         return Fitted("lightgbm", predict_median, {key: median}, names, train.height)
-    mean_model = _booster(_lgb_params(spec), train_set, valid_set, rounds, stop)
+    mean_model = _booster(_lgb_params(spec), train_set, valid_set, rounds, stop, spec.cluster)
     best = mean_model.best_iteration or rounds
     # the outer quantile models are most of a fit's cost: fewer, larger steps; the middle one
     # is the published point for WAPE/MAE/MASE, so it trains like the mean model
@@ -233,6 +243,7 @@ def lightgbm(train: pl.DataFrame, spec: ForecastSpec) -> Fitted:
             None,
             best if middle else quantile_rounds,
             None,
+            spec.cluster,
         )
         for q in boosted
         for middle in [q == spec.quantiles[1]]
@@ -267,7 +278,7 @@ def random_forest(train: pl.DataFrame, spec: ForecastSpec) -> Fitted:
         feature_fraction=0.7,
     )
     data = _dataset(matrix(train, names, categories), _column(train, "y"), names, list(categories))
-    forest = _booster(params, data, None, FOREST_TREES, None)
+    forest = _booster(params, data, None, FOREST_TREES, None, spec.cluster)
 
     def predict(rows: pl.DataFrame) -> Prediction:
         return Prediction(np.clip(forest.predict(matrix(rows, names, categories)), 0, None))

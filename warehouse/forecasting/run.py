@@ -252,6 +252,11 @@ def forecast(
                     hint="the published forecast tables are unchanged; rerun with --debug "
                     "for the traceback",
                 ) from exc
+            if spec.cluster:
+                from warehouse.forecasting import distributed
+
+                trained = distributed.summary(spec.cluster)
+                result.notes.append(trained or f"nothing was trained on Dask ({spec.cluster})")
             result.seconds = time.perf_counter() - started
             result.threads = spec.threads
             result.wait_policy = str(policy)
@@ -262,6 +267,10 @@ def forecast(
             return result
         finally:
             state.close()
+            if spec.cluster:
+                from warehouse.forecasting import distributed
+
+                distributed.close_all()
 
 
 @dataclass

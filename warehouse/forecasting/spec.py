@@ -95,6 +95,9 @@ class ForecastSpec:
     country: str = ""
     # [forecast.audits]: what the published model's backtest must show before a publish
     audits: AuditSettings = field(default_factory=AuditSettings)
+    # where the global LightGBM trains: "" here; local:N a LocalCluster of N workers;
+    # dask://host:port a running Dask scheduler (forecasting/distributed.py)
+    cluster: str = ""
 
     @property
     def season(self) -> int:
@@ -131,6 +134,7 @@ KEYS = {
     "quantile_method",
     "country",
     "audits",
+    "cluster",
 }
 
 
@@ -172,6 +176,9 @@ def load_spec(
 
 def _check(spec: ForecastSpec, settings: Settings) -> None:
     where = settings.project_dir / "wh.toml"
+    from warehouse.forecasting.distributed import check
+
+    check(spec.cluster)
     bad = [m for m in spec.models if not known_model(m)]
     if bad:
         raise ConfigError(
