@@ -17,6 +17,8 @@ CV2_CUTOFF = 0.49
     grain=["product_id"],
     audits="not_null(demand_class), accepted_values(demand_class, smooth, erratic, "
     "intermittent, lumpy)",
+    # per product: on Spark the function runs on the workers, one product at a time
+    partition_by="product_id",
     columns={
         "adi": "Average demand interval: periods per period with demand.",
         "cv2": "Squared coefficient of variation of the non-zero demand sizes.",

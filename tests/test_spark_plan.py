@@ -63,3 +63,15 @@ def test_engine_settings_and_their_errors(project: Settings) -> None:
         load_settings(project.project_dir)
     with pytest.raises(ConfigError, match="--engine must be one of"):
         project.with_overrides(engine="sparky")
+
+
+def test_partition_by_needs_one_input(project: Settings) -> None:
+    (project.project_dir / "pipeline" / "two.py").write_text(
+        "from warehouse.python_model import model\n\n\n"
+        '@model("features.two", inputs=["features.demand", "staging.products"],\n'
+        '       partition_by="product_id")\n'
+        "def two(demand, products):\n"
+        "    return demand\n"
+    )
+    with pytest.raises(ModelError, match=r"two\.py:4: partition_by needs a model with one input"):
+        build(project)

@@ -20,8 +20,8 @@ import pytest
 from conftest import append_last_day, copy_project, edit, published, split_last_day
 from equality import compare
 
-from warehouse.config import EngineSettings, Settings
-from warehouse.errors import AuditError
+from warehouse.config import EngineSettings, Settings, load_settings
+from warehouse.errors import AuditError, ModelError
 from warehouse.runtime.build import build
 from warehouse.runtime.engine import spark_sql
 from warehouse.runtime.engine.spark import Spark, session, view_name
@@ -142,3 +142,20 @@ def test_each_silent_difference_gives_duckdbs_values(
 ) -> None:
     duck, on_spark_values = both(tmp_path, spark, expression)
     assert on_spark_values == duck
+
+
+def test_a_python_model_too_large_for_the_driver_is_refused(
+    project: Settings, spark: Spark
+) -> None:
+    """Without partition_by a Python model runs on the driver: above [engine]
+    driver_max_rows input rows the build stops and says what to do."""
+    toml = project.project_dir / "wh.toml"
+    toml.write_text(toml.read_text() + "[engine]\ndriver_max_rows = 10\n")
+    edit(project, "pipeline/demand_stats.py", lambda s: s.replace('partition_by="product_id",', ""))
+    on = on_spark(load_settings(project.project_dir))
+    with pytest.raises(
+        ModelError,
+        match=r"demand_stats\.py:\d+: Python model reads [\d,]+ input "
+        r"rows; on Spark a Python model runs on the driver, which takes at most 10",
+    ):
+        build(on)

@@ -152,6 +152,15 @@ def _python_model(
         return _generated_sql_model(spec, path, line, variables, parse)
     if spec.kind != ModelKind.FULL.value:
         raise ModelError(f"Python models support kind 'full' only, found '{spec.kind}'", path, line)
+    if spec.partition_by is not None:
+        check_identifier(spec.partition_by, "partition_by column", path, line)
+        if len(spec.inputs) != 1:
+            raise ModelError(
+                f"partition_by needs a model with one input, {spec.name} has {len(spec.inputs)}",
+                path,
+                line,
+                hint="join the inputs in a SQL model first, or drop partition_by",
+            )
     return Model(
         name=spec.name,
         path=path,
@@ -167,6 +176,7 @@ def _python_model(
         columns=spec.columns,
         tags=spec.tags,
         func=spec.func,
+        partition_by=spec.partition_by,
     )
 
 

@@ -112,6 +112,9 @@ class Model:
     arrived: frozenset[str] = frozenset()  # sources read as arrived.<name>
     reads_this: bool = False  # reads `this`, the version an incremental run extends
     output_names: tuple[str, ...] = ()  # the query's column names (known when reads_this)
+    # a Python model's group column: where it runs on Spark, not what it computes (so it is
+    # not part of the fingerprint)
+    partition_by: str | None = None
 
     @property
     def schema(self) -> str:

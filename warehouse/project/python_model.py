@@ -38,6 +38,9 @@ class PythonModelSpec:
     generates_sql: bool = False
     time_column: str | None = None
     lookback: int = 0
+    # a column every input has: on Spark the function runs once per value of it, on the
+    # workers (the function must not mix rows of different values); DuckDB builds ignore it
+    partition_by: str | None = None
 
 
 _registry: list[PythonModelSpec] = []
@@ -54,13 +57,27 @@ def model(
     description: str = "",
     columns: dict[str, str] | None = None,
     tags: Iterable[str] = (),
+    partition_by: str | None = None,
 ) -> Callable[[F], F]:
     """Register the decorated function as the model `name` (schema.table).
 
     `audits` uses the SQL header syntax, e.g. "not_null(product_id), row_count(min=1)".
+    `partition_by`: on Spark, run the function once per value of this column of its input,
+    on the cluster (README "Scaling out"); without it a Spark build runs it on the driver.
     """
 
-    return _registrar(name, tuple(inputs), kind, grain, audits, asserts, description, columns, tags)
+    return _registrar(
+        name,
+        tuple(inputs),
+        kind,
+        grain,
+        audits,
+        asserts,
+        description,
+        columns,
+        tags,
+        partition_by=partition_by,
+    )
 
 
 def sql_model(

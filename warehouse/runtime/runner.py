@@ -50,6 +50,23 @@ def _in_full(item: ModelPlan, reason: str) -> ModelPlan:
     return replace(item, action=Action.FULL, previous=None, reason=reason)
 
 
+# unsigned integers (Polars' len() and counts are UInt32) as the signed type that holds them:
+# Spark and Postgres clients have no unsigned types, so a column has one type on every engine
+SIGNED = {"UInt8": "Int16", "UInt16": "Int32", "UInt32": "Int64", "UInt64": "Int64"}
+
+
+def signed(frame: Any) -> Any:
+    """A Python model's result with unsigned integer columns widened to signed ones."""
+    import polars as pl
+
+    casts = [
+        pl.col(name).cast(getattr(pl, SIGNED[str(kind)]))
+        for name, kind in frame.schema.items()
+        if str(kind) in SIGNED
+    ]
+    return frame.with_columns(casts) if casts else frame
+
+
 def frame_from_arrow(table: Any) -> Any:
     """A LazyFrame over an Arrow table's own buffers (Polars adopts them without copying)."""
     import polars as pl
@@ -260,5 +277,6 @@ class ModelRunner:
             )
         path = new_segment_path(self.settings, item.model, item.fingerprint)
         path.parent.mkdir(parents=True, exist_ok=True)
+        result = signed(result)
         result.write_parquet(path, compression="zstd")
         return Segment(str(path), result.height)

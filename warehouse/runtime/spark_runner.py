@@ -27,7 +27,7 @@ from warehouse.runtime.engine import duckdb as duck
 from warehouse.runtime.engine import spark_sql
 from warehouse.runtime.engine.spark import Spark, short_message, view_name
 from warehouse.runtime.plan import Action, ModelPlan, Plan, arrived_files
-from warehouse.runtime.runner import Computed, ModelRunner
+from warehouse.runtime.runner import SIGNED, Computed, ModelRunner, signed
 from warehouse.runtime.segments import (
     SegmentWriter,
     joined,
@@ -147,12 +147,14 @@ class SparkModelRunner(ModelRunner):
 
     def _error(self, item: ModelPlan, exc: Exception) -> Exception | None:
         if isinstance(exc, self.spark.errors):
-            return ModelError(
-                f"Spark failed: {short_message(exc)}",
-                item.model.path,
-                hint="the model's SQL as Spark ran it: `wh plan --engine spark --sql "
-                f"{item.model.name}`; nothing was published",
+            hint = (
+                "the function ran per partition_by group on the Spark workers, which need "
+                "Polars and PyArrow; nothing was published"
+                if item.model.language == "python"
+                else "the model's SQL as Spark ran it: `wh plan --engine spark --sql "
+                f"{item.model.name}`; nothing was published"
             )
+            return ModelError(f"Spark failed: {short_message(exc)}", item.model.path, hint=hint)
         return super()._error(item, exc)
 
     def _point_incremental_inputs(self, cursor: Any, item: ModelPlan) -> None:
@@ -191,7 +193,10 @@ class SparkModelRunner(ModelRunner):
             audited = view_name(*model.name.split(".", 1))
             columns = self._canonical(item, model.query + "\n", self.writer.params(item))
         else:
-            if model.language == "python":
+            if model.language == "python" and model.partition_by:
+                segments = self._python_per_group(item)
+                processed = sum(s.rows for s in segments)
+            elif model.language == "python":
                 self._check_driver_size(item)
                 segments = [self._python(cursor, item)]
                 processed = segments[0].rows
@@ -213,6 +218,46 @@ class SparkModelRunner(ModelRunner):
         audits = run_audits(None, audit_queries(model, audited, computed), fetch=self.first_row)
         return Computed(segments, processed, columns, audits)
 
+    def _python_per_group(self, item: ModelPlan) -> list[Segment]:
+        """The model's function once per value of its partition_by column, on the workers
+        (Spark's applyInArrow): the output schema is what the function returns for no rows."""
+        import polars as pl
+
+        model = item.model
+        assert model.func is not None and model.partition_by is not None
+        (name,) = model.inputs
+        schema, _, table = name.partition(".")
+        frame = self.spark.spark.table(view_name(schema, table))
+        if model.partition_by not in frame.columns:
+            raise ModelError(
+                f"partition_by column '{model.partition_by}' is not a column of {name}",
+                model.path,
+                model.func.__code__.co_firstlineno,
+                hint=f"{name} has: {', '.join(frame.columns)}",
+            )
+        empty = pl.from_arrow(frame.limit(0).toArrow())
+        assert isinstance(empty, pl.DataFrame)
+        try:
+            shape = model.func(empty.lazy())
+            shape = shape.collect() if isinstance(shape, pl.LazyFrame) else shape
+        except Exception as exc:
+            raise ModelError(
+                f"partition_by: the function must accept no rows (wh learns its output "
+                f"columns from it): {type(exc).__name__}: {exc}",
+                model.path,
+                model.func.__code__.co_firstlineno,
+                hint="make it work on an empty frame, or drop partition_by",
+            ) from exc
+        target = _spark_arrow_schema(
+            signed(shape).to_arrow(compat_level=pl.CompatLevel.oldest()).schema
+        )
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        per_group = frame.groupBy(model.partition_by).applyInArrow(
+            _per_group(model.func, target), from_arrow_schema(target)
+        )
+        return self._write(item, per_group, by_month=False)
+
     def _check_driver_size(self, item: ModelPlan) -> None:
         rows = 0
         for name in item.model.inputs:
@@ -229,8 +274,9 @@ class SparkModelRunner(ModelRunner):
                 f"Python model reads {rows:,} input rows; on Spark a Python model runs on the "
                 f"driver, which takes at most {limit:,} ([engine] driver_max_rows)",
                 item.model.path,
-                hint="raise [engine] driver_max_rows if the driver has the memory, or express "
-                "the model in SQL",
+                item.model.func.__code__.co_firstlineno if item.model.func else None,
+                hint="give @model a partition_by column to run it per group on the workers, "
+                "raise [engine] driver_max_rows if the driver has the memory, or write it in SQL",
             )
 
     # -- types -----------------------------------------------------------------------------
@@ -335,6 +381,45 @@ class SparkModelRunner(ModelRunner):
             kept.extend(self._write(item, before, by_month=False))
         frame = self._frame(item, self.writer.time_window(item), self.writer.params(item, start))
         return joined(kept, self._write(item, frame, by_month=True))
+
+
+def _spark_arrow_schema(schema: Any) -> Any:
+    """Arrow types Spark accepts from a UDF: plain strings and lists, not large ones."""
+    import pyarrow as pa
+
+    def plain(kind: Any) -> Any:
+        if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+            return pa.string()
+        if pa.types.is_large_binary(kind):
+            return pa.binary()
+        if pa.types.is_large_list(kind) or pa.types.is_list(kind):
+            return pa.list_(plain(kind.value_type))
+        return kind
+
+    return pa.schema([pa.field(f.name, plain(f.type)) for f in schema])
+
+
+def _per_group(func: Any, target: Any) -> Any:
+    """What each Spark worker runs per group: Arrow in, the model's Polars function, Arrow
+    out in the declared schema. Self-contained (no wh import), so the workers need Polars
+    and PyArrow but not wh; the user's function is shipped by value (cloudpickle: the
+    pipeline module is not importable under its loader name)."""
+    widen = dict(SIGNED)  # a copy travels with the closure; the module does not
+
+    def run(table: Any) -> Any:
+        import polars as pl
+
+        result = func(pl.DataFrame(table).lazy())
+        if isinstance(result, pl.LazyFrame):
+            result = result.collect()
+        result = result.with_columns(
+            pl.col(n).cast(getattr(pl, widen[str(k)]))
+            for n, k in result.schema.items()
+            if str(k) in widen
+        )
+        return result.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(target)
+
+    return run
 
 
 def spark_sql_of(

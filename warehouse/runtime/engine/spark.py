@@ -7,7 +7,9 @@ pyspark is imported when a Spark build starts, never by `import warehouse`.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,9 +55,17 @@ def error_types() -> tuple[type[BaseException], ...]:
     return (PySparkException, Py4JError)
 
 
+PYTHON_ERROR = re.compile(r"^\w+(?:\.\w+)*(?:Error|Exception|Exit)\b.*$", re.MULTILINE)
+
+
 def short_message(exc: BaseException) -> str:
+    """Spark's first line; for an error in a Python worker, the exception it ended with."""
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
+    if "Python worker" in first:
+        raised = PYTHON_ERROR.findall(text)
+        if raised:
+            return f"in a Python worker: {raised[-1]}"
     return re.sub(r"\s*SQLSTATE: \w+\.?", "", first)
 
 
@@ -74,8 +84,13 @@ def session(options: EngineSettings, threads: int) -> SparkSession:
     if options.remote:
         builder = builder.remote(options.remote)
     else:
-        builder = builder.master(options.master or f"local[{threads}]")
+        master = options.master or f"local[{threads}]"
+        builder = builder.master(master)
         conf = {"spark.sql.shuffle.partitions": str(max(2, 2 * threads)), **DEFAULT_CONF}
+        if master.startswith("local"):
+            # Python workers on this machine run this interpreter (Polars, PyArrow); PySpark
+            # reads the variable when the context starts (the conf is spark-submit's)
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         for key, value in {**conf, **options.conf}.items():
             builder = builder.config(key, value)
     try:
