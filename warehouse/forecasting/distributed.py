@@ -95,7 +95,13 @@ def _partitioned(made: Any, values: Any, parts: int) -> Any:
 
     rows = max(1, math.ceil(len(values) / parts))
     pieces = [values[i : i + rows] for i in range(0, len(values), rows)] or [values]
-    futures = made.scatter(pieces)
+    # block i on the i-th worker by address: the same rows meet the same LightGBM rank in
+    # every run (scatter's round robin follows the order workers happened to join)
+    workers = sorted(made.scheduler_info()["workers"])
+    futures = [
+        made.scatter(piece, workers=[workers[i % len(workers)]])
+        for i, piece in enumerate(pieces)
+    ]
     blocks = [
         da.from_delayed(future, shape=piece.shape, dtype=piece.dtype)  # type: ignore[no-untyped-call]
         for future, piece in zip(futures, pieces, strict=True)
