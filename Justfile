@@ -33,6 +33,11 @@ faults *ARGS:
 scale *ARGS:
     pytest -m scale {{ARGS}}
 
+# scale-out figures (~15 min; Java 17+): the example project on Spark local[1], local[2] and
+# DuckDB at 3,000 products; LightGBM on Dask 1 vs 2 workers. In the dev environment (pyspark)
+bench-spark:
+    python -m bench.run --only spark
+
 # the client suite (tests/compat: psql, pgcli, pgjdbc, psycopg, SQLAlchemy, pandas,
 # harlequin), then Apache Superset 6.1 in its own environment against a real `wh serve`:
 # add the database, schemas, tables, a dataset, SQL Lab, chart data with a time range.

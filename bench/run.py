@@ -12,6 +12,8 @@ from bench.common import Result, print_table, save
 
 # in the quick set unless named with --only: takes ~10 min even on the quick data
 FULL_ONLY = {"forecast"}
+# not in .venv-bench (no pyspark, dask): run only when named (just bench-spark)
+NAMED_ONLY = {"spark"}
 BENCHMARKS = {
     "accuracy": "bench.accuracy_bench",
     "dbt": "bench.dbt_bench",
@@ -20,6 +22,8 @@ BENCHMARKS = {
     "serve": "bench.serve_bench",
     "contention": "bench.contention_bench",
     "realdata": "bench.realdata_bench",
+    # needs pyspark and dask (the dev environment): `just bench-spark`
+    "spark": "bench.spark_bench",
 }
 
 
@@ -29,7 +33,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated: " + ",".join(BENCHMARKS))
     args = parser.parse_args()
     chosen = [b for b in args.only.split(",") if b] or [
-        b for b in BENCHMARKS if args.full or b not in FULL_ONLY
+        b for b in BENCHMARKS if (args.full or b not in FULL_ONLY) and b not in NAMED_ONLY
     ]
     results: list[Result] = []
     timings: dict[str, float] = {}

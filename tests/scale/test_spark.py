@@ -9,6 +9,7 @@ the main suite's seconds.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -159,3 +160,45 @@ def test_a_python_model_too_large_for_the_driver_is_refused(
         r"rows; on Spark a Python model runs on the driver, which takes at most 10",
     ):
         build(on)
+
+
+def test_a_python_model_with_partition_by_runs_per_group_on_the_workers(
+    project: Settings, spark: Spark
+) -> None:
+    """The function sees one product per call, in a Python worker process (not the driver),
+    and its rows equal the DuckDB build's, which runs it once over every product."""
+    (project.project_dir / "pipeline" / "per_product.py").write_text(
+        "import os\n"
+        "import polars as pl\n"
+        "from warehouse.python_model import model\n\n\n"
+        '@model("features.per_product", inputs=["features.demand"], partition_by="product_id")\n'
+        "def per_product(demand: pl.LazyFrame) -> pl.DataFrame:\n"
+        "    frame = demand.collect()\n"
+        "    return frame.group_by('product_id').agg(\n"
+        "        units=pl.col('units').sum(), periods=pl.len()\n"
+        "    ).with_columns(\n"
+        "        products_in_call=pl.lit(frame['product_id'].n_unique(), pl.Int64),\n"
+        "        pid=pl.lit(os.getpid(), pl.Int64),\n"
+        "    )\n"
+    )
+    on = on_spark(project)
+    build(on)
+    from conftest import rows
+
+    seen = rows(
+        on,
+        "SELECT product_id, units, periods, products_in_call, pid FROM "
+        "features.per_product ORDER BY product_id",
+    )
+    assert seen and {r[3] for r in seen} == {1}  # one product per call
+    assert os.getpid() not in {r[4] for r in seen}  # not on the driver
+    fresh = twin(project, "duck")
+    build(fresh)
+    # periods: Polars' len() is UInt32, widened to BIGINT on both engines
+    assert rows(on, "DESCRIBE features.per_product") == rows(fresh, "DESCRIBE features.per_product")
+    assert [r[:3] for r in seen] == [
+        r[:3]
+        for r in rows(
+            fresh, "SELECT product_id, units, periods FROM features.per_product ORDER BY product_id"
+        )
+    ]

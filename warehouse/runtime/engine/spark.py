@@ -81,13 +81,18 @@ def session(options: EngineSettings, threads: int) -> SparkSession:
             "runtime, or set [engine] name = 'duckdb'",
         ) from None
     builder: Any = SparkSession.builder.appName(options.app_name)
+    submitted = bool(os.environ.get("PYSPARK_GATEWAY_PORT"))  # started by spark-submit
     if options.remote:
         builder = builder.remote(options.remote)
     else:
-        master = options.master or f"local[{threads}]"
-        builder = builder.master(master)
-        conf = {"spark.sql.shuffle.partitions": str(max(2, 2 * threads)), **DEFAULT_CONF}
-        if master.startswith("local"):
+        # under spark-submit, its --master stands unless wh.toml names one
+        master = options.master or ("" if submitted else f"local[{threads}]")
+        if master:
+            builder = builder.master(master)
+        conf = dict(DEFAULT_CONF)
+        if master.startswith("local"):  # a cluster keeps Spark's own (adaptive) partitioning
+            conf["spark.sql.shuffle.partitions"] = str(max(2, 2 * threads))
+        if master.startswith("local") and not submitted:
             # Python workers on this machine run this interpreter (Polars, PyArrow); PySpark
             # reads the variable when the context starts (the conf is spark-submit's)
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
