@@ -33,7 +33,8 @@ def demo_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_training_on_two_dask_workers_matches_one_machine(
     tmp_path: Path, demo_sources: Path
 ) -> None:
-    results = {}
+    results: dict[str, float] = {}
+    ets: dict[str, float] = {}
     tables = {}
     for cluster in ("", "local:2"):
         forecast_toml = "[forecast]\ncustomers = false\n" + (
@@ -46,11 +47,13 @@ def test_training_on_two_dask_workers_matches_one_machine(
         )
         build(project)
         assert load_spec(project).cluster == cluster
-        result = forecast(project, models=["lightgbm"])
+        result = forecast(project, models=["lightgbm", "ets"])
         results[cluster] = result.scores["lightgbm"]["wape"]
-        if cluster:  # every LightGBM fit (the folds, the refit) ran on both workers
+        ets[cluster] = result.scores["ets"]["wape"]
+        if cluster:  # every LightGBM fit ran on both workers, and AutoETS per series there
             assert any(
-                n.startswith("LightGBM trained on Dask (local:2):") and n.endswith("2 workers")
+                "LightGBM trained on Dask (local:2):" in n
+                and "on 2 workers; statsforecast on Dask (local:2):" in n
                 for n in result.notes
             ), result.notes
         tables[cluster] = rows(
@@ -61,6 +64,8 @@ def test_training_on_two_dask_workers_matches_one_machine(
     single, distributed = results[""], results["local:2"]
     print("backtest WAPE, one machine vs two Dask workers:", results)
     assert abs(distributed - single) <= 0.02 * single, results
+    # the same per-series models on the workers: equal but for float32 on the way back
+    assert ets["local:2"] == pytest.approx(ets[""], rel=1e-5), ets
     assert tables["local:2"] == tables[""] and tables[""]
 
 

@@ -179,7 +179,11 @@ def test_a_python_model_with_partition_by_runs_per_group_on_the_workers(
         "    ).with_columns(\n"
         "        products_in_call=pl.lit(frame['product_id'].n_unique(), pl.Int64),\n"
         "        pid=pl.lit(os.getpid(), pl.Int64),\n"
-        "    )\n"
+        "    )\n\n\n"
+        "# no partition_by, and its input a view: on the driver, the view computed by Spark\n"
+        '@model("features.categories", inputs=["staging.products"])\n'
+        "def categories(products: pl.LazyFrame) -> pl.LazyFrame:\n"
+        "    return products.group_by('category').agg(products=pl.len()).sort('category')\n"
     )
     on = on_spark(project)
     build(on)
@@ -196,6 +200,8 @@ def test_a_python_model_with_partition_by_runs_per_group_on_the_workers(
     build(fresh)
     # periods: Polars' len() is UInt32, widened to BIGINT on both engines
     assert rows(on, "DESCRIBE features.per_product") == rows(fresh, "DESCRIBE features.per_product")
+    categories = "SELECT * FROM features.categories ORDER BY category"
+    assert rows(on, categories) == rows(fresh, categories) and rows(on, categories)
     assert [r[:3] for r in seen] == [
         r[:3]
         for r in rows(

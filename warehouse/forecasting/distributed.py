@@ -23,6 +23,7 @@ CLUSTER = re.compile(r"^(local:(?P<workers>[1-9][0-9]*)|(?P<scheme>dask|tcp)://(
 
 _clients: dict[str, Any] = {}  # cluster setting -> Client, for the length of a forecast run
 _fits: dict[str, list[int]] = {}  # cluster setting -> workers of each fit trained on it
+_statistical: dict[str, int] = {}  # cluster setting -> statsforecast calls run on it
 
 
 def check(setting: str) -> None:
@@ -70,12 +71,27 @@ def client(setting: str) -> Any:
     return made
 
 
+def workers(setting: str) -> int:
+    """Workers of the cluster (started if it is not yet): statsforecast's Fugue backend
+    finds this client as Dask's default."""
+    return max(1, len(client(setting).scheduler_info()["workers"]))
+
+
+def ran_statistical(setting: str) -> None:
+    _statistical[setting] = _statistical.get(setting, 0) + 1
+
+
 def summary(setting: str) -> str | None:
-    """What was trained on the cluster since it started, for the run's notes."""
-    fits = _fits.get(setting)
-    if not fits:
-        return None
-    return f"LightGBM trained on Dask ({setting}): {len(fits)} fits on {max(fits)} workers"
+    """What ran on the cluster since it started, for the run's notes."""
+    fits, calls = _fits.get(setting), _statistical.get(setting, 0)
+    done = []
+    if fits:
+        done.append(
+            f"LightGBM trained on Dask ({setting}): {len(fits)} fits on {max(fits)} workers"
+        )
+    if calls:
+        done.append(f"statsforecast on Dask ({setting}): {calls} runs over the series")
+    return "; ".join(done) or None
 
 
 def close_all() -> None:
@@ -86,6 +102,7 @@ def close_all() -> None:
             cluster.close()
         del _clients[setting]
         _fits.pop(setting, None)
+        _statistical.pop(setting, None)
 
 
 def _partitioned(made: Any, values: Any, parts: int) -> Any:
@@ -97,9 +114,9 @@ def _partitioned(made: Any, values: Any, parts: int) -> Any:
     pieces = [values[i : i + rows] for i in range(0, len(values), rows)] or [values]
     # block i on the i-th worker by address: the same rows meet the same LightGBM rank in
     # every run (scatter's round robin follows the order workers happened to join)
-    workers = sorted(made.scheduler_info()["workers"])
+    addresses = sorted(made.scheduler_info()["workers"])
     futures = [
-        made.scatter(piece, workers=[workers[i % len(workers)]])
+        made.scatter(piece, workers=[addresses[i % len(addresses)]])
         for i, piece in enumerate(pieces)
     ]
     blocks = [
@@ -139,7 +156,7 @@ def train(
     quiet.setLevel(logging.ERROR)
     lgb.register_logger(quiet)
     made = client(setting)
-    workers = max(1, len(made.scheduler_info()["workers"]))
+    count = workers(setting)
     names = list(train_set.feature_name) if train_set.feature_name != "auto" else None
     categorical = train_set.categorical_feature
     # threads are the workers' own (lightgbm.dask sets them from the worker)
@@ -147,17 +164,17 @@ def train(
     model = DaskLGBMRegressor(client=made, n_estimators=rounds, verbosity=-1, **settings)
     extra: dict[str, Any] = {}
     if valid_set is not None and stop:
-        extra["eval_X"] = (_partitioned(made, valid_set.data, workers),)
-        extra["eval_y"] = (_partitioned(made, valid_set.label, workers),)
+        extra["eval_X"] = (_partitioned(made, valid_set.data, count),)
+        extra["eval_y"] = (_partitioned(made, valid_set.label, count),)
     model.fit(
-        _partitioned(made, train_set.data, workers),
-        _partitioned(made, train_set.label, workers),
+        _partitioned(made, train_set.data, count),
+        _partitioned(made, train_set.label, count),
         feature_name=names or "auto",
         categorical_feature=categorical if categorical != "auto" else "auto",
         **extra,
     )
     booster = model.booster_
-    _fits.setdefault(setting, []).append(workers)
+    _fits.setdefault(setting, []).append(count)
     if extra:
         curve = next(iter(next(iter(model.evals_result_.values())).values()))
         booster.best_iteration = stopped_at(list(curve), stop)

@@ -11,6 +11,7 @@ so these models fit the same `Fitted` interface, and the same folds, as the glob
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from datetime import date
@@ -98,8 +99,30 @@ def _windows(series: pl.DataFrame, names: list[str], season: int, horizon: int) 
     return out
 
 
+def _on(cluster: str, call: Any, subset: pl.DataFrame) -> pl.DataFrame:
+    """statsforecast's `call(df=...)` over the series: here, or with `[forecast] cluster`
+    one series partition per Dask worker (statsforecast's Fugue backend; its forecasts come
+    back as float32 and are widened)."""
+    if not cluster:
+        return pl.DataFrame(call(df=subset))
+    import dask.dataframe as dd
+
+    from warehouse.forecasting import distributed
+
+    workers = distributed.workers(cluster)
+    frame = dd.from_pandas(subset.to_pandas(), npartitions=max(1, workers))  # type: ignore[no-untyped-call]
+    found = pl.DataFrame(call(df=frame).compute())
+    distributed.ran_statistical(cluster)
+    return found.with_columns(pl.col(pl.Float32).cast(pl.Float64))
+
+
 def _library(
-    series: pl.DataFrame, names: list[str], season: int, horizon: int, threads: int
+    series: pl.DataFrame,
+    names: list[str],
+    season: int,
+    horizon: int,
+    threads: int,
+    cluster: str = "",
 ) -> pl.DataFrame:
     from statsforecast import StatsForecast
     from statsforecast.models import Naive
@@ -125,8 +148,8 @@ def _library(
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fc = engine.forecast(df=subset, h=horizon)
-        frames.append(pl.DataFrame(fc).with_columns(horizon=pl.col("ds").cast(pl.Int32)).drop("ds"))
+            fc = _on(cluster, functools.partial(engine.forecast, h=horizon), subset)
+        frames.append(fc.with_columns(horizon=pl.col("ds").cast(pl.Int32)).drop("ds"))
     return pl.concat(frames) if frames else pl.DataFrame()
 
 
@@ -187,10 +210,16 @@ def backtest_library(
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            cv = pl.DataFrame(
-                engine.cross_validation(
-                    h=spec.horizon, df=subset, n_windows=len(windows), step_size=step, refit=False
-                )
+            cv = _on(
+                spec.cluster,
+                functools.partial(
+                    engine.cross_validation,
+                    h=spec.horizon,
+                    n_windows=len(windows),
+                    step_size=step,
+                    refit=False,
+                ),
+                subset,
             )
         # window cutoffs are integer periods before `end`, oldest first, like `windows`
         for cutoff, (_, part) in zip(
@@ -239,11 +268,13 @@ def fit_statistical(
             rest = series.filter(~pl.col("unique_id").is_in(known["unique_id"].implode()))
             parts = [known.select("unique_id", "horizon", *carried)]
             if not rest.is_empty():
-                parts.append(_library(rest, carried, spec.season, spec.horizon, spec.threads))
+                parts.append(
+                    _library(rest, carried, spec.season, spec.horizon, spec.threads, spec.cluster)
+                )
             table = _join(table, pl.concat(parts, how="diagonal_relaxed"), carried)
         per_fold = [n for n in library if n not in carried]
         if per_fold:
-            fc = _library(series, per_fold, spec.season, spec.horizon, spec.threads)
+            fc = _library(series, per_fold, spec.season, spec.horizon, spec.threads, spec.cluster)
             table = _join(table, fc, per_fold)
     table = table.rename({"unique_id": "product_id"})
 

@@ -241,7 +241,10 @@ class ModelRunner:
             files = self.versions[name].files
         if files:
             return pl.scan_parquet(files, hive_partitioning=False)
-        # a view, or an absent optional source: through DuckDB, handed over as Arrow
+        return self._computed_frame(cursor, name)
+
+    def _computed_frame(self, cursor: Any, name: str) -> Any:
+        """A view, or an absent optional source: through DuckDB, handed over as Arrow."""
         return frame_from_arrow(
             cursor.sql(f"SELECT * FROM {engine.qualified(name)}").to_arrow_table()
         )

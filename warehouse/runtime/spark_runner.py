@@ -27,7 +27,7 @@ from warehouse.runtime.engine import duckdb as duck
 from warehouse.runtime.engine import spark_sql
 from warehouse.runtime.engine.spark import Spark, short_message, view_name
 from warehouse.runtime.plan import Action, ModelPlan, Plan, arrived_files
-from warehouse.runtime.runner import SIGNED, Computed, ModelRunner, signed
+from warehouse.runtime.runner import SIGNED, Computed, ModelRunner, frame_from_arrow, signed
 from warehouse.runtime.segments import (
     SegmentWriter,
     joined,
@@ -257,6 +257,12 @@ class SparkModelRunner(ModelRunner):
             _per_group(model.func, target), from_arrow_schema(target)
         )
         return self._write(item, per_group, by_month=False)
+
+    def _computed_frame(self, cursor: Any, name: str) -> Any:
+        """A view, or an absent optional source: computed by Spark, handed over as Arrow."""
+        return frame_from_arrow(
+            self.spark.sql(f"SELECT * FROM {view_name(*name.split('.', 1))}").toArrow()
+        )
 
     def _check_driver_size(self, item: ModelPlan) -> None:
         rows = 0
