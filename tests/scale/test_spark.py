@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -18,7 +22,15 @@ from typing import Any
 import duckdb
 import polars as pl
 import pytest
-from conftest import append_last_day, copy_project, edit, published, split_last_day
+from conftest import (
+    accepting,
+    append_last_day,
+    copy_project,
+    edit,
+    free_port,
+    published,
+    split_last_day,
+)
 from equality import compare
 
 from warehouse.config import EngineSettings, Settings, load_settings
@@ -208,3 +220,87 @@ def test_a_python_model_with_partition_by_runs_per_group_on_the_workers(
             fresh, "SELECT product_id, units, periods FROM features.per_product ORDER BY product_id"
         )
     ]
+
+
+@pytest.fixture(scope="module")
+def connect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Spark Connect server (the jar ships in pyspark), started in the foreground
+    on a free port; its Python workers run this interpreter."""
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    port = free_port()
+    logs = tmp_path_factory.mktemp("connect")
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(home),
+        "PYSPARK_PYTHON": sys.executable,
+        "SPARK_LOG_DIR": str(logs),
+        "SPARK_PID_DIR": str(logs),
+    }
+    server = subprocess.Popen(
+        [
+            "bash",
+            str(home / "sbin" / "start-connect-server.sh"),
+            "--wait",
+            "--master",
+            "local[2]",
+            "--conf",
+            f"spark.connect.grpc.binding.port={port}",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not accepting(port):
+            assert server.poll() is None, "the Spark Connect server exited"
+            assert time.monotonic() < deadline, "the Spark Connect server did not start"
+            time.sleep(0.5)
+        yield f"sc://localhost:{port}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+
+
+def wh_build(settings: Settings, **env: str) -> subprocess.CompletedProcess[str]:
+    """`wh build --engine spark` in its own process: one process holds one Spark session,
+    and this one has a local session (the `spark` fixture); a remote one cannot join it."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "warehouse",
+            "--project",
+            str(settings.project_dir),
+            "build",
+            "--quiet",
+            "--engine",
+            "spark",
+        ],
+        env={**os.environ, "WH_WAREHOUSE": str(settings.warehouse), **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_the_project_on_spark_connect_equals_the_duckdb_build(
+    tmp_path: Path, tiny_sources: Path, connect_server: str
+) -> None:
+    """`remote = "sc://..."`: the client in the wh process, the work in the server's."""
+    project = copy_project(
+        tmp_path / "p", tiny_sources, more_toml=f'[engine]\nremote = "{connect_server}"\n'
+    )
+    build(project)
+    on = twin(project, "connect")
+    done = wh_build(on)
+    assert done.returncode == 0, done.stderr
+    assert compare(project.warehouse, on.warehouse) == {}
+    # the endpoint is what ran it: one nobody listens on fails the build, publishing nothing
+    edit(on, "sql/staging/orders.sql", lambda s: s.replace("o.status,", "o.status, 1 as n,"))
+    failed = wh_build(on, WH_SPARK_REMOTE=f"sc://localhost:{free_port()}")
+    assert failed.returncode == 2 and "cannot reach the Spark Connect endpoint" in failed.stderr
+    assert compare(project.warehouse, on.warehouse) == {}

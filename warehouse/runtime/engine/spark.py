@@ -80,6 +80,8 @@ def session(options: EngineSettings, threads: int) -> SparkSession:
             hint="install it (`uv sync --group scale`, or pip install pyspark) and a Java 17+ "
             "runtime, or set [engine] name = 'duckdb'",
         ) from None
+    if options.remote:
+        _reachable(options.remote)
     builder: Any = SparkSession.builder.appName(options.app_name)
     submitted = bool(os.environ.get("PYSPARK_GATEWAY_PORT"))  # started by spark-submit
     if options.remote:
@@ -113,6 +115,23 @@ def session(options: EngineSettings, threads: int) -> SparkSession:
             if key.startswith("spark.sql."):
                 spark.conf.set(key, value)  # a session started before keeps its own
     return spark
+
+
+def _reachable(remote: str, timeout: float = 10.0) -> None:
+    """Fail fast on an endpoint nobody listens on: the Connect client retries for minutes."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(remote.replace("sc://", "http://", 1))
+    host, port = parsed.hostname or "localhost", parsed.port or 15002
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot reach the Spark Connect endpoint {host}:{port} ({exc})",
+            hint="start the server (sbin/start-connect-server.sh) or fix [engine] remote / "
+            "WH_SPARK_REMOTE",
+        ) from None
 
 
 def _uri(path: str | Path) -> str:
@@ -163,7 +182,7 @@ class Spark:
     def write(self, frame: DataFrame, folder: Path, partition: str | None = None) -> list[str]:
         """Write a frame's rows as Parquet files under `folder` (one subfolder per value of
         `partition`, which is not stored in the files); returns the files written."""
-        writer = frame.write.mode("errorifexists")
+        writer = frame.write.mode("error")  # an existing folder is a bug: fail
         if partition:
             writer = writer.partitionBy(partition)
         target = _uri(folder)
