@@ -31,11 +31,13 @@ faults *ARGS:
 # each freq, incremental on Spark, audits on Spark, each DuckDB/Spark difference; Dask
 # training on a LocalCluster (~3 min; needs Java 17+)
 scale *ARGS:
+    "${UV:-uv}" sync -q --group scale
     pytest -m scale {{ARGS}}
 
 # scale-out figures (~15 min; Java 17+): the example project on Spark local[1], local[2] and
 # DuckDB at 3,000 products; LightGBM on Dask 1 vs 2 workers. In the dev environment (pyspark)
 bench-spark:
+    "${UV:-uv}" sync -q --group scale
     python -m bench.run --only spark
 
 # the client suite (tests/compat: psql, pgcli, pgjdbc, psycopg, SQLAlchemy, pandas,
