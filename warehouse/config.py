@@ -88,12 +88,7 @@ def _engine(raw: Any, path: Path) -> EngineSettings:
     if not isinstance(raw, dict):
         raise ConfigError("[engine] must be a table", path)
     _warn_unknown(list(raw), set(ENGINE_KEYS), f"{path} [engine]")
-    values: dict[str, Any] = {}
-    for key, (env_var, kind) in ENGINE_KEYS.items():
-        if env_var and os.environ.get(env_var):
-            values[key] = _coerce(key, os.environ[env_var], kind, env_var, path)
-        elif key in raw:
-            values[key] = _coerce(key, raw[key], kind, CONFIG_FILE, path)
+    values = _read_keys(ENGINE_KEYS, raw, path)
     name = values.get("name", "duckdb")
     if name not in ENGINES:
         raise ConfigError(
@@ -209,6 +204,19 @@ def _coerce(key: str, value: Any, kind: type, origin: str, path: Path) -> Any:
     raise ConfigError(f"{key} must be {kind.__name__}, found {value!r} (from {origin})", path)
 
 
+def _read_keys(
+    keys: dict[str, tuple[str | None, type]], table: dict[str, Any], path: Path
+) -> dict[str, Any]:
+    """A wh.toml table's known keys, each overridden by its WH_* variable when set."""
+    values: dict[str, Any] = {}
+    for key, (env_var, kind) in keys.items():
+        if env_var and os.environ.get(env_var):
+            values[key] = _coerce(key, os.environ[env_var], kind, env_var, path)
+        elif key in table:
+            values[key] = _coerce(key, table[key], kind, CONFIG_FILE, path)
+    return values
+
+
 def _warn_unknown(keys: list[str], known: set[str], where: str) -> None:
     for key in keys:
         if key not in known:
@@ -252,12 +260,7 @@ def load_settings(project_dir: Path | None = None) -> Settings:
         raise ConfigError("[project] must be a table", path)
     _warn_unknown(list(project), set(PROJECT_KEYS), f"{path} [project]")
 
-    values: dict[str, Any] = {}
-    for key, (env_var, kind) in PROJECT_KEYS.items():
-        if env_var and os.environ.get(env_var):
-            values[key] = _coerce(key, os.environ[env_var], kind, env_var, path)
-        elif key in project:
-            values[key] = _coerce(key, project[key], kind, CONFIG_FILE, path)
+    values = _read_keys(PROJECT_KEYS, project, path)
 
     if values.get("freq", "day") not in FREQS:
         raise ConfigError(f"freq must be one of {', '.join(FREQS)}, found '{values['freq']}'", path)

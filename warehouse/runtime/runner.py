@@ -108,11 +108,15 @@ class ModelRunner:
                 if name not in self.registered:  # a computed view exists already
                     self.pending_views[name] = (parents, version)
             else:
-                engine.create_view(
-                    self.con, name, engine.version_select(version.files, version.columns)
-                )
+                self._view_over_version(name, version)
                 self.registered.add(name)
             self._create_ready_views()
+
+    def _view_over_version(self, name: str, version: Version) -> None:
+        engine.create_view(self.con, name, engine.version_select(version.files, version.columns))
+
+    def _view_of_query(self, name: str, query: str) -> None:
+        engine.create_view(self.con, name, query + "\n")
 
     def _create_ready_views(self) -> None:
         created = True
@@ -120,7 +124,7 @@ class ModelRunner:
             created = False
             for name, (parents, version) in list(self.pending_views.items()):
                 if parents <= self.registered:
-                    engine.create_view(self.con, name, version.query + "\n")
+                    self._view_of_query(name, version.query)
                     self.registered.add(name)
                     del self.pending_views[name]
                     created = True

@@ -113,26 +113,11 @@ class SparkModelRunner(ModelRunner):
             frame = self.spark.read(source.files, merge_schema=True)
         self.spark.view(view_name("source", name), frame)
 
-    def register(self, name: str, version: Version, parents: frozenset[str] = frozenset()) -> None:
-        with self.catalog_lock:
-            self.versions[name] = version
-            if version.kind == "view":
-                if name not in self.registered:
-                    self.pending_views[name] = (parents, version)
-            else:
-                self.spark.view_over_files(view_name(*name.split(".", 1)), version.files)
-                self.registered.add(name)
-            self._create_ready_views()
+    def _view_over_version(self, name: str, version: Version) -> None:
+        self.spark.view_over_files(view_name(*name.split(".", 1)), version.files)
 
-    def _create_ready_views(self) -> None:
-        created = True
-        while created:
-            created = False
-            for name, (parents, version) in list(self.pending_views.items()):
-                if parents <= self.registered:
-                    self._create_view(name, version.query)
-                    del self.pending_views[name]
-                    created = True
+    def _view_of_query(self, name: str, query: str) -> None:
+        self._create_view(name, query)
 
     def _create_view(self, name: str, query: str, item: ModelPlan | None = None) -> None:
         params = self.writer.params(item) if item else dict(self.settings.variables)
