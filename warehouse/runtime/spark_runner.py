@@ -8,8 +8,9 @@ of the inputs' recorded types: no data is read), so readers see one type per col
 whichever engine built the version. Versions are written in wh's layout, one folder per
 month for incremental models, and audited on Spark before anything is published.
 
-Python models run on the driver, reading their inputs' files with Polars as in a DuckDB
-build, up to `[engine] driver_max_rows` input rows.
+A Python model with `partition_by` runs its Polars function once per group on the
+workers; one without runs on the driver, reading its inputs' files with Polars as in a
+DuckDB build, up to `[engine] driver_max_rows` input rows.
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ class SparkModelRunner(ModelRunner):
                 segments, processed = self._full(item)
             self.spark.view_over_files(AUDITED, [s.file for s in segments])
             audited = AUDITED
-            if model.language == "python":  # written by Polars on the driver, as in DuckDB
+            if model.language == "python":  # types as the files hold them (Polars' own)
                 columns = duck.describe(self.con, duck.parquet_scan([s.file for s in segments]))
             else:
                 columns = self._written_types

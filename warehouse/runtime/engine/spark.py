@@ -208,8 +208,3 @@ class Spark:
             for row in frame.groupBy("wh_file").agg(*aggregates).collect()
         }
         return {f: found.get(f, (0, None, None)) for f in files}
-
-    def columns(self, frame: DataFrame) -> list[tuple[str, str]]:
-        from warehouse.runtime.engine.spark_sql import duckdb_type
-
-        return [(f.name, duckdb_type(f.dataType.simpleString())) for f in frame.schema.fields]

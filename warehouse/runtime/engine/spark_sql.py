@@ -2,7 +2,8 @@
 
 DuckDB is the source of truth for what a model means. sqlglot transpiles most of DuckDB's
 SQL to Spark's; this module adds the rewrites where its output fails on Spark or, worse, runs
-and gives other values (each one has a regression test in tests/scale):
+and gives other values (tests/scale: each silent one is evaluated on both engines, and the
+example project's tables, which use the others, are compared between engines):
 
 - ISO day of week (`isodow`) and DuckDB's `dayofweek` (0 = Sunday): sqlglot writes
   `(dayofweek(x) % 7) + 1` and `dayofweek(x)`, both off by days on Spark;
@@ -479,8 +480,3 @@ def spark_type(duckdb_type: str) -> str:
         if node.this is exp.DataType.Type.JSON:
             node.set("this", exp.DataType.Type.TEXT)
     return built.sql(dialect=WRITE)
-
-
-def duckdb_type(spark_simple_string: str) -> str:
-    """DuckDB's name for a Spark type (its simpleString, e.g. `array<int>`)."""
-    return exp.DataType.build(spark_simple_string, dialect=WRITE).sql(dialect=READ)
