@@ -75,3 +75,23 @@ def test_partition_by_needs_one_input(project: Settings) -> None:
     )
     with pytest.raises(ModelError, match=r"two\.py:4: partition_by needs a model with one input"):
         build(project)
+
+
+def test_a_named_window_is_written_out_with_its_own_or_the_uses_frame() -> None:
+    from warehouse.runtime.engine.spark_sql import translate
+
+    sql = (
+        "select sum(x) over w as a, avg(x) over (w rows between 3 preceding and 1 preceding) "
+        "as b from t window w as (partition by k order by d rows between 2 preceding and "
+        "current row)"
+    )
+    spark = translate(sql, {}, lambda s, t: t, lambda s, t: []).upper()
+    assert "WINDOW" not in spark
+    assert (
+        "SUM(X) OVER (PARTITION BY K ORDER BY D NULLS LAST ROWS BETWEEN 2 PRECEDING AND "
+        "CURRENT ROW)"
+    ) in spark
+    assert (
+        "AVG(X) OVER (PARTITION BY K ORDER BY D NULLS LAST ROWS BETWEEN 3 PRECEDING AND "
+        "1 PRECEDING)"
+    ) in spark

@@ -156,7 +156,7 @@ def _inline_windows(select: exp.Select) -> None:
         if alias is None or alias.name.lower() not in named:
             continue
         definition = named[alias.name.lower()]
-        for key in ("partition_by", "order"):
+        for key in ("partition_by", "order", "spec"):  # a use's own frame wins
             if definition.args.get(key) and not window.args.get(key):
                 window.set(
                     key,
