@@ -103,6 +103,24 @@ def edit(settings: Settings, relative: str, change: Callable[[str], str]) -> Non
     path.write_text(change(path.read_text()))
 
 
+def fail_orders_audit(settings: Settings) -> None:
+    """Change staging.orders so its next version fails an assert (a new version: a column
+    is added, so the build must compute, audit and refuse it)."""
+    edit(
+        settings,
+        "sql/staging/orders.sql",
+        lambda s: (
+            "-- assert: status = 'completed'\n"
+            + s.replace("    o.status,\n", "    o.status,\n    1 as changed,\n")
+        ),
+    )
+
+
+def wh_command(settings: Settings, *args: str) -> list[str]:
+    """`wh --project <project> <args>` as a new process of this interpreter."""
+    return [sys.executable, "-m", "warehouse", "--project", str(settings.project_dir), *args]
+
+
 def split_last_day(sources: Path) -> None:
     """Turn orders/order_items into part folders, holding back the last day as a new part
     (returned by `append_last_day`)."""
@@ -189,14 +207,7 @@ class Served:
 def running(settings: Settings, *args: str, ready: Callable[[], bool]) -> Iterator[Served]:
     """`wh <args>` as a real server process, until the block ends; waits for `ready`."""
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "warehouse",
-            "--project",
-            str(settings.project_dir),
-            *args,
-        ],
+        wh_command(settings, *args),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -11,6 +11,7 @@ from conftest import (
     append_last_day,
     copy_project,
     edit,
+    fail_orders_audit,
     published,
     rounded,
     rows,
@@ -117,14 +118,7 @@ def test_editing_one_model_rebuilds_it_and_its_descendants_only(project: Setting
 def test_failing_audit_leaves_published_views_unchanged(project: Settings) -> None:
     build(project)
     before = published(project)
-    edit(
-        project,
-        "sql/staging/orders.sql",
-        lambda s: (
-            "-- assert: status = 'completed'\n"
-            + s.replace("    o.status,\n", "    o.status,\n    1 as changed,\n")
-        ),
-    )
+    fail_orders_audit(project)
     with pytest.raises(AuditError) as failure:
         build(project)
     assert failure.value.model == "staging.orders"

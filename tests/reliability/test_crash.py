@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import copy_project, edit, forecast_project, published, rows
+from conftest import copy_project, edit, forecast_project, published, rows, wh_command
 
 from warehouse.config import Settings
 from warehouse.forecasting.run import forecast
@@ -37,18 +37,7 @@ def wh(
     if fault:
         env["WH_FAULT"] = fault
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "warehouse",
-            "--project",
-            str(settings.project_dir),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
+        wh_command(settings, *args), capture_output=True, text=True, env=env, timeout=600
     )
 
 

@@ -27,9 +27,11 @@ from conftest import (
     append_last_day,
     copy_project,
     edit,
+    fail_orders_audit,
     free_port,
     published,
     split_last_day,
+    wh_command,
 )
 from equality import compare
 
@@ -92,14 +94,7 @@ def test_a_failing_audit_on_spark_leaves_the_published_environment_unchanged(
     on = on_spark(project)
     build(on)
     before = published(on)
-    edit(
-        on,
-        "sql/staging/orders.sql",
-        lambda s: (
-            "-- assert: status = 'completed'\n"
-            + s.replace("    o.status,\n", "    o.status,\n    1 as changed,\n")
-        ),
-    )
+    fail_orders_audit(on)
     with pytest.raises(AuditError) as failure:
         build(on)
     assert failure.value.model == "staging.orders" and failure.value.count > 0
@@ -269,17 +264,7 @@ def wh_build(settings: Settings, **env: str) -> subprocess.CompletedProcess[str]
     """`wh build --engine spark` in its own process: one process holds one Spark session,
     and this one has a local session (the `spark` fixture); a remote one cannot join it."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "warehouse",
-            "--project",
-            str(settings.project_dir),
-            "build",
-            "--quiet",
-            "--engine",
-            "spark",
-        ],
+        wh_command(settings, "build", "--quiet", "--engine", "spark"),
         env={**os.environ, "WH_WAREHOUSE": str(settings.warehouse), **env},
         capture_output=True,
         text=True,
