@@ -243,13 +243,7 @@ def check_contract(source: Source, footers: FooterReader | None = None) -> int:
             scan = engine.parquet_scan([path])
             try:
                 schema = engine.describe(con, scan)
-                rows += int(
-                    engine.scalar(
-                        con,
-                        "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata("
-                        f"{engine.quote_literal(str(path))})",
-                    )
-                )
+                rows += engine.parquet_rows(con, [path])
             except engine.Error as exc:
                 raise SourceError(
                     f"unreadable Parquet file ({engine.short_message(str(exc))})",

@@ -255,9 +255,7 @@ class SparkModelRunner(ModelRunner):
         for name in item.model.inputs:
             schema, _, table = name.partition(".")
             if schema == "source":
-                import pyarrow.parquet as pq
-
-                rows += sum(pq.ParquetFile(f).metadata.num_rows for f in self.sources[table].files)
+                rows += duck.parquet_rows(self.con, self.sources[table].files)
             else:
                 rows += max(self.versions[name].row_count, 0)
         limit = self.settings.engine.driver_max_rows
@@ -278,34 +276,24 @@ class SparkModelRunner(ModelRunner):
     ) -> list[tuple[str, str]]:
         """The columns DuckDB gives the query and reads back from Parquet, bound over empty
         tables with the inputs' types (a version's recorded columns; a source's footers)."""
-        con = duck.connect_plain()
-        try:
-            tables: dict[str, list[tuple[str, str]]] = {}
-            for name in item.model.depends_on:
-                tables[name] = list(self.versions[name].columns)
-            for name in item.model.sources:
-                tables[f"source.{name}"] = self._source_columns(name)
-            for name in item.model.arrived:
-                tables[f"arrived.{name}"] = self._source_columns(name)
-            for name, columns in tables.items():
-                body = ", ".join(f"CAST(NULL AS {t}) AS {duck.quote_ident(c)}" for c, t in columns)
-                duck.create_view(con, name, f"SELECT {body} WHERE false")
-            if item.model.reads_this:
-                body = ", ".join(
-                    f"CAST(NULL AS {t}) AS {duck.quote_ident(c)}"
-                    if t
-                    else f"NULL AS {duck.quote_ident(c)}"
-                    for c, t in self._this_columns
-                )
-                duck.point_this(con, f"SELECT {body} WHERE false")
-            scratch = self.settings.warehouse / "tmp"
-            scratch.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=scratch) as folder:
-                path = Path(folder) / "types.parquet"
-                duck.copy_to_parquet(con, sql, path, params)
-                return duck.describe(con, duck.parquet_scan([path]))
-        finally:
-            con.close()
+        con = self.con  # the binder: each model replaces the empty views of its inputs
+        tables: dict[str, list[tuple[str, str]]] = {}
+        for name in item.model.depends_on:
+            tables[name] = list(self.versions[name].columns)
+        for name in item.model.sources:
+            tables[f"source.{name}"] = self._source_columns(name)
+        for name in item.model.arrived:
+            tables[f"arrived.{name}"] = self._source_columns(name)
+        for name, columns in tables.items():
+            duck.create_view(con, name, duck.empty_typed(columns))
+        if item.model.reads_this:
+            duck.point_this(con, duck.empty_typed(self._this_columns))
+        scratch = self.settings.warehouse / "tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=scratch) as folder:
+            path = Path(folder) / "types.parquet"
+            duck.copy_to_parquet(con, sql, path, params)
+            return duck.describe(con, duck.parquet_scan([path]))
 
     def _frame(self, item: ModelPlan, sql: str, params: dict[str, Any]) -> Any:
         """The query on Spark, its columns cast to DuckDB's types and names by position."""

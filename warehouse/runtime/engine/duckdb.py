@@ -134,7 +134,25 @@ def point_arrived(
 
 def empty_with_columns(names: Sequence[str]) -> str:
     """A query of no rows with these columns, of type NULL (which compares with anything)."""
-    return "SELECT " + ", ".join(f"NULL AS {quote_ident(n)}" for n in names) + " WHERE false"
+    return empty_typed([(n, None) for n in names])
+
+
+def empty_typed(columns: Sequence[tuple[str, str | None]]) -> str:
+    """A query of no rows with these columns and types (None: type NULL)."""
+    body = ", ".join(
+        f"CAST(NULL AS {kind}) AS {quote_ident(name)}" if kind else f"NULL AS {quote_ident(name)}"
+        for name, kind in columns
+    )
+    return f"SELECT {body} WHERE false"
+
+
+def parquet_rows(con: Connection, files: Sequence[str | Path]) -> int:
+    """Rows of Parquet files, from their footers."""
+    listed = ", ".join(quote_literal(str(f)) for f in files)
+    row = first_row(
+        con, f"SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata([{listed}])"
+    )
+    return int(row[0]) if row else 0
 
 
 def point_this(con: Connection, select_sql: str) -> None:
