@@ -50,6 +50,8 @@ ALL_MODELS = {
     "features.customer_profile",
     "features.product_demand_stats",
     "marts.product_recommendations",
+    "marts.forecast_accuracy",
+    "marts.forecast_accuracy_by_horizon",
 }
 
 
@@ -112,6 +114,8 @@ def test_editing_one_model_rebuilds_it_and_its_descendants_only(project: Setting
         "features.demand",
         "features.demand_features",
         "features.product_demand_stats",
+        "marts.forecast_accuracy",  # its actuals, features.demand, changed
+        "marts.forecast_accuracy_by_horizon",
     }
 
 
@@ -286,6 +290,8 @@ def test_selection_builds_only_the_selected_models(project: Settings) -> None:
         "features.demand_features",
         "features.customer_profile",
         "features.product_demand_stats",
+        "marts.forecast_accuracy",
+        "marts.forecast_accuracy_by_horizon",
     }
 
 

@@ -26,7 +26,7 @@ def test_build_plan_and_query(project: Settings) -> None:
     code, out, _ = wh(project, "build", "--json")
     assert code == 0, out
     built = json.loads(out)
-    assert built["status"] == "ok" and len(built["models"]) == 17
+    assert built["status"] == "ok" and len(built["models"]) == 19
     code, out, _ = wh(project, "build", "--quiet")
     assert (code, out) == (0, "")
     code, out, _ = wh(project, "build")

@@ -137,7 +137,12 @@ def test_forecast_publishes_every_table(tmp_path: Path, forecast_sources: Path) 
         settings, "SELECT count(DISTINCT run_id) FROM forecast.demand_forecast_history"
     ) == [(2,)]
     assert rows(settings, "SELECT count(DISTINCT run_id) FROM forecast.demand_forecast") == [(1,)]
-    # builds serve the forecast tables on
+    # builds serve the forecast tables on; the next one scores the new run's forecasts
+    rebuilt = build(settings)
+    assert {r.version.model for r in rebuilt.results} == {
+        "marts.forecast_accuracy",
+        "marts.forecast_accuracy_by_horizon",
+    }
     assert build(settings).status == "noop"
     assert rows(settings, "SELECT count(*) FROM forecast.model_runs") == [(2,)]
 

@@ -16,7 +16,7 @@ from warehouse.runtime.build import build
 def test_plan_on_spark_translates_every_model_of_the_example_project(project: Settings) -> None:
     code, out, _ = wh(project, "plan", "--engine", "spark", "--sql", "features.demand")
     assert code == 0, out
-    assert "spark: all 16 SQL models to compute translate." in out
+    assert "spark: all 18 SQL models to compute translate." in out
     # the Spark SQL of a model: parameters bound, tables replaced by the build's views
     assert "-- features.demand on Spark" in out
     assert "wh__staging__order_items" in out and "$freq" not in out

@@ -15,6 +15,7 @@ import polars as pl
 
 from warehouse.customers.replenishment import PLAN_COLUMNS
 from warehouse.forecasting.metrics import METRIC_COLUMNS, METRIC_KEYS
+from warehouse.runtime.produced import FORECAST_COLUMNS
 from warehouse.runtime.publish import TableWrite
 
 
@@ -41,17 +42,6 @@ class TableContract:
         return ", ".join(chosen)
 
 
-FORECAST_COLUMNS = (
-    "product_id",
-    "forecast_date",
-    "units_forecast",
-    "units_p10",
-    "units_p50",
-    "units_p90",
-    "cutoff_date",
-    "model",
-    "run_id",
-)
 DEMAND_FORECAST = TableContract("forecast.demand_forecast", FORECAST_COLUMNS)
 DEMAND_FORECAST_HISTORY = TableContract(
     "forecast.demand_forecast_history", FORECAST_COLUMNS, append=True

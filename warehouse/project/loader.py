@@ -20,6 +20,7 @@ from warehouse.project.cache import FileCache
 from warehouse.project.dag import DAG
 from warehouse.project.model import (
     ARRIVED_SCHEMA,
+    PRODUCED_SCHEMA,
     THIS,
     Model,
     ModelKind,
@@ -215,7 +216,7 @@ def _resolve(model: Model, names: set[str]) -> Model:
         refs = [(name, None, None) for name in model.inputs]
     else:
         refs = [(ref.qualified, ref.line, ref.column) for ref in model.refs]
-    parents, sources, arrived = set(), set(), set()
+    parents, sources, arrived, produced = set(), set(), set(), set()
     for table, line, column in refs:
         schema, _, name = table.rpartition(".")
         if model.language == "python" and (schema == ARRIVED_SCHEMA or table == THIS):
@@ -230,6 +231,8 @@ def _resolve(model: Model, names: set[str]) -> Model:
         elif schema == ARRIVED_SCHEMA:  # part of the source's files: the source is an input
             sources.add(name)
             arrived.add(name)
+        elif schema == PRODUCED_SCHEMA:  # written by `wh forecast`: not a model, not a source
+            produced.add(table)
         elif not schema and name == THIS and model.reads_this:
             continue  # the model's own previous version, not a parent
         elif table in names:
@@ -249,6 +252,7 @@ def _resolve(model: Model, names: set[str]) -> Model:
         depends_on=frozenset(parents),
         sources=frozenset(sources),
         arrived=frozenset(arrived),
+        produced=frozenset(produced),
     )
 
 

@@ -28,8 +28,12 @@ DIALECT = "duckdb"
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 # Schemas wh or DuckDB own; a model folder may not use them.
 RESERVED_SCHEMAS = {
-    "source", "arrived", "main", "wh_meta", "information_schema", "pg_catalog", "temp",
+    "source", "arrived", "forecast", "main", "wh_meta", "information_schema", "pg_catalog",
+    "temp",
 }  # fmt: skip
+# `wh forecast` publishes into this schema; a model may read those tables (the version the
+# environment serves when the build plans), e.g. forecast.demand_forecast_history
+PRODUCED_SCHEMA = "forecast"
 # What an incremental_by_time model may read besides models and sources: `arrived.<source>`,
 # the source's files added since the version the run extends (all files in a full build),
 # and `this`, that version's rows (no rows in a full build).
@@ -110,6 +114,7 @@ class Model:
     tags: tuple[str, ...] = ()
     func: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
     arrived: frozenset[str] = frozenset()  # sources read as arrived.<name>
+    produced: frozenset[str] = frozenset()  # tables `wh forecast` publishes that it reads
     reads_this: bool = False  # reads `this`, the version an incremental run extends
     output_names: tuple[str, ...] = ()  # the query's column names (known when reads_this)
     # a Python model's group column: where it runs on Spark, not what it computes (so it is

@@ -71,11 +71,7 @@ def _execute(
             else:
                 engine.view_over_arrived(con, name, source.files)
         runner = ModelRunner(settings, con, plan.sources, {}, build_id)
-        for item in plan.models:  # DAG order
-            if item.model.name in read.models and item.model.name not in todo:
-                existing = state.get_version(item.fingerprint)
-                assert existing is not None
-                runner.register(item.model.name, existing, item.model.depends_on)
+        _register_inputs(runner, plan, todo, read, state)
         return _schedule(todo, runner, settings.threads, state, build_id, reporter)
     finally:
         con.close()
@@ -101,11 +97,7 @@ def _execute_on_spark(
     try:
         for name in sorted(read.sources):
             runner.register_source(name)
-        for item in plan.models:
-            if item.model.name in read.models and item.model.name not in todo:
-                existing = state.get_version(item.fingerprint)
-                assert existing is not None
-                runner.register(item.model.name, existing, item.model.depends_on)
+        _register_inputs(runner, plan, todo, read, state)
         return _schedule(todo, runner, 1, state, build_id, reporter)
     finally:
         runner.con.close()
@@ -116,6 +108,7 @@ class _Inputs:
     models: frozenset[str]
     sources: frozenset[str]
     arrived: frozenset[str]  # sources read as arrived.<name> by a model to compute
+    produced: frozenset[str] = frozenset()  # forecast.* tables read by those models
 
 
 def _read_by(todo: dict[str, ModelPlan], plan: Plan) -> _Inputs:
@@ -124,15 +117,31 @@ def _read_by(todo: dict[str, ModelPlan], plan: Plan) -> _Inputs:
     by_name = {p.model.name: p.model for p in plan.models}
     models: set[str] = set()
     sources: set[str] = set()
+    produced: set[str] = set()
     stack = list(todo)
     while stack:
         model = by_name[stack.pop()]
         sources |= model.sources
+        produced |= model.produced
         for parent in model.depends_on - models:
             models.add(parent)
             stack.append(parent)
     arrived = frozenset().union(*(item.model.arrived for item in todo.values()))
-    return _Inputs(frozenset(models), frozenset(sources), arrived)
+    return _Inputs(frozenset(models), frozenset(sources), arrived, frozenset(produced))
+
+
+def _register_inputs(
+    runner: ModelRunner, plan: Plan, todo: dict[str, ModelPlan], read: _Inputs, state: State
+) -> None:
+    """The forecast tables and kept models the models to compute read, in the runner."""
+    served = plan.head.mapping if plan.head else {}
+    for name in sorted(read.produced):
+        runner.register_produced(name, state.get_version(served[name]) if name in served else None)
+    for item in plan.models:  # DAG order
+        if item.model.name in read.models and item.model.name not in todo:
+            existing = state.get_version(item.fingerprint)
+            assert existing is not None
+            runner.register(item.model.name, existing, item.model.depends_on)
 
 
 def _blockers(parents: frozenset[str], todo: dict[str, ModelPlan], runner: ModelRunner) -> set[str]:

@@ -7,13 +7,15 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 
 from warehouse.config import Settings
 from warehouse.errors import UsageError
 from warehouse.project.dag import select
 from warehouse.project.loader import Project, load_project
-from warehouse.project.model import Model, ModelKind
+from warehouse.project.model import PRODUCED_SCHEMA, Model, ModelKind
+from warehouse.runtime import produced as produced_tables
 from warehouse.runtime.sources import Source, load_sources
 from warehouse.runtime.state import Publish, State, Version, open_state
 
@@ -48,6 +50,9 @@ class ModelPlan:
     diff: str = ""
     source_files: tuple[str, ...] = ()  # every source file upstream (Source.file_stats)
     reason: str = ""  # why an incremental model is computed in full
+    # the earliest time in rows of a produced table (forecast.*) added since the version an
+    # incremental run extends: the run's window starts there if that is before its lookback
+    window_from: date | None = None
 
     @property
     def computes(self) -> bool:
@@ -154,6 +159,8 @@ def _full_because(
     changed = set(current.source_files) - set(source_files)
     if changed:
         path = sorted(changed)[0].split("|", 1)[0]
+        if path.startswith(f"{PRODUCED_SCHEMA}."):
+            return f"{path} was replaced, not appended to (only added rows extend a version)"
         return f"source file {path} was changed or removed (only added files extend a version)"
     return ""
 
@@ -179,17 +186,23 @@ def make_plan(
     fingerprints: dict[str, str] = {}
     logic: dict[str, str] = {}
     upstream: dict[str, frozenset[str]] = {}  # model -> every source it reads, transitively
+    reads_produced: dict[str, frozenset[str]] = {}  # model -> forecast.* tables, transitively
+    produced_files = _produced_inputs(project, state, served)
     plans: list[ModelPlan] = []
     for model in project.ordered():
         parents = sorted(model.depends_on)
         upstream[model.name] = frozenset(model.sources).union(*(upstream[p] for p in parents))
-        source_files = tuple(f for name in sorted(upstream[model.name]) for f in stats[name])
+        reads_produced[model.name] = frozenset(model.produced).union(
+            *(reads_produced[p] for p in parents)
+        )
+        source_files = tuple(
+            f for name in sorted(upstream[model.name]) for f in stats[name]
+        ) + tuple(f for name in sorted(reads_produced[model.name]) for f in produced_files[name])
         logic[model.name] = _hash(model.data_hash(), [logic[p] for p in parents])
-        computed = _hash(
-            model.data_hash(),
-            [(p, fingerprints[p]) for p in parents],
-            [(s, signatures[s]) for s in sorted(model.sources)],
-        )[:20]
+        inputs: list[object] = [(s, signatures[s]) for s in sorted(model.sources)]
+        if model.produced:  # kept out of the hash when empty: existing fingerprints stand
+            inputs.append([(t, served.get(t)) for t in sorted(model.produced)])
+        computed = _hash(model.data_hash(), [(p, fingerprints[p]) for p in parents], *inputs)[:20]
         current = state.get_version(served[model.name]) if model.name in served else None
         if model.name not in chosen:
             if current is None:
@@ -261,6 +274,29 @@ def make_plan(
     return Plan(
         env=env, models=plans, sources=sources, head=head, removed=removed, produced=produced
     )
+
+
+def _produced_inputs(
+    project: Project, state: State, served: Mapping[str, str]
+) -> dict[str, tuple[str, ...]]:
+    """Per forecast.* table a model reads: the records of the served version's segments
+    (none before a run publishes it; a table wh does not know then is an error)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for model in project.ordered():
+        for name in sorted(model.produced - set(found)):
+            version = state.get_version(served[name]) if name in served else None
+            if version is not None:
+                found[name] = tuple(produced_tables.file_record(name, s) for s in version.segments)
+            elif produced_tables.empty_select(name) is not None:
+                found[name] = ()
+            else:
+                known = sorted(produced_tables.READABLE_BEFORE_PUBLISH)
+                raise UsageError(
+                    f"{model.name} reads {name}, which this environment does not serve",
+                    hint=f"run `wh forecast` first, or read one of {', '.join(known)} "
+                    "(a model may read those before any run)",
+                )
+    return found
 
 
 def plan_build(settings: Settings, selection: list[str] | None, full_refresh: bool) -> Plan:

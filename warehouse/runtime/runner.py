@@ -14,10 +14,11 @@ from warehouse import faults
 from warehouse.config import Settings
 from warehouse.errors import ModelError
 from warehouse.project.audit_rules import COMPLETENESS_AUDIT
+from warehouse.runtime import produced
 from warehouse.runtime.audits import AuditResult, audit_queries, run_audits
 from warehouse.runtime.engine import duckdb as engine
 from warehouse.runtime.plan import Action, ModelPlan, arrived_files
-from warehouse.runtime.segments import SegmentWriter, written_by
+from warehouse.runtime.segments import SegmentWriter, day_of, window_start, written_by
 from warehouse.runtime.sources import Source
 from warehouse.runtime.sql_errors import translate
 from warehouse.runtime.state import Segment, Version
@@ -112,6 +113,18 @@ class ModelRunner:
                 self.registered.add(name)
             self._create_ready_views()
 
+    def register_produced(self, name: str, version: Version | None) -> None:
+        """A table `wh forecast` publishes, as models read it: the served version, or no rows
+        with its contract's columns before a run has published it."""
+        if version is not None:
+            self.register(name, version)
+            return
+        empty = produced.empty_select(name)
+        assert empty is not None, f"{name}: the plan admits only known tables"
+        with self.catalog_lock:
+            self._view_of_query(name, empty)
+            self.registered.add(name)
+
     def _view_over_version(self, name: str, version: Version) -> None:
         engine.create_view(self.con, name, engine.version_select(version.files, version.columns))
 
@@ -147,6 +160,8 @@ class ModelRunner:
             self.rebuilt_in_full.add(item.model.name)
             if item.action is Action.INCREMENTAL:
                 item = _in_full(item, f"{rebuilt[0]} was rebuilt in full")
+        if item.action is Action.INCREMENTAL and item.model.produced:
+            item = self._window_for_produced(item)
         try:
             computed = self._compute(cursor, item)
             if item.action is Action.INCREMENTAL and any(
@@ -184,6 +199,42 @@ class ModelRunner:
         return ModelResult(
             item, version, computed.rows_processed, time.perf_counter() - started, computed.audits
         )
+
+    def _window_for_produced(self, item: ModelPlan) -> ModelPlan:
+        """Widen an incremental run's window back to the earliest time in the rows a forecast
+        table gained since the version it extends (a run with an earlier --cutoff forecasts
+        dates already built); a table without the model's time column makes it a full run."""
+        assert item.previous is not None
+        seen = set(item.previous.source_files or ())
+        column = item.model.time_column or ""
+        earliest = None
+        for name in sorted(item.model.produced):
+            version = self.versions.get(name)
+            if version is None:
+                continue  # not published: no rows
+            added = [s.file for s in version.segments if produced.file_record(name, s) not in seen]
+            if not added:
+                continue
+            if column not in {c for c, _ in version.columns}:
+                self.rebuilt_in_full.add(item.model.name)
+                return _in_full(item, f"{name} gained rows and has no column {column}")
+            cursor = engine.connect_plain()
+            try:
+                row = engine.first_row(
+                    cursor,
+                    f"SELECT CAST(min({engine.quote_ident(column)}) AS DATE) "
+                    f"FROM {engine.parquet_scan(added)}",
+                )
+            finally:
+                cursor.close()
+            if row and row[0] is not None:
+                day = day_of(str(row[0]))
+                earliest = day if earliest is None else min(earliest, day)
+        if earliest is None or earliest >= window_start(item):
+            return item
+        # rows before the usual window change: models reading this one cannot extend theirs
+        self.rebuilt_in_full.add(item.model.name)
+        return replace(item, window_from=earliest)
 
     def _compute(self, cursor: Any, item: ModelPlan) -> Computed:
         """Write the version's data and audit it."""

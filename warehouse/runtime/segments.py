@@ -34,7 +34,7 @@ def query_prefix(model: Model) -> str:
     return engine.COPY_PREFIX
 
 
-def _day(value: str) -> date:
+def day_of(value: str) -> date:
     return date.fromisoformat(value[:10])
 
 
@@ -143,7 +143,8 @@ def window_start(item: ModelPlan) -> date:
     """The first day an incremental run computes: the lookback before the version's last."""
     previous = item.previous
     assert previous is not None and previous.time_max is not None
-    return _day(previous.time_max) + timedelta(days=1 - item.model.lookback)
+    start = day_of(previous.time_max) + timedelta(days=1 - item.model.lookback)
+    return min(start, item.window_from) if item.window_from else start
 
 
 def reused_segments(item: ModelPlan, start: date) -> list[tuple[Segment, bool]]:
@@ -154,9 +155,9 @@ def reused_segments(item: ModelPlan, start: date) -> list[tuple[Segment, bool]]:
     for segment in item.previous.segments:
         if segment.tmax is None and segment.rows:
             continue  # rows without a time: in the window again
-        if segment.tmax is None or _day(segment.tmax) < start:
+        if segment.tmax is None or day_of(segment.tmax) < start:
             kept.append((segment, True))
-        elif segment.tmin is not None and _day(segment.tmin) < start:
+        elif segment.tmin is not None and day_of(segment.tmin) < start:
             kept.append((segment, False))
     return kept
 
