@@ -6,11 +6,13 @@ import os
 import re
 import shutil
 import subprocess
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import forecast_project
+from conftest import forecast_project, rows
 
+from warehouse.config import Settings
 from warehouse.forecasting.run import forecast
 from warehouse.interfaces.docs.site import build_site
 from warehouse.runtime.build import build
@@ -47,11 +49,20 @@ def _dump_dom(page: Path, profile: Path) -> str:
     return result.stdout
 
 
+def _last_day(settings: Settings) -> date:
+    found = rows(settings, "SELECT max(period) FROM features.demand")[0][0]
+    assert isinstance(found, date)
+    return found
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, forecast_sources: Path) -> Path:
     settings = forecast_project(tmp_path_factory.mktemp("docs"), forecast_sources)
     build(settings)
-    forecast(settings, models=["seasonal_naive", "lightgbm"])
+    # a run a week back, scored by the next build (the report's accuracy section), then today's
+    forecast(settings, models=["seasonal_naive"], cutoff=_last_day(settings) - timedelta(days=7))
+    forecast(settings, models=["seasonal_naive", "lightgbm"], force=True)
+    build(settings)
     out = settings.project_dir / "site"
     build_site(settings, out)
     return out
@@ -76,6 +87,7 @@ def test_report_renders_charts_in_a_browser(site: Path, tmp_path: Path) -> None:
     assert "Backtest by model" in dom and "lightgbm" in dom
     assert dom.count("main-svg") >= 4  # plotly drew the charts (no network needed)
     assert "Feature importance" in dom and "Purchase propensity" in dom
+    assert "Accuracy as actuals arrive" in dom and "WAPE of published runs by cutoff" in dom
 
 
 def test_model_page_renders_in_a_browser(site: Path, tmp_path: Path) -> None:

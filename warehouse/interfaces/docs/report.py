@@ -111,6 +111,93 @@ def _backtest_chart(backtest: pl.DataFrame, product: str, model: str) -> str:
     )
 
 
+# horizon steps grouped for the accuracy chart: the first step, the rest of the first season,
+# the second season, and beyond (a season: 7 days, 52 weeks, 12 months)
+SEASON = {"day": 7, "week": 52, "month": 12}
+ACCURACY_SQL = """
+SELECT run_id, cutoff_date, horizon,
+       count(*) AS scored, sum(units_actual) AS actual, sum(abs_error) AS abs_error,
+       sum(error) AS error, sum(mase_scale) AS scale,
+       CAST(count(*) FILTER (WHERE in_interval) AS DOUBLE) AS covered,
+       sum(CASE WHEN naive_abs_error IS NOT NULL THEN abs_error END) AS abs_error_vs_naive,
+       sum(naive_abs_error) AS naive_abs_error
+FROM marts.forecast_accuracy GROUP BY ALL
+"""
+
+
+def _ratios(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(
+        wape=pl.col("abs_error") / pl.col("actual"),
+        mase=pl.col("abs_error") / pl.col("scale"),
+        bias=pl.col("error") / pl.col("actual"),
+        coverage=pl.col("covered") / pl.col("scored"),
+        value_added=1 - pl.col("abs_error_vs_naive") / pl.col("naive_abs_error"),
+    )
+
+
+def _accuracy_section(con: engine.Connection, freq: str) -> str:
+    """How every published run has done on the periods observed since (marts.forecast_accuracy,
+    built by `wh build` as actuals arrive): a table per run and WAPE over time by horizon."""
+    import plotly.graph_objects as go
+
+    scored = _frame(con, ACCURACY_SQL)
+    title = "<h2>Accuracy as actuals arrive</h2>"
+    if scored is None:
+        return ""  # a project without the model
+    if scored.is_empty():
+        return title + (
+            "<p class='muted'>No forecast period has been observed yet: the next "
+            "<code>wh build</code> after new actuals scores the published runs.</p>"
+        )
+    sums = ["scored", "actual", "abs_error", "error", "scale", "covered"]
+    sums += ["abs_error_vs_naive", "naive_abs_error"]
+    per_run = _ratios(
+        scored.group_by("run_id", "cutoff_date")
+        .agg(pl.col("horizon").max().alias("steps_observed"), *(pl.col(c).sum() for c in sums))
+        .sort("cutoff_date", "run_id", descending=True)
+    ).select(
+        "run_id", "cutoff_date", "steps_observed", "wape", "mase", "bias", "coverage",
+        "value_added",
+    )  # fmt: skip
+    season = SEASON.get(freq, 7)
+    bucket = (
+        pl.when(pl.col("horizon") == 1)
+        .then(pl.lit("step 1"))
+        .when(pl.col("horizon") <= season)
+        .then(pl.lit(f"steps 2-{season}"))
+        .when(pl.col("horizon") <= 2 * season)
+        .then(pl.lit(f"steps {season + 1}-{2 * season}"))
+        .otherwise(pl.lit(f"steps {2 * season + 1}+"))
+    )
+    over_time = _ratios(
+        scored.with_columns(steps=bucket)
+        .group_by("steps", "cutoff_date")
+        .agg(pl.col(c).sum() for c in sums)
+        .sort("steps", "cutoff_date")
+    )
+    figure = go.Figure()
+    for (steps,), part in over_time.group_by("steps", maintain_order=True):
+        figure.add_trace(
+            go.Scatter(
+                x=part["cutoff_date"].to_list(),
+                y=part["wape"].to_list(),
+                mode="lines+markers",
+                name=str(steps),
+            )
+        )
+    figure.update_layout(
+        title="WAPE of published runs by cutoff, per horizon", xaxis_title="run cutoff",
+        yaxis_title="WAPE",
+    )  # fmt: skip
+    return (
+        title + "<p>Every published run scored on the periods observed since its cutoff "
+        "(<code>marts.forecast_accuracy</code>); value added is against seasonal naive from "
+        "the same cutoff (positive: the forecast was closer).</p>"
+        + table(per_run.columns, per_run.rows())
+        + _chart(figure)
+    )
+
+
 def _report_body(con: engine.Connection) -> str:
     import plotly.graph_objects as go
 
@@ -165,6 +252,7 @@ def _report_body(con: engine.Connection) -> str:
         )
     figure.update_layout(title="WAPE by horizon step", xaxis_title="horizon", yaxis_title="WAPE")
     body += "<h2>Backtest by horizon</h2>" + _chart(figure)
+    body += _accuracy_section(con, str(run["freq"]))
     totals = (
         history.group_by("product_id").agg(pl.col("units").sum()).sort("units", descending=True)
     )
