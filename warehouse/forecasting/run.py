@@ -26,7 +26,7 @@ from warehouse import __version__, faults, resources
 from warehouse.config import Settings
 from warehouse.customers.outputs import CustomerOptions, customer_outputs
 from warehouse.errors import UsageError, WhError
-from warehouse.forecasting import selection
+from warehouse.forecasting import hierarchy, selection
 from warehouse.forecasting import tables as contract
 from warehouse.forecasting.audits import (
     ForecastAudit,
@@ -381,6 +381,13 @@ def _run(
     )
     if backtest is not None:
         tables.update(_backtest_tables(backtest, run_id))
+        if spec.hierarchy.enabled:
+            started = time.perf_counter()
+            progress("reconciling the hierarchy")
+            reconciled = _hierarchy(settings, spec, data, backtest, selected, predicted, last)
+            tables.update(_hierarchy_tables(reconciled, last, run_id))
+            notes.append(_hierarchy_note(reconciled))
+            seconds["hierarchy"] = time.perf_counter() - started
     started = time.perf_counter()
     tables.update(_customer_tables(settings, state, spec, predicted, run_id, progress))
     seconds["plans and customers"] = time.perf_counter() - started
@@ -491,6 +498,57 @@ def _backtest_tables(backtest: Backtest, run_id: str) -> dict[str, TableWrite]:
             _importance(backtest, run_id)
         ),
     }
+
+
+def _hierarchy(
+    settings: Settings,
+    spec: ForecastSpec,
+    data: ForecastData,
+    backtest: Backtest,
+    selected: pl.DataFrame,
+    predicted: pl.DataFrame,
+    last: date,
+) -> hierarchy.HierarchyResult:
+    """Product forecasts reconciled with every level above (forecasting/hierarchy.py); on the
+    folds each product's base forecast is the model it published."""
+    chosen = selected.select(pl.col("product_id").cast(pl.String), "model")
+    folds = backtest.predictions.with_columns(pl.col("product_id").cast(pl.String)).join(
+        chosen, on=["product_id", "model"]
+    )
+    members = hierarchy.product_levels(settings, spec.hierarchy.levels)
+    return hierarchy.reconcile_run(
+        data.demand,
+        members,
+        spec.hierarchy,
+        spec.freq,
+        spec.season,
+        spec.horizon,
+        folds.select("cutoff_date", "product_id", "forecast_date", "units_forecast"),
+        predicted.select("product_id", "forecast_date", "units_forecast"),
+        last,
+    )
+
+
+def _hierarchy_tables(
+    reconciled: hierarchy.HierarchyResult, last: date, run_id: str
+) -> dict[str, TableWrite]:
+    run = pl.lit(run_id).alias("run_id")
+    return {
+        contract.DEMAND_FORECAST_HIERARCHY.name: contract.DEMAND_FORECAST_HIERARCHY.write(
+            reconciled.forecast.with_columns(run, cutoff_date=pl.lit(last))
+        ),
+        contract.HIERARCHY_METRICS.name: contract.HIERARCHY_METRICS.write(
+            reconciled.metrics.with_columns(run)
+        ),
+    }
+
+
+def _hierarchy_note(reconciled: hierarchy.HierarchyResult) -> str:
+    chosen = reconciled.metrics.filter(pl.col("chosen"))
+    levels = ", ".join(
+        f"{level} {wape:.3f}" for level, wape in chosen.select("level", "wape").rows()
+    )
+    return f"hierarchy reconciled by {reconciled.method} (backtest WAPE per level: {levels})"
 
 
 def memory_needed(spec: ForecastSpec, data: ForecastData) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 from warehouse.config import Settings
 from warehouse.errors import ConfigError
 from warehouse.forecasting.audits import AuditSettings, load_audit_settings
+from warehouse.forecasting.hierarchy import HierarchySettings, load_hierarchy_settings
 
 GLOBAL_MODELS = ("lag_linear", "random_forest", "lightgbm")  # one fit over every product
 LIBRARY_MODELS = ("ets", "theta", "croston", "imapa", "tsb", "adida")  # statsforecast
@@ -98,6 +99,8 @@ class ForecastSpec:
     # where the global LightGBM trains: "" here; local:N a LocalCluster of N workers;
     # dask://host:port a running Dask scheduler (forecasting/distributed.py)
     cluster: str = ""
+    # [forecast.hierarchy]: coherent forecasts per level (forecasting/hierarchy.py)
+    hierarchy: HierarchySettings = field(default_factory=HierarchySettings)
 
     @property
     def season(self) -> int:
@@ -135,6 +138,7 @@ KEYS = {
     "country",
     "audits",
     "cluster",
+    "hierarchy",
 }
 
 
@@ -152,6 +156,9 @@ def load_spec(
     freq = settings.freq
     lightgbm = {**LIGHTGBM_DEFAULTS, **raw.pop("lightgbm", {})}
     raw["audits"] = load_audit_settings(raw.pop("audits", None), settings.project_dir / "wh.toml")
+    raw["hierarchy"] = load_hierarchy_settings(
+        raw.pop("hierarchy", None), settings.project_dir / "wh.toml"
+    )
     spec = ForecastSpec(
         freq=freq,
         horizon=HORIZON[freq],

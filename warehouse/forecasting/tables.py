@@ -101,6 +101,25 @@ PROPENSITY_METRICS = TableContract(
     ),
     append=True,
 )
+DEMAND_FORECAST_HIERARCHY = TableContract(
+    "forecast.demand_forecast_hierarchy",
+    (
+        "level",
+        "key",
+        "forecast_date",
+        "units_p10",
+        "units_p50",
+        "units_p90",
+        "method",
+        "cutoff_date",
+        "run_id",
+    ),
+)
+HIERARCHY_METRICS = TableContract(
+    "forecast.hierarchy_metrics",
+    ("run_id", "method", "level", "series", "rows", "wape", "bias", "chosen"),
+    append=True,
+)
 REPLENISHMENT_PLAN = TableContract("marts.replenishment_plan", PLAN_COLUMNS)
 # forecast.model_runs: one row per run, rewritten as the run moves from running to ok/failed
 RUN_SCHEMA: dict[str, Any] = {
@@ -132,6 +151,8 @@ CONTRACTS = {
         FEATURE_IMPORTANCE,
         CUSTOMER_PROPENSITY,
         PROPENSITY_METRICS,
+        DEMAND_FORECAST_HIERARCHY,
+        HIERARCHY_METRICS,
         REPLENISHMENT_PLAN,
         MODEL_RUNS,
     )

@@ -1,0 +1,132 @@
+"""forecast.demand_forecast_hierarchy: product, category, department and total forecasts that
+add up, reconciled by hierarchicalforecast with the method the backtest chose."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import forecast_project, rows
+
+from warehouse import forecast
+from warehouse.config import load_settings
+from warehouse.errors import ConfigError
+from warehouse.runtime.build import build
+
+MODELS = ["seasonal_naive", "moving_average"]
+
+
+def _add_up(settings: object) -> None:
+    """Every level's p50 equals the sum of the level below, date by date."""
+    for parent, child, key in (
+        ("total", "department", "'total'"),
+        ("department", "category", "split_part(c.key, '/', 1)"),
+        ("category", "product", "p.key"),
+    ):
+        join = (
+            "JOIN (SELECT DISTINCT CAST(product_id AS VARCHAR) AS product_id, "
+            "department || '/' || category AS key FROM features.demand_features) AS p "
+            "ON p.product_id = c.key"
+            if child == "product"
+            else ""
+        )
+        gaps = rows(
+            settings,  # type: ignore[arg-type]
+            f"""
+            WITH sums AS (
+                SELECT c.forecast_date, {key} AS key, sum(c.units_p50) AS units, count(*) AS n
+                FROM forecast.demand_forecast_hierarchy AS c {join}
+                WHERE c.level = '{child}' GROUP BY ALL
+            )
+            SELECT count(*), max(abs(s.units - h.units_p50) / greatest(h.units_p50, 1)),
+                   sum(s.n)
+            FROM sums AS s JOIN forecast.demand_forecast_hierarchy AS h
+              ON h.level = '{parent}' AND h.key = s.key AND h.forecast_date = s.forecast_date
+            """,
+        )[0]
+        matched, worst, children = gaps
+        assert matched > 0 and worst is not None and worst < 1e-6, (parent, child, gaps)
+        total = rows(
+            settings,  # type: ignore[arg-type]
+            f"SELECT count(*) FROM forecast.demand_forecast_hierarchy WHERE level = '{child}'",
+        )[0][0]
+        assert children == total, (child, "every series has its parent")
+
+
+@pytest.mark.parametrize("freq", ["day", "week"])
+def test_reconciled_forecasts_add_up_at_every_level(
+    tmp_path: Path, forecast_sources: Path, freq: str
+) -> None:
+    settings = forecast_project(tmp_path, forecast_sources, freq)
+    build(settings)
+    result = forecast(settings, models=MODELS)
+    _add_up(settings)
+    levels = rows(
+        settings,
+        "SELECT level, count(DISTINCT key), min(units_p10 <= units_p50 AND units_p50 <= "
+        "units_p90), min(units_p10 >= 0) FROM forecast.demand_forecast_hierarchy GROUP BY 1 "
+        "ORDER BY 1",
+    )
+    products = result.forecast["product_id"].n_unique()
+    assert [(level, n) for level, n, _, _ in levels][-2:] == [("product", products), ("total", 1)]
+    assert all(ordered and nonnegative for _, _, ordered, nonnegative in levels)
+    metrics = rows(
+        settings,
+        "SELECT method, level, wape, chosen FROM forecast.hierarchy_metrics ORDER BY 1, 2",
+    )
+    assert {(m, level) for m, level, _, _ in metrics} == {
+        (m, level)
+        for m in ("base", "bottom_up", "mint_shrink")
+        for level in ("category", "department", "product", "total")
+    }
+    chosen = {m for m, _, _, c in metrics if c}
+    assert len(chosen) == 1
+    # the chosen method has the lower mean WAPE over the levels
+    mean = {m: sum(w for n, _, w, _ in metrics if n == m) / 4 for m in ("bottom_up", "mint_shrink")}
+    assert chosen == {min(mean, key=lambda m: mean[m])}
+    # base forecasts of the products are the published ones: their backtest rows agree
+    base = {level: w for m, level, w, _ in metrics if m == "base"}
+    bottom_up = {level: w for m, level, w, _ in metrics if m == "bottom_up"}
+    assert base["product"] == pytest.approx(bottom_up["product"])
+    assert any("hierarchy reconciled by" in n for n in result.notes)
+
+
+def test_bottom_up_keeps_the_published_product_forecasts(
+    tmp_path: Path, forecast_sources: Path
+) -> None:
+    settings = forecast_project(tmp_path, forecast_sources)
+    (settings.project_dir / "wh.toml").write_text(
+        (settings.project_dir / "wh.toml").read_text()
+        + '[forecast.hierarchy]\nmethod = "bottom_up"\nlevels = ["category"]\n'
+    )
+    settings = load_settings(settings.project_dir)
+    build(settings)
+    forecast(settings, models=MODELS)
+    diffs = rows(
+        settings,
+        "SELECT count(*), max(abs(h.units_p50 - f.units_forecast)) "
+        "FROM forecast.demand_forecast_hierarchy AS h JOIN forecast.demand_forecast AS f "
+        "ON h.key = CAST(f.product_id AS VARCHAR) AND h.forecast_date = f.forecast_date "
+        "WHERE h.level = 'product'",
+    )[0]
+    published = rows(settings, "SELECT count(*) FROM forecast.demand_forecast")[0][0]
+    assert diffs[0] == published and diffs[1] < 1e-9
+    assert rows(
+        settings, "SELECT DISTINCT level FROM forecast.demand_forecast_hierarchy ORDER BY 1"
+    ) == [("category",), ("product",), ("total",)]
+
+
+def test_a_level_that_is_not_a_product_column_is_a_clear_error(
+    tmp_path: Path, forecast_sources: Path
+) -> None:
+    settings = forecast_project(tmp_path, forecast_sources)
+    (settings.project_dir / "wh.toml").write_text(
+        (settings.project_dir / "wh.toml").read_text()
+        + '[forecast.hierarchy]\nlevels = ["aisle"]\n'
+    )
+    settings = load_settings(settings.project_dir)
+    build(settings)
+    with pytest.raises(ConfigError) as error:
+        forecast(settings, models=MODELS)
+    assert "level 'aisle' is not a column of staging.products" in str(error.value)
+    assert "category" in str(error.value.hint)

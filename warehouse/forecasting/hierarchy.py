@@ -1,0 +1,383 @@
+"""Coherent forecasts at product, category, department and total level (hierarchicalforecast).
+
+Base forecasts: each product's published forecast (and, on the backtest folds, the model it
+published), and for every aggregate series a statsforecast model of its own (AutoETS; Theta
+for weekly data's 52-week season). Reconciliation: bottom-up and MinT with a shrunk error
+covariance (`mint_shrink`, non-negative). The product models have no in-sample fit, so the
+covariance MinT needs is estimated from every series' in-sample seasonal-naive residuals up to
+the cutoff: the same structure for all levels, nothing after the cutoff (no leakage).
+
+The method is chosen by the backtest: both reconcile the base forecasts of each fold, and the
+lower mean WAPE over the levels wins (`[forecast.hierarchy] method` can fix it). p50 is the
+reconciled forecast, so it adds up at every level; p10/p90 come from the chosen method's
+scaled backtest residuals per level (quantiles do not add up, and are not made to).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from warehouse.config import Settings
+from warehouse.errors import ConfigError
+from warehouse.forecasting.data import UNIT, offset
+from warehouse.runtime import catalog
+from warehouse.runtime.engine import duckdb as engine
+
+PRODUCT = "product"
+TOTAL = "total"
+METHODS = ("bottom_up", "mint_shrink")
+KEYS = {"levels", "method", "enabled"}
+QUANTILES = (0.1, 0.9)
+
+
+@dataclass(frozen=True)
+class HierarchySettings:
+    """`[forecast.hierarchy]`: the levels between total and product, top down (columns of
+    staging.products), and the reconciliation method ("auto": chosen by backtest)."""
+
+    levels: tuple[str, ...] = ("department", "category")
+    method: str = "auto"
+    enabled: bool = True
+
+
+def load_hierarchy_settings(raw: object, where: Path) -> HierarchySettings:
+    if raw is None:
+        return HierarchySettings()
+    if not isinstance(raw, dict):
+        raise ConfigError("[forecast.hierarchy] must be a table", where)
+    unknown = sorted(set(raw) - KEYS)
+    if unknown:
+        raise ConfigError(
+            f"[forecast.hierarchy] has unknown key '{unknown[0]}'",
+            where,
+            hint=f"known keys: {', '.join(sorted(KEYS))}",
+        )
+    values: dict[str, Any] = {}
+    if "enabled" in raw:
+        if not isinstance(raw["enabled"], bool):
+            raise ConfigError("[forecast.hierarchy] enabled must be true or false", where)
+        values["enabled"] = raw["enabled"]
+    if "method" in raw:
+        if raw["method"] not in ("auto", *METHODS):
+            raise ConfigError(
+                f"[forecast.hierarchy] method must be one of auto, {', '.join(METHODS)}; "
+                f"found {raw['method']!r}",
+                where,
+            )
+        values["method"] = raw["method"]
+    if "levels" in raw:
+        levels = raw["levels"]
+        if not (
+            isinstance(levels, list)
+            and all(isinstance(v, str) and v.isidentifier() for v in levels)
+            and len(set(levels)) == len(levels)
+            and not {TOTAL, PRODUCT, "product_id"} & set(levels)
+        ):
+            raise ConfigError(
+                "[forecast.hierarchy] levels must be distinct column names of "
+                "staging.products, top level first",
+                where,
+                hint='e.g. levels = ["department", "category"] (total and product are implied)',
+            )
+        values["levels"] = tuple(levels)
+    return HierarchySettings(**values)
+
+
+def product_levels(settings: Settings, levels: tuple[str, ...]) -> pl.DataFrame:
+    """product_id (as text) and each level's value from staging.products ('unknown' when
+    null): read from the published catalog, like the run's other inputs."""
+    con = catalog.open_published(settings)
+    try:
+        known = {name for name, _ in engine.describe(con, "staging.products")}
+        missing = [level for level in levels if level not in known]
+        if missing:
+            raise ConfigError(
+                f"[forecast.hierarchy] level '{missing[0]}' is not a column of staging.products",
+                settings.project_dir / "wh.toml",
+                hint=f"columns: {', '.join(sorted(known))}",
+            )
+        columns = ", ".join(
+            f"coalesce(CAST({engine.quote_ident(c)} AS VARCHAR), 'unknown') AS "
+            f"{engine.quote_ident(c)}"
+            for c in levels
+        )
+        table = con.sql(
+            f"SELECT CAST(product_id AS VARCHAR) AS product_id, {columns} FROM staging.products"
+        ).to_arrow_table()
+    finally:
+        con.close()
+    frame = pl.DataFrame(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+@dataclass
+class HierarchyResult:
+    forecast: pl.DataFrame  # method, level, key, forecast_date, units_p10/p50/p90
+    metrics: pl.DataFrame  # method, level, series, rows, wape, bias, chosen
+    method: str
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """The hierarchy of one run: every series (unique_id), its level and key, and the
+    summing matrix and tags hierarchicalforecast reconciles with."""
+
+    actual: pl.DataFrame  # unique_id, ds (period), y: every series' history
+    summing: Any
+    tags: dict[str, np.ndarray]
+    series: pl.DataFrame  # unique_id, level, key
+    products: pl.DataFrame  # product_id, unique_id (the product's series)
+
+
+def _tree(demand: pl.DataFrame, members: pl.DataFrame, levels: tuple[str, ...]) -> _Tree:
+    from hierarchicalforecast.utils import aggregate
+
+    history = (
+        demand.select(pl.col("product_id").cast(pl.String), "period", "units")
+        .join(members, on="product_id", how="left")
+        .with_columns(pl.col(list(levels)).fill_null("unknown"), total=pl.lit(TOTAL))
+        .rename({"period": "ds", "units": "y"})
+        .with_columns(pl.col("y").cast(pl.Float64))
+    )
+    path = ["total", *levels]
+    spec = [path[: i + 1] for i in range(len(path))] + [[*path, "product_id"]]
+    actual, summing, tags = aggregate(history, spec)
+    names = [TOTAL, *levels, PRODUCT]
+    series = pl.concat(
+        [
+            pl.DataFrame({"unique_id": list(tags[tag]), "level": name})
+            for tag, name in zip(tags, names, strict=True)
+        ]
+    ).with_columns(
+        key=pl.when(pl.col("level") == TOTAL)
+        .then(pl.lit(TOTAL))
+        .when(pl.col("level") == PRODUCT)
+        .then(pl.col("unique_id").str.split("/").list.last())
+        .otherwise(pl.col("unique_id").str.strip_prefix(f"{TOTAL}/"))
+    )
+    products = series.filter(pl.col("level") == PRODUCT).select(
+        product_id="key", unique_id="unique_id"
+    )
+    return _Tree(actual, summing, tags, series, products)
+
+
+def _aggregate_base(
+    tree: _Tree, cutoff: date, horizon: int, freq: str, season: int
+) -> pl.DataFrame:
+    """unique_id, ds, base: statsforecast forecasts of the aggregate series from `cutoff`."""
+    from statsforecast import StatsForecast
+    from statsforecast.models import AutoETS, DynamicOptimizedTheta
+
+    # imported here: statistical imports spec, which imports this module's settings
+    from warehouse.forecasting.statistical import ETS_MAX_SEASON, PERIODS
+
+    aggregates = tree.series.filter(pl.col("level") != PRODUCT)["unique_id"]
+    train = (
+        tree.actual.filter(pl.col("unique_id").is_in(aggregates.implode()))
+        .filter(pl.col("ds") <= cutoff)
+        .sort("unique_id", "ds")
+        .with_columns(t=pl.col("ds").rank("dense").over("unique_id").cast(pl.Int64))
+    )
+    # as much history as the per-series candidates fit on
+    train = train.filter(pl.col("t") > pl.col("t").max().over("unique_id") - PERIODS[freq])
+    shortest = train.group_by("unique_id").len()["len"].min()
+    length = shortest if isinstance(shortest, int) else 0
+    seasonal = length >= 2 * season
+    model: Any
+    if season > ETS_MAX_SEASON:
+        model = DynamicOptimizedTheta(season_length=season if seasonal else 1, alias="base")
+    else:
+        model = AutoETS(season_length=season if seasonal else 1, alias="base")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predicted = StatsForecast(models=[model], freq=1).forecast(
+            df=train.select("unique_id", ds="t", y="y"), h=horizon
+        )
+    last_t = train.group_by("unique_id").agg(last=pl.col("t").max())
+    return (
+        pl.DataFrame(predicted)
+        .join(last_t, on="unique_id")
+        .with_columns(step=(pl.col("ds") - pl.col("last")).cast(pl.Int64))
+        .select(
+            "unique_id",
+            ds=offset(pl.lit(cutoff), pl.col("step"), freq).cast(pl.Date),
+            base=pl.col("base").clip(lower_bound=0.0).cast(pl.Float64),
+        )
+    )
+
+
+def _reconcile(
+    tree: _Tree, bottom: pl.DataFrame, cutoff: date, horizon: int, freq: str, season: int
+) -> pl.DataFrame:
+    """unique_id, ds, base, bottom_up, mint_shrink for the horizon after `cutoff`.
+    `bottom`: product_id, forecast_date, units_forecast (the products' base forecasts)."""
+    from hierarchicalforecast.core import HierarchicalReconciliation
+    from hierarchicalforecast.methods import BottomUp, MinTrace
+
+    products = (
+        bottom.select(
+            pl.col("product_id").cast(pl.String), ds="forecast_date", base="units_forecast"
+        )
+        .join(tree.products, on="product_id")
+        .select("unique_id", "ds", pl.col("base").cast(pl.Float64))
+    )
+    dates = sorted(set(products["ds"].to_list()))
+    grid = tree.series.select("unique_id").join(pl.DataFrame({"ds": dates}), how="cross")
+    base = pl.concat([products, _aggregate_base(tree, cutoff, horizon, freq, season)])
+    hat = grid.join(base, on=["unique_id", "ds"], how="left").with_columns(
+        pl.col("base").fill_null(0.0)  # a product the run did not forecast: no demand
+    )
+    known = _recent(tree.actual.filter(pl.col("ds") <= cutoff).sort("unique_id", "ds"), freq)
+    # seasonal naive's residuals when two seasons are known, else naive's
+    lag = season if known["ds"].n_unique() > 2 * season else 1
+    insample = known.with_columns(base=pl.col("y").shift(lag).over("unique_id")).drop_nulls("base")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # qpsolvers' advice on sparse matrices
+        reconciled = HierarchicalReconciliation(
+            [BottomUp(), MinTrace(method="mint_shrink", nonnegative=True)]
+        ).reconcile(Y_hat_df=hat, Y_df=insample, S_df=tree.summing, tags=tree.tags)
+    renamed = {
+        c: ("bottom_up" if "BottomUp" in c else "mint_shrink")
+        for c in reconciled.columns
+        if c.startswith("base/")
+    }
+    return pl.DataFrame(reconciled).rename(renamed)
+
+
+def _recent(frame: pl.DataFrame, freq: str) -> pl.DataFrame:
+    """Each series' rows of its last half year / three years / ten years (as much history as
+    the per-series candidates fit on)."""
+    from warehouse.forecasting.statistical import PERIODS
+
+    start = pl.col("ds").max().over("unique_id").dt.offset_by(f"-{PERIODS[freq]}{UNIT[freq]}")
+    return frame.filter(pl.col("ds") > start)
+
+
+def reconcile_run(
+    demand: pl.DataFrame,
+    members: pl.DataFrame,
+    hierarchy: HierarchySettings,
+    freq: str,
+    season: int,
+    horizon: int,
+    folds: pl.DataFrame,
+    forecast: pl.DataFrame,
+    last: date,
+) -> HierarchyResult:
+    """Reconcile the run's forecast, choosing the method on the backtest folds.
+
+    `demand`: product_id, period, units (up to the run's cutoff); `members`: product_id and
+    the level columns; `folds`: cutoff_date, product_id, forecast_date, units_forecast of the
+    model each product published, on each backtest fold; `forecast`: product_id,
+    forecast_date, units_forecast (the published forecast)."""
+    tree = _tree(demand, members, hierarchy.levels)
+    scored = []
+    for (cutoff,), part in folds.group_by("cutoff_date", maintain_order=True):
+        assert isinstance(cutoff, date)
+        fold = _reconcile(tree, part, cutoff, horizon, freq, season)
+        scored.append(fold.with_columns(cutoff_date=pl.lit(cutoff)))
+    levels = tree.series.select("unique_id", "level")
+    metrics, residuals = _backtest_metrics(scored, tree, levels, freq)
+    method = hierarchy.method
+    if method == "auto":
+        means = (
+            metrics.filter(pl.col("method").is_in(METHODS))
+            .group_by("method")
+            .agg(pl.col("wape").mean())
+            .sort("wape", "method", nulls_last=True)
+        )
+        method = str(means["method"][0]) if means.height else "bottom_up"
+    metrics = metrics.with_columns(chosen=pl.col("method") == method)
+    final = _reconcile(tree, forecast, last, horizon, freq, season)
+    scale = _scales(tree, last, freq)
+    spread = (
+        residuals.filter(pl.col("method") == method)
+        .group_by("level")
+        .agg(q_low=pl.col("r").quantile(QUANTILES[0]), q_high=pl.col("r").quantile(QUANTILES[1]))
+    )
+    table = (
+        final.join(tree.series, on="unique_id")
+        .join(scale, on="unique_id", how="left")
+        .join(spread, on="level", how="left")
+        .with_columns(p50=pl.col(method).clip(lower_bound=0.0))
+        .with_columns(
+            units_p10=(pl.col("p50") + pl.col("q_low").fill_null(0.0) * pl.col("scale")).clip(
+                lower_bound=0.0
+            ),
+            units_p90=pl.max_horizontal(
+                pl.col("p50"), pl.col("p50") + pl.col("q_high").fill_null(0.0) * pl.col("scale")
+            ),
+        )
+        .select(
+            pl.lit(method).alias("method"),
+            "level",
+            "key",
+            forecast_date=pl.col("ds").cast(pl.Date),
+            units_p10="units_p10",
+            units_p50=pl.col(method),
+            units_p90="units_p90",
+        )
+        .sort("level", "key", "forecast_date")
+    )
+    return HierarchyResult(table, metrics, method)
+
+
+def _scales(tree: _Tree, cutoff: date, freq: str) -> pl.DataFrame:
+    """Per series: the mean absolute one-period change over the history window before the
+    cutoff (1 when constant): what residuals are scaled by, so levels pool their quantiles."""
+    window = _recent(tree.actual.filter(pl.col("ds") <= cutoff).sort("unique_id", "ds"), freq)
+    return (
+        window.with_columns(d=(pl.col("y") - pl.col("y").shift(1).over("unique_id")).abs())
+        .group_by("unique_id")
+        .agg(scale=pl.col("d").mean())
+        .with_columns(
+            pl.when(pl.col("scale") > 0).then(pl.col("scale")).otherwise(1.0).alias("scale")
+        )
+    )
+
+
+def _backtest_metrics(
+    scored: list[pl.DataFrame], tree: _Tree, levels: pl.DataFrame, freq: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """WAPE and bias per method and level over every fold, and the scaled residuals."""
+    if not scored:
+        empty = pl.DataFrame(
+            schema={"method": pl.String, "level": pl.String, "series": pl.Int64,
+                    "rows": pl.Int64, "wape": pl.Float64, "bias": pl.Float64}
+        )  # fmt: skip
+        return empty, pl.DataFrame(
+            schema={"method": pl.String, "level": pl.String, "r": pl.Float64}
+        )
+    rows = pl.concat(scored).join(tree.actual, on=["unique_id", "ds"]).join(levels, on="unique_id")
+    long = rows.unpivot(
+        index=["unique_id", "ds", "cutoff_date", "y", "level"],
+        on=["base", *METHODS],
+        variable_name="method",
+        value_name="f",
+    )
+    metrics = long.group_by("method", "level").agg(
+        series=pl.col("unique_id").n_unique().cast(pl.Int64),
+        rows=pl.len().cast(pl.Int64),
+        wape=((pl.col("f") - pl.col("y")).abs().sum() / pl.col("y").sum()),
+        bias=((pl.col("f") - pl.col("y")).sum() / pl.col("y").sum()),
+    )
+    scales = pl.concat(
+        [
+            _scales(tree, cutoff, freq).with_columns(cutoff_date=pl.lit(cutoff))
+            for cutoff in rows["cutoff_date"].unique().to_list()
+        ]
+    )
+    residuals = long.join(scales, on=["unique_id", "cutoff_date"]).select(
+        "method", "level", r=(pl.col("y") - pl.col("f")) / pl.col("scale")
+    )
+    order = {name: i for i, name in enumerate(tree.series["level"].unique(maintain_order=True))}
+    return metrics.sort(pl.col("level").replace_strict(order), "method"), residuals
