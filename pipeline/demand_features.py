@@ -63,6 +63,8 @@ def history(freq: str) -> int:
         "periods_since_last_sale": "Periods since the last period with units, looking back "
         "at most the history window; null if none in it.",
         "last_price_ratio": "Last paid average price before t / base price.",
+        "last_list_price_ratio": "Last list price (before promotion discounts) before t / "
+        "base price: the regular price a forecast assumes holds.",
         "promo_price_ratio": "1 - planned promotion discount at t.",
         "promo_next_period": "A promotion is planned for t+1.",
     },
@@ -79,7 +81,7 @@ def demand_features(variables: dict[str, Any]) -> str:
     calendar = ",\n    ".join(CALENDAR[freq])
     return f"""
 with demand as (
-    select product_id, period, units, avg_price, on_promo, promo_discount_pct
+    select product_id, period, units, avg_price, avg_discount, on_promo, promo_discount_pct
     from features.demand
     where period >= $start_date - interval {span} {freq}
 ),
@@ -94,6 +96,9 @@ lagged as (
             over (w rows between {span} preceding and 1 preceding) as last_sale_period,
         last_value(d.avg_price ignore nulls)
             over (w rows between {span} preceding and 1 preceding) as last_price,
+        -- the list price before discounts (every line of a period has the same list price)
+        last_value(d.avg_price / nullif(1 - d.avg_discount, 0) ignore nulls)
+            over (w rows between {span} preceding and 1 preceding) as last_list_price,
         d.on_promo,
         d.promo_discount_pct
     from demand as d
@@ -111,11 +116,12 @@ next_promo as (
         and pr.end_date >= l.period + interval 1 {freq}
 )
 select
-    l.* exclude (last_sale_period, last_price),
+    l.* exclude (last_sale_period, last_price, last_list_price),
     {calendar},
     1 - l.promo_discount_pct / 100 as promo_price_ratio,
     n.product_id is not null as promo_next_period,
     l.last_price / nullif(p.base_price, 0) as last_price_ratio,
+    l.last_list_price / nullif(p.base_price, 0) as last_list_price_ratio,
     coalesce(p.department, 'unknown') as department,
     coalesce(p.category, 'unknown') as category,
     p.base_price,

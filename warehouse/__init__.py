@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from warehouse.config import Settings
-    from warehouse.forecasting.run import ForecastResult
+    from warehouse.forecasting.run import ForecastResult, ScenarioResult
     from warehouse.project.loader import Project
     from warehouse.runtime.build import BuildResult
     from warehouse.runtime.environments import RollbackResult
@@ -46,6 +46,7 @@ __all__ = [
     "plan",
     "query",
     "rollback",
+    "scenario",
     "settings",
 ]
 
@@ -142,6 +143,21 @@ def forecast(
         Path(truth) if truth is not None else None,
         force,
     )
+
+
+def scenario(
+    path: str | os.PathLike[str],
+    project: Settings | str | os.PathLike[str] | None = None,
+    *,
+    env: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ScenarioResult:
+    """Move the published forecast by the price/promotion scenarios in `path` (Parquet or
+    CSV) and publish forecast.scenario_forecast and forecast.price_elasticity; the published
+    forecast is left as it is."""
+    from warehouse.forecasting.run import forecast_scenarios
+
+    return forecast_scenarios(settings(project, env), Path(path), progress or (lambda _: None))
 
 
 def query(

@@ -224,11 +224,25 @@ def rows_for(data: ForecastData, origins: pl.DataFrame, horizon: int, season: in
     return pairs.drop("reference", "discontinued_date").with_columns(
         t_promo_pct=pl.col("t_promo_pct").fill_null(0.0),
         t_on_promo=pl.col("t_promo_pct").is_not_null().cast(pl.Float32),
+        t_price_ratio=target_price_ratio(pairs.columns, pl.col("t_promo_pct").fill_null(0.0)),
         t_month=pl.col("target_period").dt.month(),
         t_week=pl.col("target_period").dt.week(),
         t_weekday=pl.col("target_period").dt.weekday(),
         t_day=pl.col("target_period").dt.day(),
     )
+
+
+LIST_PRICE = "last_list_price_ratio"  # a demand_features column (a project may lack it)
+
+
+def target_price_ratio(
+    columns: list[str], promo_pct: pl.Expr, change: pl.Expr | float = 0.0
+) -> pl.Expr:
+    """The price at the target period / base price, as known at the origin: the last list
+    price holds (changed by `change`, a scenario's fraction), less the planned promotion.
+    What price scenarios move; LightGBM's response to it is monotone (models.MONOTONE)."""
+    list_ratio = pl.col(LIST_PRICE).fill_null(1.0) if LIST_PRICE in columns else pl.lit(1.0)
+    return (list_ratio * (1 + change) * (1 - promo_pct / 100)).cast(pl.Float32)
 
 
 def training_rows(

@@ -175,7 +175,7 @@ def _aggregate_base(
 ) -> pl.DataFrame:
     """unique_id, ds, base: statsforecast forecasts of the aggregate series from `cutoff`."""
     from statsforecast import StatsForecast
-    from statsforecast.models import AutoETS, DynamicOptimizedTheta
+    from statsforecast.models import AutoETS, DynamicOptimizedTheta, WindowAverage
 
     # imported here: statistical imports spec, which imports this module's settings
     from warehouse.forecasting.statistical import ETS_MAX_SEASON, PERIODS
@@ -197,11 +197,15 @@ def _aggregate_base(
         model = DynamicOptimizedTheta(season_length=season if seasonal else 1, alias="base")
     else:
         model = AutoETS(season_length=season if seasonal else 1, alias="base")
+    series = train.select("unique_id", ds="t", y="y")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        predicted = StatsForecast(models=[model], freq=1).forecast(
-            df=train.select("unique_id", ds="t", y="y"), h=horizon
-        )
+        try:
+            predicted = StatsForecast(models=[model], freq=1).forecast(df=series, h=horizon)
+        except (NotImplementedError, ValueError, np.linalg.LinAlgError):
+            # AutoETS refuses very short series ("tiny datasets"): the recent mean then
+            fallback = WindowAverage(window_size=max(1, min(season, length)), alias="base")
+            predicted = StatsForecast(models=[fallback], freq=1).forecast(df=series, h=horizon)
     last_t = train.group_by("unique_id").agg(last=pl.col("t").max())
     return (
         pl.DataFrame(predicted)
@@ -241,16 +245,40 @@ def _reconcile(
     lag = season if known["ds"].n_unique() > 2 * season else 1
     insample = known.with_columns(base=pl.col("y").shift(lag).over("unique_id")).drop_nulls("base")
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # qpsolvers' advice on sparse matrices
+        warnings.simplefilter("ignore")
         reconciled = HierarchicalReconciliation(
-            [BottomUp(), MinTrace(method="mint_shrink", nonnegative=True)]
+            [BottomUp(), MinTrace(method="mint_shrink")]
         ).reconcile(Y_hat_df=hat, Y_df=insample, S_df=tree.summing, tags=tree.tags)
     renamed = {
         c: ("bottom_up" if "BottomUp" in c else "mint_shrink")
         for c in reconciled.columns
         if c.startswith("base/")
     }
-    return pl.DataFrame(reconciled).rename(renamed)
+    frame = pl.DataFrame(reconciled).rename(renamed)
+    return frame.drop("mint_shrink").join(
+        _sum_up(frame.select("unique_id", "ds", "mint_shrink"), tree), on=["unique_id", "ds"]
+    )
+
+
+def _sum_up(frame: pl.DataFrame, tree: _Tree) -> pl.DataFrame:
+    """Demand is not negative: MinT's product forecasts below zero are set to zero and every
+    level is summed again from the products, so the result stays coherent. (MinT's own
+    non-negative variant solves a quadratic program that is ill-conditioned on a few hundred
+    intermittent series: it failed on the demo's 100 products.)"""
+    column = frame.columns[-1]
+    products = frame.join(tree.products, on="unique_id").with_columns(
+        pl.col(column).clip(lower_bound=0.0)
+    )
+    # a product's ancestors are the prefixes of its path: total, total/d, total/d/c
+    parts = pl.col("unique_id").str.split("/")
+    ancestors = products.with_columns(
+        ancestor=pl.int_ranges(1, parts.list.len()).list.eval(pl.element().cast(pl.Int64))
+    )
+    paths = ancestors.explode("ancestor").with_columns(
+        unique_id=parts.list.head(pl.col("ancestor")).list.join("/")
+    )
+    sums = paths.group_by("unique_id", "ds").agg(pl.col(column).sum())
+    return pl.concat([products.select("unique_id", "ds", column), sums])
 
 
 def _recent(frame: pl.DataFrame, freq: str) -> pl.DataFrame:

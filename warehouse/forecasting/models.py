@@ -184,6 +184,11 @@ def _lgb_params(spec: ForecastSpec, **extra: Any) -> dict[str, Any]:
     }
 
 
+# demand responds to price one way: never less demand at a lower target price or a deeper
+# planned promotion (what price and promotion scenarios move: forecasting/scenario.py).
+# LightGBM refuses monotone constraints with the quantile objective: only the mean booster
+# and the scenario response model carry them
+MONOTONE = {"t_price_ratio": -1, "t_promo_pct": 1, "t_on_promo": 1}
 FOREST_TREES = 100
 QUANTILE_ROUNDS = 80
 QUANTILE_LEARNING_RATE = 0.15
@@ -193,6 +198,7 @@ def lightgbm(train: pl.DataFrame, spec: ForecastSpec) -> Fitted:
     names = feature_names(train)
     categories = _categories(train)
     categorical = list(categories)
+    monotone = [MONOTONE.get(name, 0) for name in names]
     fit, valid = _split_by_origin(train)
     train_set = _dataset(matrix(fit, names, categories), _column(fit, "y"), names, categorical)
     valid_set = None
@@ -225,7 +231,14 @@ def lightgbm(train: pl.DataFrame, spec: ForecastSpec) -> Fitted:
 
         key = f"q{int(spec.quantiles[1] * 100)}"
         return Fitted("lightgbm", predict_median, {key: median}, names, train.height)
-    mean_model = _booster(_lgb_params(spec), train_set, valid_set, rounds, stop, spec.cluster)
+    mean_model = _booster(
+        _lgb_params(spec, monotone_constraints=monotone),
+        train_set,
+        valid_set,
+        rounds,
+        stop,
+        spec.cluster,
+    )
     best = mean_model.best_iteration or rounds
     # the outer quantile models are most of a fit's cost: fewer, larger steps; the middle one
     # is the published point for WAPE/MAE/MASE, so it trains like the mean model

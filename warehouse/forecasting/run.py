@@ -26,7 +26,7 @@ from warehouse import __version__, faults, resources
 from warehouse.config import Settings
 from warehouse.customers.outputs import CustomerOptions, customer_outputs
 from warehouse.errors import UsageError, WhError
-from warehouse.forecasting import hierarchy, selection
+from warehouse.forecasting import hierarchy, scenario, selection
 from warehouse.forecasting import tables as contract
 from warehouse.forecasting.audits import (
     ForecastAudit,
@@ -388,6 +388,14 @@ def _run(
             tables.update(_hierarchy_tables(reconciled, last, run_id))
             notes.append(_hierarchy_note(reconciled))
             seconds["hierarchy"] = time.perf_counter() - started
+    planned = scenario.scenario_source(settings.sources)
+    if planned is not None:  # the project's scenarios source: scored with every run
+        started = time.perf_counter()
+        progress(f"scenarios of {planned.name}")
+        tables.update(
+            _scenario_tables(data, spec, last, predicted, scenario.read_scenarios(planned), run_id)
+        )
+        seconds["scenarios"] = time.perf_counter() - started
     started = time.perf_counter()
     tables.update(_customer_tables(settings, state, spec, predicted, run_id, progress))
     seconds["plans and customers"] = time.perf_counter() - started
@@ -549,6 +557,102 @@ def _hierarchy_note(reconciled: hierarchy.HierarchyResult) -> str:
         f"{level} {wape:.3f}" for level, wape in chosen.select("level", "wape").rows()
     )
     return f"hierarchy reconciled by {reconciled.method} (backtest WAPE per level: {levels})"
+
+
+def _scenario_tables(
+    data: ForecastData,
+    spec: ForecastSpec,
+    cutoff: date,
+    baseline: pl.DataFrame,
+    scenarios: pl.DataFrame,
+    run_id: str,
+) -> dict[str, TableWrite]:
+    """forecast.scenario_forecast and forecast.price_elasticity from one response model."""
+    response = scenario.response_model(data, spec, cutoff)
+    elasticity = scenario.elasticity_table(data, spec, cutoff, response)
+    moved = scenario.scenario_forecast(
+        data, spec, cutoff, baseline, scenarios, response, elasticity
+    )
+    if moved.is_empty():
+        raise UsageError(
+            "no scenario row matches a product and date of the forecast horizon",
+            hint=f"scenario dates must lie after the cutoff {cutoff}, within the horizon "
+            f"({spec.horizon} {spec.freq}s), for products or categories that are forecast",
+        )
+    run = pl.lit(run_id).alias("run_id")
+    return {
+        contract.SCENARIO_FORECAST.name: contract.SCENARIO_FORECAST.write(
+            moved.with_columns(run, cutoff_date=pl.lit(cutoff))
+        ),
+        contract.PRICE_ELASTICITY.name: contract.PRICE_ELASTICITY.write(
+            elasticity.with_columns(run)
+        ),
+    }
+
+
+@dataclass
+class ScenarioResult:
+    run_id: str
+    cutoff: date
+    scenarios: pl.DataFrame  # forecast.scenario_forecast's rows
+    elasticity: pl.DataFrame  # forecast.price_elasticity's rows
+    seconds: float
+
+
+def forecast_scenarios(
+    settings: Settings, path: Path, progress: Progress = lambda _: None
+) -> ScenarioResult:
+    """`wh forecast --scenario FILE`: move the published forecast by each scenario and
+    publish forecast.scenario_forecast and forecast.price_elasticity; the published forecast
+    tables are left as they are."""
+    resources.prepare_openmp()
+    spec = load_spec(settings)
+    started = time.perf_counter()
+    run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    scenarios = scenario.read_scenarios(path)  # a bad file fails before anything is read
+    with writer_lock(settings.warehouse):
+        state = open_state(settings)
+        try:
+            baseline = _served(settings, state, contract.DEMAND_FORECAST.name)
+            if baseline is None or baseline.is_empty():
+                raise UsageError(
+                    f"environment '{settings.env}' has no published forecast to move",
+                    hint="run `wh forecast` first: a scenario moves the published forecast",
+                )
+            cutoff = baseline["cutoff_date"][0]
+            assert isinstance(cutoff, date)
+            progress("loading features")
+            data = load(settings, spec.history, spec.country)
+            if data.last_period < cutoff:
+                raise UsageError(f"the published forecast's cutoff {cutoff} is past the data")
+            data = data.until(cutoff)
+            progress("fitting the price response model")
+            tables = _scenario_tables(data, spec, cutoff, baseline, scenarios, run_id)
+            record = RunRecord(
+                run_id=run_id,
+                started_at=_now(),
+                params={"scenario_file": str(path), "baseline_run": baseline["run_id"][0]},
+                feature_fingerprints={},
+                horizon=spec.horizon,
+                freq=spec.freq,
+                kind="scenario",
+                status="ok",
+                finished_at=_now(),
+                model="lightgbm",
+                cutoff_date=cutoff,
+            )
+            tables[RUNS] = TableWrite(_runs_table(settings, state, record))
+            progress("publishing")
+            publish_tables(settings, state, tables, run_id, "forecast")
+        finally:
+            state.close()
+    return ScenarioResult(
+        run_id,
+        cutoff,
+        tables[contract.SCENARIO_FORECAST.name].frame,
+        tables[contract.PRICE_ELASTICITY.name].frame,
+        time.perf_counter() - started,
+    )
 
 
 def memory_needed(spec: ForecastSpec, data: ForecastData) -> int:

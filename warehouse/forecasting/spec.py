@@ -99,6 +99,9 @@ class ForecastSpec:
     # where the global LightGBM trains: "" here; local:N a LocalCluster of N workers;
     # dask://host:port a running Dask scheduler (forecasting/distributed.py)
     cluster: str = ""
+    # what moves the published forecast in a price/promotion scenario (forecasting/scenario.py):
+    # "elasticity" (the category's log-log regression) or "model" (the response LightGBM)
+    scenario_response: str = "elasticity"
     # [forecast.hierarchy]: coherent forecasts per level (forecasting/hierarchy.py)
     hierarchy: HierarchySettings = field(default_factory=HierarchySettings)
 
@@ -139,6 +142,7 @@ KEYS = {
     "audits",
     "cluster",
     "hierarchy",
+    "scenario_response",
 }
 
 
@@ -208,6 +212,8 @@ def _check(spec: ForecastSpec, settings: Settings) -> None:
         raise ConfigError("quantile_method must be 'conformal' or 'boosters'", where)
     if spec.selection_shrinkage < 0:
         raise ConfigError("selection_shrinkage must be 0 or more", where)
+    if spec.scenario_response not in ("elasticity", "model"):
+        raise ConfigError("scenario_response must be 'elasticity' or 'model'", where)
     if spec.max_train_rows < 0:
         raise ConfigError("max_train_rows must be 0 (no limit) or more", where)
     if len(spec.quantiles) != 3 or not all(0 < q < 1 for q in spec.quantiles):

@@ -120,6 +120,29 @@ HIERARCHY_METRICS = TableContract(
     ("run_id", "method", "level", "series", "rows", "wape", "bias", "chosen"),
     append=True,
 )
+SCENARIO_FORECAST = TableContract(
+    "forecast.scenario_forecast",
+    (
+        "scenario",
+        "product_id",
+        "forecast_date",
+        "baseline_p50",
+        "units_p10",
+        "units_p50",
+        "units_p90",
+        "baseline_mean",
+        "units_mean",
+        "uplift",
+        "price_ratio",
+        "promo_depth",
+        "cutoff_date",
+        "run_id",
+    ),
+)
+PRICE_ELASTICITY = TableContract(
+    "forecast.price_elasticity",
+    ("run_id", "category", "method", "elasticity", "low", "high", "products", "rows"),
+)
 REPLENISHMENT_PLAN = TableContract("marts.replenishment_plan", PLAN_COLUMNS)
 # forecast.model_runs: one row per run, rewritten as the run moves from running to ok/failed
 RUN_SCHEMA: dict[str, Any] = {
@@ -153,6 +176,8 @@ CONTRACTS = {
         PROPENSITY_METRICS,
         DEMAND_FORECAST_HIERARCHY,
         HIERARCHY_METRICS,
+        SCENARIO_FORECAST,
+        PRICE_ELASTICITY,
         REPLENISHMENT_PLAN,
         MODEL_RUNS,
     )

@@ -265,6 +265,15 @@ def forecast_cmd(
             "--force", help="Publish even when a [forecast.audits] audit fails (recorded)."
         ),
     ] = False,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(
+            "--scenario",
+            help="Price/promotion what-if (Parquet or CSV: scenario, product_id or category, "
+            "start_date, end_date, price_change, promo_depth): writes "
+            "forecast.scenario_forecast; the published forecast is unchanged.",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -274,6 +283,20 @@ def forecast_cmd(
     import warehouse
     from warehouse.errors import UsageError
     from warehouse.interfaces import console
+
+    if scenario is not None:
+        if horizon or models or cutoff or against_truth or force:
+            raise UsageError(
+                "--scenario moves the published forecast: it takes no --horizon, --models, "
+                "--cutoff, --against-truth or --force"
+            )
+        with console.stage_progress(quiet or as_json) as progress:
+            moved = warehouse.scenario(scenario, settings(env), progress=progress)
+        if as_json:
+            console.print_json(console.scenario_json(moved))
+        elif not quiet:
+            console.scenario_summary(moved)
+        return
 
     try:
         as_of = date.fromisoformat(cutoff) if cutoff else None

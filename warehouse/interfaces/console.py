@@ -72,6 +72,59 @@ def stage_progress(quiet: bool) -> Iterator[Any]:
         yield lambda stage: progress.update(task, description=stage)
 
 
+def scenario_json(result: Any) -> dict[str, Any]:
+    import polars as pl
+
+    per = result.scenarios.group_by("scenario").agg(
+        rows=pl.len(),
+        baseline=pl.col("baseline_mean").sum(),
+        moved=pl.col("units_mean").sum(),
+        products_up=pl.col("product_id").filter(pl.col("uplift") > 0).n_unique(),
+        products=pl.col("product_id").n_unique(),
+    )
+    return {
+        "run_id": result.run_id,
+        "cutoff_date": result.cutoff,
+        "scenarios": per.sort("scenario").to_dicts(),
+        "elasticity": result.elasticity.to_dicts(),
+        "seconds": round(result.seconds, 2),
+    }
+
+
+def scenario_summary(result: Any) -> None:
+    summary = scenario_json(result)
+    view = Table(
+        title=f"wh forecast --scenario {result.run_id}: the published forecast (cutoff "
+        f"{result.cutoff}) moved by each scenario",
+        title_justify="left",
+    )
+    columns = ("scenario", "rows", "products up", "baseline units", "scenario units", "uplift")
+    for column in columns:
+        view.add_column(column, justify="left" if column == "scenario" else "right")
+    for row in summary["scenarios"]:
+        uplift = row["moved"] / row["baseline"] - 1 if row["baseline"] else float("nan")
+        view.add_row(
+            escape(str(row["scenario"])),
+            f"{row['rows']:,}",
+            f"{row['products_up']} of {row['products']}",
+            f"{row['baseline']:,.1f}",
+            f"{row['moved']:,.1f}",
+            f"{uplift:+.1%}",
+        )
+    out.print(view)
+    for row in result.elasticity.iter_rows(named=True):
+        if row["category"] != "all":
+            continue
+        out.print(
+            f"price elasticity ({row['method']}): {row['elasticity']:.2f} "
+            f"[{row['low']:.2f}, {row['high']:.2f}]"
+        )
+    out.print(
+        f"Published forecast.scenario_forecast and forecast.price_elasticity in "
+        f"{result.seconds:.1f}s; forecast.demand_forecast is unchanged."
+    )
+
+
 def forecast_summary(result: Any) -> None:
     metric = result.spec.metric
     ordered = sorted(result.scores.items(), key=lambda kv: (kv[1][metric], kv[0]))

@@ -10,8 +10,9 @@ quantities, negative prices, lines whose order is missing, unknown statuses, dup
 customers) is *added*, so staging must catch them and the truth still holds for clean rows.
 
 Generation runs in chunks of days and appends row groups to each file, so tens of millions
-of order lines fit in little memory. `truth.parquet` is written beside the sources folder,
-never inside it: it is not a source.
+of order lines fit in little memory. `truth.parquet` (and `truth_products.parquet`, each
+product's price elasticity) is written beside the sources folder, never inside it: it is not
+a source.
 """
 
 from __future__ import annotations
@@ -310,6 +311,15 @@ def generate(
     out_dir.mkdir(parents=True, exist_ok=True)
     cat = _catalogue(spec, rng)
     promotions = _promotions(spec, rng)
+    # each product's true price elasticity, beside truth.parquet (what price scenarios and
+    # forecast.price_elasticity are checked against); not a source
+    pl.DataFrame(
+        {
+            "product_id": np.arange(1, spec.products + 1),
+            "elasticity": cat.elasticity,
+            "category": cat.products["category"],
+        }
+    ).write_parquet(out_dir.parent / "truth_products.parquet")
     customers, weight, churn = _customers(spec, rng)
     signup_day = np.array([(d - spec.start).days for d in customers["signup_date"]])
     writers = _Writers(out_dir, {}, {})
