@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import forecast_project, rows
 
+from warehouse import scenario
 from warehouse.config import Settings
 from warehouse.forecasting.run import forecast
 from warehouse.interfaces.docs.site import build_site
@@ -63,6 +64,14 @@ def site(tmp_path_factory: pytest.TempPathFactory, forecast_sources: Path) -> Pa
     forecast(settings, models=["seasonal_naive"], cutoff=_last_day(settings) - timedelta(days=7))
     forecast(settings, models=["seasonal_naive", "lightgbm"], force=True)
     build(settings)
+    plan = settings.project_dir / "plan.csv"
+    first = _last_day(settings) + timedelta(days=1)
+    plan.write_text(
+        "scenario,category,start_date,end_date,price_change\n"
+        f"cut,{rows(settings, 'SELECT min(category) FROM staging.products')[0][0]},"
+        f"{first},{first + timedelta(days=5)},-0.1\n"
+    )
+    scenario(plan, settings)
     out = settings.project_dir / "site"
     build_site(settings, out)
     return out
@@ -88,6 +97,9 @@ def test_report_renders_charts_in_a_browser(site: Path, tmp_path: Path) -> None:
     assert dom.count("main-svg") >= 4  # plotly drew the charts (no network needed)
     assert "Feature importance" in dom and "Purchase propensity" in dom
     assert "Accuracy as actuals arrive" in dom and "WAPE of published runs by cutoff" in dom
+    assert "Hierarchy: forecasts that add up" in dom and "total demand: history" in dom
+    assert "Scenarios: what-if against the baseline" in dom and "scenario cut:" in dom
+    assert "log_log_regression" in dom
 
 
 def test_model_page_renders_in_a_browser(site: Path, tmp_path: Path) -> None:

@@ -54,9 +54,7 @@ def _cutoff(settings: Settings) -> date:
 
 
 def _price_cut(settings: Settings, path: Path, change: float = -0.1) -> Path:
-    categories = [
-        c for (c,) in rows(settings, "SELECT DISTINCT category FROM staging.products")
-    ]
+    categories = [c for (c,) in rows(settings, "SELECT DISTINCT category FROM staging.products")]
     start = _cutoff(settings) + timedelta(days=1)
     pl.DataFrame(
         {

@@ -182,3 +182,5 @@ CONTRACTS = {
         MODEL_RUNS,
     )
 }
+# published by a run only when it has scenarios (`--scenario FILE`, or a scenarios source)
+ON_REQUEST = frozenset({SCENARIO_FORECAST.name, PRICE_ELASTICITY.name})

@@ -198,12 +198,91 @@ def _accuracy_section(con: engine.Connection, freq: str) -> str:
     )
 
 
+def _hierarchy_section(con: engine.Connection, history: pl.DataFrame) -> str:
+    """The reconciled total against its history, and the backtest per level and method."""
+    reconciled = _frame(con, "SELECT * FROM forecast.demand_forecast_hierarchy")
+    metrics = _frame(
+        con,
+        "SELECT method, level, series, wape, bias, chosen FROM forecast.hierarchy_metrics "
+        "WHERE run_id = (SELECT max(run_id) FROM forecast.demand_forecast_hierarchy) "
+        "ORDER BY level, method",
+    )
+    if reconciled is None or reconciled.is_empty() or metrics is None:
+        return ""
+    total = reconciled.filter(pl.col("level") == "total").sort("forecast_date")
+    past = history.group_by("period").agg(pl.col("units").sum()).sort("period").tail(120)
+    method = str(reconciled["method"][0])
+    return (
+        "<h2>Hierarchy: forecasts that add up</h2>"
+        f"<p>Product forecasts reconciled with category, department and total by "
+        f"<b>{method}</b> (<code>forecast.demand_forecast_hierarchy</code>); the method with "
+        "the lower mean WAPE over the levels on the backtest folds is chosen.</p>"
+        + table(metrics.columns, metrics.rows())
+        + _band_chart(
+            "total demand: history and reconciled forecast",
+            total,
+            [
+                (past["period"], past["units"], "actual", "#444", "lines"),
+                (total["forecast_date"], total["units_p50"], "p50", "#0b5cad", "lines"),
+            ],
+        )
+    )
+
+
+def _scenario_section(con: engine.Connection) -> str:
+    """Each scenario's expected units against the baseline's, and the price elasticities."""
+    import plotly.graph_objects as go
+
+    moved = _frame(
+        con,
+        "SELECT scenario, forecast_date, sum(baseline_mean) AS baseline, "
+        "sum(units_mean) AS scenario_units FROM forecast.scenario_forecast GROUP BY ALL "
+        "ORDER BY scenario, forecast_date",
+    )
+    elasticity = _frame(
+        con,
+        "SELECT category, method, elasticity, low, high, products FROM "
+        "forecast.price_elasticity ORDER BY category, method",
+    )
+    if moved is None or moved.is_empty():
+        return ""
+    body = (
+        "<h2>Scenarios: what-if against the baseline</h2><p>Expected units of the products "
+        "and dates each scenario changes (<code>forecast.scenario_forecast</code>), without "
+        "and with it.</p>"
+    )
+    for (name,), part in moved.group_by("scenario", maintain_order=True):
+        figure = go.Figure()
+        for column, label in (("baseline", "baseline"), ("scenario_units", str(name))):
+            figure.add_trace(
+                go.Scatter(
+                    x=part["forecast_date"].to_list(),
+                    y=part[column].to_list(),
+                    mode="lines+markers",
+                    name=label,
+                )
+            )
+        gain = float(part["scenario_units"].sum()) / float(part["baseline"].sum()) - 1
+        figure.update_layout(
+            title=f"scenario {name}: {gain:+.1%} expected units",
+            xaxis_title="forecast date",
+            yaxis_title="units",
+        )
+        body += _chart(figure)
+    if elasticity is not None and not elasticity.is_empty():
+        body += "<h3>Price elasticity per category (90 % intervals)</h3>" + table(
+            elasticity.columns, elasticity.rows()
+        )
+    return body
+
+
 def _report_body(con: engine.Connection) -> str:
     import plotly.graph_objects as go
 
     runs = _frame(
         con,
-        "SELECT * FROM forecast.model_runs WHERE status = 'ok' ORDER BY finished_at DESC LIMIT 1",
+        "SELECT * FROM forecast.model_runs WHERE status = 'ok' AND kind = 'demand' "
+        "ORDER BY finished_at DESC LIMIT 1",
     )
     if runs is None or runs.is_empty():
         return (
@@ -253,6 +332,8 @@ def _report_body(con: engine.Connection) -> str:
     figure.update_layout(title="WAPE by horizon step", xaxis_title="horizon", yaxis_title="WAPE")
     body += "<h2>Backtest by horizon</h2>" + _chart(figure)
     body += _accuracy_section(con, str(run["freq"]))
+    body += _hierarchy_section(con, history)
+    body += _scenario_section(con)
     totals = (
         history.group_by("product_id").agg(pl.col("units").sum()).sort("units", descending=True)
     )
