@@ -179,13 +179,19 @@ def forecast_sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def forecast_project(tmp_path: Path, sources: Path, freq: str = "day") -> Settings:
+def forecast_project(
+    tmp_path: Path, sources: Path, freq: str = "day", hierarchy: bool = False
+) -> Settings:
+    """The example project set up to forecast in seconds. The hierarchy step (its own
+    statsforecast fits and hierarchicalforecast's imports: seconds per run) is off unless
+    asked for; `[forecast.hierarchy]` is the last table, so a test may append its keys."""
     horizon, train, step = {"day": (7, 90, 5), "week": (4, 20, 1), "month": (2, 4, 1)}[freq]
     return copy_project(
         tmp_path / "project",
         sources,
         f'freq = "{freq}"\n',
-        FORECAST_TOML.format(horizon=horizon, train=train, step=step),
+        FORECAST_TOML.format(horizon=horizon, train=train, step=step)
+        + f"[forecast.hierarchy]\nenabled = {'true' if hierarchy else 'false'}\n",
     )
 
 

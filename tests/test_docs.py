@@ -58,7 +58,7 @@ def _last_day(settings: Settings) -> date:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, forecast_sources: Path) -> Path:
-    settings = forecast_project(tmp_path_factory.mktemp("docs"), forecast_sources)
+    settings = forecast_project(tmp_path_factory.mktemp("docs"), forecast_sources, hierarchy=True)
     build(settings)
     # a run a week back, scored by the next build (the report's accuracy section), then today's
     forecast(settings, models=["seasonal_naive"], cutoff=_last_day(settings) - timedelta(days=7))

@@ -27,7 +27,7 @@ from warehouse.runtime.build import build
 
 
 def test_forecast_publishes_every_table(tmp_path: Path, forecast_sources: Path) -> None:
-    settings = make_project(tmp_path, forecast_sources)
+    settings = make_project(tmp_path, forecast_sources, hierarchy=True)
     build(settings)
     result = forecast(settings, truth=forecast_sources.parent / "truth.parquet")
     assert result.truth_wape is not None and set(result.truth_wape) == set(result.scores)

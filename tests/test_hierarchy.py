@@ -57,7 +57,7 @@ def _add_up(settings: object) -> None:
 def test_reconciled_forecasts_add_up_at_every_level(
     tmp_path: Path, forecast_sources: Path, freq: str
 ) -> None:
-    settings = forecast_project(tmp_path, forecast_sources, freq)
+    settings = forecast_project(tmp_path, forecast_sources, freq, hierarchy=True)
     build(settings)
     result = forecast(settings, models=MODELS)
     _add_up(settings)
@@ -94,10 +94,10 @@ def test_reconciled_forecasts_add_up_at_every_level(
 def test_bottom_up_keeps_the_published_product_forecasts(
     tmp_path: Path, forecast_sources: Path
 ) -> None:
-    settings = forecast_project(tmp_path, forecast_sources)
+    settings = forecast_project(tmp_path, forecast_sources, hierarchy=True)
     (settings.project_dir / "wh.toml").write_text(
         (settings.project_dir / "wh.toml").read_text()
-        + '[forecast.hierarchy]\nmethod = "bottom_up"\nlevels = ["category"]\n'
+        + 'method = "bottom_up"\nlevels = ["category"]\n'
     )
     settings = load_settings(settings.project_dir)
     build(settings)
@@ -119,10 +119,9 @@ def test_bottom_up_keeps_the_published_product_forecasts(
 def test_a_level_that_is_not_a_product_column_is_a_clear_error(
     tmp_path: Path, forecast_sources: Path
 ) -> None:
-    settings = forecast_project(tmp_path, forecast_sources)
+    settings = forecast_project(tmp_path, forecast_sources, hierarchy=True)
     (settings.project_dir / "wh.toml").write_text(
-        (settings.project_dir / "wh.toml").read_text()
-        + '[forecast.hierarchy]\nlevels = ["aisle"]\n'
+        (settings.project_dir / "wh.toml").read_text() + 'levels = ["aisle"]\n'
     )
     settings = load_settings(settings.project_dir)
     build(settings)
