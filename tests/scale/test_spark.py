@@ -30,6 +30,7 @@ from conftest import (
     fail_orders_audit,
     free_port,
     published,
+    rows,
     split_last_day,
     wh_command,
 )
@@ -73,6 +74,66 @@ def test_every_published_table_equals_the_duckdb_build(
     files = [p for p in (on.warehouse / "versions").rglob("*") if p.is_file()]
     assert files and all(p.suffix == ".parquet" for p in files)
     assert any("wh_month=" in str(p) for p in files)
+
+
+def _forecast_history(settings: Settings, weekly_cutoffs: int = 2) -> pl.DataFrame:
+    """Forecast rows as `wh forecast` publishes them, made up (deterministic, no model run):
+    each product from cutoffs one and two weeks before the last period, 14 days ahead."""
+    demand = pl.DataFrame(
+        rows(settings, "SELECT product_id, period FROM features.demand"),
+        schema=["product_id", "period"],
+        orient="row",
+    )
+    last = demand["period"].max()
+    assert isinstance(last, date)
+    frames = []
+    for k in range(1, weekly_cutoffs + 1):
+        cutoff = last - timedelta(days=7 * k)
+        ahead = demand.filter(pl.col("period") == cutoff).select("product_id")
+        steps = pl.DataFrame({"h": list(range(1, 15))})
+        frames.append(
+            ahead.join(steps, how="cross").select(
+                "product_id",
+                forecast_date=pl.lit(cutoff) + pl.duration(days=pl.col("h")),
+                units_forecast=(
+                    pl.col("h") % 3 + pl.col("product_id").cast(pl.String).str.len_chars() % 2
+                ).cast(pl.Float64),
+                units_p10=pl.lit(0.0),
+                units_p50=(
+                    pl.col("h") % 3 + pl.col("product_id").cast(pl.String).str.len_chars() % 2
+                ).cast(pl.Float64),
+                units_p90=(pl.col("h") % 3 + 2).cast(pl.Float64),
+                cutoff_date=pl.lit(cutoff),
+                model=pl.lit("made_up"),
+                run_id=pl.lit(f"run-{k}"),
+            )
+        )
+    return pl.concat(frames)
+
+
+def test_forecast_accuracy_on_spark_equals_duckdb(project: Settings, spark: Spark) -> None:
+    """marts.forecast_accuracy reads a table `wh forecast` publishes: with rows in it, its
+    Spark build equals DuckDB's (windows over running sums, date_diff by freq, the seasonal
+    naive join)."""
+    from warehouse.runtime.publish import TableWrite, publish_tables
+    from warehouse.runtime.state import open_state
+
+    build(project)
+    history = _forecast_history(project)
+    on = on_spark(twin(project, "spark"))
+    for settings in (project, on):
+        state = open_state(settings)
+        try:
+            write = TableWrite(history)
+            publish_tables(settings, state, {"forecast.demand_forecast_history": write}, "t", "t")
+        finally:
+            state.close()
+    build(project)
+    result = build(on)
+    assert "marts.forecast_accuracy" in {r.plan.model.name for r in result.results}
+    scored = rows(project, "SELECT count(*), count(naive_forecast) FROM marts.forecast_accuracy")
+    assert scored[0][0] > 0 and scored[0][1] > 0
+    assert compare(project.warehouse, on.warehouse) == {}
 
 
 def test_incremental_on_spark_equals_a_full_build(project: Settings, spark: Spark) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 from warehouse.config import Settings
 from warehouse.errors import ModelError
 from warehouse.project.model import ModelKind
+from warehouse.runtime import produced
 from warehouse.runtime.audits import audit_queries, run_audits
 from warehouse.runtime.engine import duckdb as duck
 from warehouse.runtime.engine import spark_sql
@@ -75,7 +76,10 @@ class SparkModelRunner(ModelRunner):
             return list(self._this_columns)
         if schema in ("source", "arrived"):
             return list(self._source_columns(table))
-        return list(self.versions[f"{schema}.{table}"].columns)
+        name = f"{schema}.{table}"
+        if name not in self.versions and name in produced.READABLE_BEFORE_PUBLISH:
+            return list(produced.READABLE_BEFORE_PUBLISH[name].items())
+        return list(self.versions[name].columns)
 
     def translate(self, sql: str, item: ModelPlan | None, params: dict[str, Any]) -> str:
         try:
@@ -284,6 +288,13 @@ class SparkModelRunner(ModelRunner):
             tables[f"source.{name}"] = self._source_columns(name)
         for name in item.model.arrived:
             tables[f"arrived.{name}"] = self._source_columns(name)
+        for name in item.model.produced:  # a forecast table: served, or not published yet
+            if name in self.versions:
+                tables[name] = list(self.versions[name].columns)
+            else:
+                empty = produced.empty_select(name)
+                assert empty is not None, f"{name}: the plan admits only known tables"
+                duck.create_view(con, name, empty)
         for name, columns in tables.items():
             duck.create_view(con, name, duck.empty_typed(columns))
         if item.model.reads_this:
