@@ -89,6 +89,8 @@ def test_site_has_a_page_per_model_and_links_resolve(site: Path) -> None:
     demand = (site / "models" / "features.demand.html").read_text()
     assert "promo_discount_pct" in demand and "unique(product_id, period)" in demand
     assert "class='lineage'" in demand and "features.demand_features" in demand
+    profile = (site / "models" / "features.customer_profile.html").read_text()
+    assert "pii:direct" in profile and "pii:quasi (from source.customers.signup_date)" in profile
 
 
 def test_report_renders_charts_in_a_browser(site: Path, tmp_path: Path) -> None:

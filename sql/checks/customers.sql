@@ -1,5 +1,6 @@
 -- kind: full
 -- description: Every source customer row, typed, with the reason staging rejects it (null = kept).
+-- pii: reject_reason none: a reason code, not a person
 -- column reject_reason: null_customer_id | duplicate_customer_id (the first row of an id is kept).
 with numbered as (
     select

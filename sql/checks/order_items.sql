@@ -5,6 +5,7 @@
 -- audits: not_null(order_id, product_id, quantity, unit_price, order_date, where="reject_reason is null")
 -- assert: reject_reason is not null or (quantity > 0 and discount between 0 and 1)
 -- description: Every source order line, typed, with its order's date, the reason staging rejects it (null = kept) and the unknown-product flag. Built by order date like checks.orders: an incremental build checks the lines of the last days' orders, and lines without a dated order again (those the extended version had, and those in the files that arrived).
+-- pii: reject_reason none: a reason code, not a person
 -- column order_date: Day of the line's order; null when there is no such order (or it has no timestamp): those lines are checked every run.
 -- column reject_reason: null_order_id | null_product_id | duplicate_line (exact copies after the first) | null_quantity | non_positive_quantity | implausible_quantity (above $max_line_quantity, [checks] max_line_quantity in wh.toml) | null_price | non_finite_price (NaN, infinity) | negative_price | discount_out_of_range | missing_order (no such order) | order_rejected (its order was rejected).
 -- column unknown_product: The product id is not in staging.products; the line is kept.

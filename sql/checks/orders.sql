@@ -5,6 +5,7 @@
 -- audits: unique(order_id, where="reject_reason is null"), not_null(order_date, where="reject_reason is null")
 -- audits: accepted_values(status, 'completed', 'cancelled', 'returned', where="reject_reason is null")
 -- description: Every source order, typed (timestamps as UTC), with the reason staging rejects it (null = kept). Built by order date: when order files are added, only the last days are checked again (every copy of their ids is still compared, so duplicates are found across all history); orders that arrive for older days make the row count differ from the source, and the model is then rebuilt in full.
+-- pii: reject_reason none: a reason code, not a person
 -- column order_date: Day of the order (UTC); null when order_ts is (those rows are checked every run).
 -- column reject_reason: null_order_id | duplicate_order_id | null_order_ts | future_order_ts (after the day the model is built) | unknown_status.
 with arrived as (

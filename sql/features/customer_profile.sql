@@ -3,6 +3,10 @@
 -- audits: accepted_values(segment, 'champions', 'loyal', 'potential', 'new', 'at_risk', 'hibernating', 'no_orders')
 -- assert: recency_score is null or recency_score between 1 and 5
 -- description: One row per customer (with or without orders) as of $as_of_date (wh.toml as_of_date; default the last order date): order history, RFM and a named segment. Only orders on or before the as-of date count.
+-- pii: segment quasi: a score of one customer: identifying only with the id
+-- pii: recency_score quasi: a score of one customer
+-- pii: frequency_score quasi: a score of one customer
+-- pii: monetary_score quasi: a score of one customer
 -- column orders: Non-cancelled orders.
 -- column revenue: Paid revenue of non-cancelled orders (returns included: they were demand).
 -- column avg_order_value: revenue / orders; null without orders.

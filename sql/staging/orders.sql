@@ -1,5 +1,7 @@
 -- kind: view
 -- description: Orders, one row per order_id; timestamps normalised to UTC and a UTC date; rejected orders are in staging.rejects. (checks.orders audits the kept rows: at least one, unique order_id, a date, a known status; there an incremental build audits only the days it computed.)
+-- pii: is_guest none: whether an id is missing, not who
+-- pii: unknown_customer none: whether the id is known, not who
 -- column customer_id: Null for guest checkouts.
 -- column order_date: Day of the order (UTC).
 -- column is_guest: No customer id.

@@ -1,5 +1,7 @@
 -- kind: full
 -- description: Every source row cleaning rejected: its source, the reason and the typed row as JSON. Raw rows = staged rows + rejected rows, per source.
+-- pii: reason none: a reason code, not a person
+-- pii: row direct: the rejected row as JSON holds customer ids, countries, signup dates
 -- column row: The rejected row, typed, as JSON.
 select 'customers' as source, reject_reason as reason,
     json_remove(to_json(c), '$.reject_reason') as row

@@ -441,10 +441,18 @@ def sources_check_cmd(as_json: JsonOpt = False) -> None:
 @app.command("lineage")
 @handle_errors
 def lineage_cmd(
-    target: Annotated[str, typer.Argument(help="schema.table or schema.table.column")],
+    target: Annotated[
+        str | None, typer.Argument(help="schema.table or schema.table.column")
+    ] = None,
+    pii: Annotated[
+        bool,
+        typer.Option("--pii", help="List every column tagged as personal data, and why."),
+    ] = False,
     env: EnvOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Upstream and downstream models of a table, or the source columns of a column."""
+    from warehouse.errors import UsageError
     from warehouse.interfaces.console import out
     from warehouse.project.loader import load_project
     from warehouse.runtime.lineage import column_lineage, lineage_schema, table_lineage
@@ -452,6 +460,40 @@ def lineage_cmd(
 
     cfg = settings(env)
     project = load_project(cfg)
+    if pii:
+        from warehouse.interfaces import console
+        from warehouse.runtime.pii import pii_report
+
+        state = open_state(cfg)
+        try:
+            report = pii_report(project, lineage_schema(project, state, cfg.env))
+        finally:
+            state.close()
+        tags = [t for t in report.ordered() if target is None or t.table.startswith(target)]
+        listed = [
+            {"table": t.table, "column": t.column, "pii": t.level, "from": list(t.origins),
+             "declared": t.declared, "note": t.note}
+            for t in tags
+        ]  # fmt: skip
+        if as_json:
+            cleared = sorted(report.cleared.items())
+            console.print_json({"pii": listed, "cleared": [
+                {"table": t, "column": c, "reason": r} for (t, c), r in cleared
+            ]})  # fmt: skip
+            return
+        console.table(
+            ["column", "pii", "from", "note"],
+            [
+                [f"{t.table}.{t.column}", t.level, ", ".join(t.origins),
+                 t.note or ("declared" if t.declared else "")]
+                for t in tags
+            ],
+            f"personal data in env {cfg.env}: {len(tags)} columns, "
+            f"{len(report.cleared)} declared none",
+        )  # fmt: skip
+        return
+    if target is None:
+        raise UsageError("name a table or column, or pass --pii", hint="wh lineage staging.orders")
     parts = target.split(".")
     table = ".".join(parts[:2])
     if len(parts) == 2:

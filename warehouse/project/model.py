@@ -57,7 +57,12 @@ DIRECTIVES = {
     "description",
     "tags",
     "column",
+    "pii",
 }
+# `-- pii: <column> direct|quasi|none[: reason]`: a column's personal-data tag; `none` (which
+# stops a tag inherited through lineage) needs its reason
+PII_LEVELS = ("direct", "quasi", "none")
+PII_LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s+([A-Za-z]+)\s*(?::\s*(.*))?$")
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,9 @@ class Model:
     description: str = ""
     columns: tuple[tuple[str, str], ...] = ()
     tags: tuple[str, ...] = ()
+    # (column, direct|quasi|none, reason): personal-data tags the model declares (metadata:
+    # not part of the fingerprint); tags of its inputs propagate through lineage (runtime/pii)
+    pii: tuple[tuple[str, str, str], ...] = ()
     func: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
     arrived: frozenset[str] = frozenset()  # sources read as arrived.<name>
     produced: frozenset[str] = frozenset()  # tables `wh forecast` publishes that it reads
@@ -250,7 +258,7 @@ COLUMN_LINE = re.compile(r"^--\s*column\s+([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.*)$")
 
 def parse_header(text: str, path: Path | str) -> dict[str, Any]:
     """Read the directives of the leading `--` comment block."""
-    found: dict[str, Any] = {"assert": [], "column": []}
+    found: dict[str, Any] = {"assert": [], "column": [], "pii": []}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
@@ -275,6 +283,8 @@ def parse_header(text: str, path: Path | str) -> dict[str, Any]:
             raise ModelError(f"unknown directive '{key}'", path, number, hint=hint)
         if key == "assert":
             found["assert"].append(value)
+        elif key == "pii":
+            found["pii"].append(parse_pii(value, path, number))
         elif key == "audits":  # repeatable, like assert: long lists read better one per line
             start = raw.find(value, raw.find(":")) + 1 if value else None
             found[key] = found.get(key, ()) + parse_audits(value, path, number, start)
@@ -285,12 +295,36 @@ def parse_header(text: str, path: Path | str) -> dict[str, Any]:
     return found
 
 
+def parse_pii(value: str, path: Path | str, line: int | None) -> tuple[str, str, str]:
+    """`customer_id direct`, `country quasi`, `orders none: a count, not a person`."""
+    found = PII_LINE.match(value)
+    level = found.group(2).lower() if found else ""
+    if not found or level not in PII_LEVELS:
+        raise ModelError(
+            f"cannot read the pii tag '{value}'",
+            path,
+            line,
+            hint="write '-- pii: <column> direct', '-- pii: <column> quasi' or "
+            "'-- pii: <column> none: <why it is not personal data>'",
+        )
+    reason = (found.group(3) or "").strip()
+    if level == "none" and not reason:
+        raise ModelError(
+            f"'-- pii: {found.group(1)} none' needs a reason",
+            path,
+            line,
+            hint=f"e.g. '-- pii: {found.group(1)} none: a count over customers, not a person'",
+        )
+    return found.group(1).lower(), level, reason
+
+
 def header_config(header: dict[str, Any], path: Path | str) -> dict[str, Any]:
     """Turn raw header values into Model fields, checking each."""
     config: dict[str, Any] = {
         "audits": header.get("audits", ()),
         "asserts": tuple(header["assert"]),
         "columns": tuple(header["column"]),
+        "pii": tuple(header.get("pii", ())),
     }
     if "kind" in header:
         value, line = header["kind"]

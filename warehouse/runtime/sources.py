@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 class Column:
     name: str
     kind: str  # id | string | date | timestamp | double | int
+    pii: str = ""  # direct (identifies a person) | quasi (does with other data) | "" (neither)
 
 
 @dataclass(frozen=True)
@@ -37,12 +38,16 @@ class Contract:
 
 
 def _cols(spec: str) -> tuple[Column, ...]:
+    """`name:kind[:pii level]` items."""
     return tuple(Column(*item.split(":")) for item in spec.split())
 
 
 CONTRACTS: dict[str, Contract] = {
     "customers": Contract(
-        _cols("customer_id:id signup_date:date country:string channel:string segment:string"),
+        _cols(
+            "customer_id:id:direct signup_date:date:quasi country:string:quasi "
+            "channel:string segment:string"
+        ),
         may_be_empty=True,
     ),
     "products": Contract(
@@ -52,7 +57,7 @@ CONTRACTS: dict[str, Contract] = {
         )
     ),
     "orders": Contract(
-        _cols("order_id:id customer_id:id order_ts:timestamp channel:string status:string")
+        _cols("order_id:id customer_id:id:direct order_ts:timestamp channel:string status:string")
     ),
     "order_items": Contract(
         _cols("order_id:id product_id:id quantity:int unit_price:double discount:double")

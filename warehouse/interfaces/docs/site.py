@@ -13,6 +13,8 @@ from warehouse.interfaces.docs.html import lineage_svg, model_link, page, table
 from warehouse.interfaces.docs.report import write_report
 from warehouse.project.loader import Project, load_project
 from warehouse.project.model import Model
+from warehouse.runtime.lineage import lineage_schema
+from warehouse.runtime.pii import PiiReport, pii_report
 from warehouse.runtime.state import State, Version, open_state
 
 
@@ -26,7 +28,9 @@ def _when(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _model_page(project: Project, model: Model, version: Version | None, state: State) -> str:
+def _model_page(
+    project: Project, model: Model, version: Version | None, state: State, pii: PiiReport
+) -> str:
     up, down = project.dag.ancestors(model.name), project.dag.descendants(model.name)
     docs = dict(model.columns)
     facts = [
@@ -51,8 +55,11 @@ def _model_page(project: Project, model: Model, version: Version | None, state: 
     body += table(["", ""], facts)
     if version is not None:
         body += "<h2>Columns</h2>" + table(
-            ["column", "type", "description"],
-            [(name, kind, docs.get(name, "")) for name, kind in version.columns],
+            ["column", "type", "personal data", "description"],
+            [
+                (name, kind, _pii_cell(pii, model.name, name), docs.get(name, ""))
+                for name, kind in version.columns
+            ],
         )
         audits = state.audit_results(version.fingerprint)
         if audits:
@@ -81,6 +88,16 @@ def _model_page(project: Project, model: Model, version: Version | None, state: 
     language = "SQL" if model.language == "sql" else "Python"
     body += f"<h2>{language}</h2><pre>{escape(model.query)}</pre>"
     return page(model.name, body, depth=1)
+
+
+def _pii_cell(pii: PiiReport, table: str, column: str) -> str:
+    """`pii:direct` / `pii:quasi` and what it comes from; `none` with the model's reason."""
+    tag = pii.of(table, column)
+    if tag is not None:
+        origin = ", ".join(o for o in tag.origins if o != f"{table}.{column}")
+        return f"pii:{tag.level}" + (f" (from {origin})" if origin else "")
+    reason = pii.cleared.get((table, column))
+    return f"none: {reason}" if reason else ""
 
 
 def _index(project: Project, versions: dict[str, Version]) -> str:
@@ -125,8 +142,9 @@ def build_site(settings: Settings, out: Path) -> SiteResult:
             name: v for name, fp in head.mapping.items() if (v := state.get_version(fp)) is not None
         }
         (out / "models").mkdir(parents=True, exist_ok=True)
+        pii = pii_report(project, lineage_schema(project, state, settings.env))
         for model in project.ordered():
-            html = _model_page(project, model, versions.get(model.name), state)
+            html = _model_page(project, model, versions.get(model.name), state, pii)
             (out / "models" / f"{model.name}.html").write_text(html, encoding="utf-8")
         (out / "index.html").write_text(_index(project, versions), encoding="utf-8")
     finally:

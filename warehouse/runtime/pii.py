@@ -1,0 +1,141 @@
+"""Personal-data tags: declared on source contract columns and in model headers
+(`-- pii: <column> direct|quasi|none: reason`), propagated through column lineage.
+
+A model column computed from a tagged column carries the strongest tag of what it is
+computed from (direct > quasi), unless the model declares the column `none` with a reason
+(an aggregate that no longer describes a person) or a tag of its own. SQL models are traced
+one step at a time with sqlglot's column lineage (so a `none` in the middle stops the tag);
+a Python model's column carries the tag of a same-named column of its inputs (its code is not
+traced). A column whose SQL cannot be traced is treated like a Python model's, and says so.
+A declared tag (`direct`, `quasi`) stands over an inherited one: the model's author says
+what the column is (a per-customer score is quasi, not the id it was computed with).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from warehouse.project.loader import SOURCE_SCHEMA, Project
+from warehouse.project.model import DIALECT, Model
+from warehouse.runtime.sources import CONTRACTS
+
+RANK = {"quasi": 1, "direct": 2}
+Schema = dict[str, dict[str, dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class Tag:
+    """A column's personal-data tag and where it comes from."""
+
+    table: str
+    column: str
+    level: str  # direct | quasi
+    origins: tuple[str, ...]  # the tagged columns it is computed from (source or declared)
+    declared: bool = False  # the model (or the source contract) says so itself
+    note: str = ""
+
+
+@dataclass
+class PiiReport:
+    tags: dict[tuple[str, str], Tag] = field(default_factory=dict)
+    # columns a model declared `none` although computed from tagged columns, with the reason
+    cleared: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def of(self, table: str, column: str) -> Tag | None:
+        return self.tags.get((table, column))
+
+    def ordered(self) -> list[Tag]:
+        return [self.tags[k] for k in sorted(self.tags)]
+
+
+def source_tags() -> dict[tuple[str, str], str]:
+    """(source.<name>, column) -> level, from the source contract."""
+    return {
+        (f"{SOURCE_SCHEMA}.{name}", c.name): c.pii
+        for name, contract in CONTRACTS.items()
+        for c in contract.columns
+        if c.pii
+    }
+
+
+def _traced(model: Model, schema: dict[str, Any]) -> tuple[Any, Any] | None:
+    """The model's query qualified once, and its scope: lineage per column reuses them."""
+    import sqlglot
+    from sqlglot.optimizer.qualify import qualify
+    from sqlglot.optimizer.scope import build_scope
+
+    try:
+        expression = qualify(
+            sqlglot.parse_one(model.query, dialect=DIALECT),
+            schema=schema,
+            dialect=DIALECT,
+            validate_qualify_columns=False,
+            identify=False,
+        )
+        return expression, build_scope(expression)
+    except Exception:  # sqlglot raises plain errors on what it cannot qualify
+        return None
+
+
+def _sql_parents(
+    traced: tuple[Any, Any], column: str, schema: dict[str, Any]
+) -> list[tuple[str, str]] | None:
+    """The (table, column)s one step up that `column` is computed from (None: untraceable)."""
+    from sqlglot import exp
+    from sqlglot.lineage import lineage
+
+    expression, scope = traced
+    try:
+        root = lineage(column, expression, schema=schema, dialect=DIALECT, scope=scope, copy=False)
+    except Exception:
+        return None
+    found: list[tuple[str, str]] = []
+    for node in root.walk():
+        if not isinstance(node.source, exp.Table) or node.downstream:
+            continue
+        table = f"{node.source.db}.{node.source.name}" if node.source.db else node.source.name
+        found.append((table, node.name.split(".")[-1]))
+    return found
+
+
+def pii_report(project: Project, schema: Schema) -> PiiReport:
+    """Every tagged column of the project's models (and of the sources they read), given the
+    columns of what the environment publishes (`lineage.lineage_schema`)."""
+    report = PiiReport()
+    for (table, column), level in source_tags().items():
+        report.tags[(table, column)] = Tag(table, column, level, (f"{table}.{column}",), True)
+    for model in project.ordered():
+        schema_name, table_name = model.name.split(".", 1)
+        columns = list(schema.get(schema_name, {}).get(table_name, {}))
+        declared = {c: (level, reason) for c, level, reason in model.pii}
+        inputs = sorted(model.depends_on | {f"{SOURCE_SCHEMA}.{s}" for s in model.sources})
+        tagged_inputs = {(t, c) for (t, c) in report.tags if t in inputs or t in model.produced}
+        traced = _traced(model, schema) if model.language == "sql" and tagged_inputs else None
+        for column in columns:
+            parents: list[tuple[str, str]] = []
+            note = ""
+            if tagged_inputs:
+                traced_parents = _sql_parents(traced, column, schema) if traced else None
+                if traced_parents is None:  # Python code, or SQL sqlglot cannot trace
+                    parents = [(t, c) for (t, c) in tagged_inputs if c == column]
+                    note = "same-named input column" if parents else ""
+                else:
+                    parents = traced_parents
+            tags = [report.tags[p] for p in parents if p in report.tags]
+            level, reason = declared.get(column, ("", ""))
+            if level == "none":
+                if tags:
+                    report.cleared[(model.name, column)] = reason
+                continue
+            origins = tuple(sorted({o for t in tags for o in t.origins}))
+            inherited = max((t.level for t in tags), key=RANK.__getitem__, default="")
+            if level:  # the model's own word stands (e.g. quasi for a score of a person)
+                report.tags[(model.name, column)] = Tag(
+                    model.name, column, level, origins or (f"{model.name}.{column}",), True, reason
+                )
+            elif inherited:
+                report.tags[(model.name, column)] = Tag(
+                    model.name, column, inherited, origins, False, note
+                )
+    return report
