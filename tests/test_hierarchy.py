@@ -11,6 +11,7 @@ from conftest import forecast_project, rows
 from warehouse import forecast
 from warehouse.config import load_settings
 from warehouse.errors import ConfigError
+from warehouse.forecasting import hierarchy
 from warehouse.runtime.build import build
 
 MODELS = ["seasonal_naive", "moving_average"]
@@ -114,6 +115,21 @@ def test_bottom_up_keeps_the_published_product_forecasts(
     assert rows(
         settings, "SELECT DISTINCT level FROM forecast.demand_forecast_hierarchy ORDER BY 1"
     ) == [("category",), ("product",), ("total",)]
+
+
+def test_a_hierarchy_too_large_for_mint_is_summed_bottom_up(
+    tmp_path: Path, forecast_sources: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above MINT_MAX_SERIES (M5's 30,000 products would need a 7 GB covariance) only
+    bottom-up runs, without hierarchicalforecast's dense summing matrix; it still adds up."""
+    monkeypatch.setattr(hierarchy, "MINT_MAX_SERIES", 5)
+    settings = forecast_project(tmp_path, forecast_sources, hierarchy=True)
+    build(settings)
+    result = forecast(settings, models=MODELS)
+    _add_up(settings)
+    assert rows(settings, "SELECT DISTINCT method, chosen FROM forecast.hierarchy_metrics "
+                "ORDER BY 1") == [("base", False), ("bottom_up", True)]  # fmt: skip
+    assert any("MinT skipped" in n for n in result.notes)
 
 
 def test_a_level_that_is_not_a_product_column_is_a_clear_error(

@@ -35,6 +35,10 @@ TOTAL = "total"
 METHODS = ("bottom_up", "mint_shrink")
 KEYS = {"levels", "method", "enabled"}
 QUANTILES = (0.1, 0.9)
+# MinT estimates a covariance of every series with every other: beyond this many series
+# (a 2,000 x 2,000 matrix is 32 MB; M5's 30,000 products would need 7 GB) only bottom-up runs,
+# summed by wh without a summing matrix, and the run's note says so
+MINT_MAX_SERIES = 2_000
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,7 @@ class HierarchyResult:
     metrics: pl.DataFrame  # method, level, series, rows, wape, bias, chosen
     method: str
     seconds: dict[str, float] = field(default_factory=dict)
+    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,15 @@ class _Tree:
     tags: dict[str, np.ndarray]
     series: pl.DataFrame  # unique_id, level, key
     products: pl.DataFrame  # product_id, unique_id (the product's series)
+
+    @property
+    def mint(self) -> bool:
+        """Small enough for MinT (and hierarchicalforecast's summing matrix)."""
+        return self.series.height <= MINT_MAX_SERIES
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return METHODS if self.mint else ("bottom_up",)
 
 
 def _tree(demand: pl.DataFrame, members: pl.DataFrame, levels: tuple[str, ...]) -> _Tree:
@@ -150,7 +164,10 @@ def _tree(demand: pl.DataFrame, members: pl.DataFrame, levels: tuple[str, ...]) 
     )
     path = ["total", *levels]
     spec = [path[: i + 1] for i in range(len(path))] + [[*path, "product_id"]]
-    actual, summing, tags = aggregate(history, spec)
+    count = sum(history.select(path[: i + 1]).n_unique() for i in range(len(path)))
+    count += history["product_id"].n_unique()
+    # sparse beyond MinT's size: a dense summing matrix of M5's products would be 7 GB
+    actual, summing, tags = aggregate(history, spec, sparse_s=count > MINT_MAX_SERIES)
     names = [TOTAL, *levels, PRODUCT]
     series = pl.concat(
         [
@@ -244,6 +261,12 @@ def _reconcile(
     # seasonal naive's residuals when two seasons are known, else naive's
     lag = season if known["ds"].n_unique() > 2 * season else 1
     insample = known.with_columns(base=pl.col("y").shift(lag).over("unique_id")).drop_nulls("base")
+    if not tree.mint:  # bottom-up only: the products' forecasts summed up the tree
+        return hat.join(
+            _sum_up(hat.join(tree.products, on="unique_id").select(
+                "unique_id", "ds", bottom_up="base"), tree),
+            on=["unique_id", "ds"],
+        )  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         reconciled = HierarchicalReconciliation(
@@ -314,11 +337,11 @@ def reconcile_run(
         fold = _reconcile(tree, part, cutoff, horizon, freq, season)
         scored.append(fold.with_columns(cutoff_date=pl.lit(cutoff)))
     levels = tree.series.select("unique_id", "level")
-    metrics, residuals = _backtest_metrics(scored, tree, levels, freq)
+    metrics, residuals = _backtest_metrics(scored, tree, levels, freq, tree.methods)
     method = hierarchy.method
-    if method == "auto":
+    if method not in tree.methods:  # auto, or mint_shrink on a hierarchy too large for it
         means = (
-            metrics.filter(pl.col("method").is_in(METHODS))
+            metrics.filter(pl.col("method").is_in(tree.methods))
             .group_by("method")
             .agg(pl.col("wape").mean())
             .sort("wape", "method", nulls_last=True)
@@ -356,7 +379,12 @@ def reconcile_run(
         )
         .sort("level", "key", "forecast_date")
     )
-    return HierarchyResult(table, metrics, method)
+    note = (
+        ""
+        if tree.mint
+        else f"MinT skipped: {tree.series.height:,} series, above {MINT_MAX_SERIES:,}"
+    )
+    return HierarchyResult(table, metrics, method, note=note)
 
 
 def _scales(tree: _Tree, cutoff: date, freq: str) -> pl.DataFrame:
@@ -374,7 +402,11 @@ def _scales(tree: _Tree, cutoff: date, freq: str) -> pl.DataFrame:
 
 
 def _backtest_metrics(
-    scored: list[pl.DataFrame], tree: _Tree, levels: pl.DataFrame, freq: str
+    scored: list[pl.DataFrame],
+    tree: _Tree,
+    levels: pl.DataFrame,
+    freq: str,
+    methods: tuple[str, ...],
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """WAPE and bias per method and level over every fold, and the scaled residuals."""
     if not scored:
@@ -388,7 +420,7 @@ def _backtest_metrics(
     rows = pl.concat(scored).join(tree.actual, on=["unique_id", "ds"]).join(levels, on="unique_id")
     long = rows.unpivot(
         index=["unique_id", "ds", "cutoff_date", "y", "level"],
-        on=["base", *METHODS],
+        on=["base", *methods],
         variable_name="method",
         value_name="f",
     )

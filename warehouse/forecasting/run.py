@@ -556,7 +556,10 @@ def _hierarchy_note(reconciled: hierarchy.HierarchyResult) -> str:
     levels = ", ".join(
         f"{level} {wape:.3f}" for level, wape in chosen.select("level", "wape").rows()
     )
-    return f"hierarchy reconciled by {reconciled.method} (backtest WAPE per level: {levels})"
+    skipped = f"; {reconciled.note}" if reconciled.note else ""
+    return (
+        f"hierarchy reconciled by {reconciled.method} (backtest WAPE per level: {levels}){skipped}"
+    )
 
 
 def _scenario_tables(
