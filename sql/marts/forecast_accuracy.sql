@@ -38,6 +38,8 @@ changes as (
         row_number() over (partition by product_id order by period) as idx,
         abs(units - lag(units) over (partition by product_id order by period)) as change
     from features.demand
+    -- only the products forecast for the window's dates: no forecasts, (almost) no work
+    where product_id in (select product_id from forecasts)
 ),
 history as (
     -- running statistics up to and including each period: read at a run's cutoff, they are
