@@ -76,6 +76,7 @@ def test_lineage_lists_every_pii_column(project: Settings) -> None:
     assert listed[("features.customer_profile", "customer_id")] == "direct"
     assert listed[("staging.rejects", "row")] == "direct"  # declared: the row as JSON
     assert ("staging.orders", "is_guest") not in listed
+    assert ("forecast.customer_propensity", "customer_id") not in listed  # no forecast yet
     assert {"table": "staging.orders", "column": "is_guest"}.items() <= next(
         c for c in answer["cleared"] if c["column"] == "is_guest"
     ).items()

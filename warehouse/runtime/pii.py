@@ -18,6 +18,7 @@ from typing import Any
 
 from warehouse.project.loader import SOURCE_SCHEMA, Project
 from warehouse.project.model import DIALECT, Model
+from warehouse.runtime import produced
 from warehouse.runtime.sources import CONTRACTS
 
 RANK = {"quasi": 1, "direct": 2}
@@ -103,12 +104,17 @@ def pii_report(project: Project, schema: Schema) -> PiiReport:
     """Every tagged column of the project's models (and of the sources they read), given the
     columns of what the environment publishes (`lineage.lineage_schema`)."""
     report = PiiReport()
-    for (table, column), level in source_tags().items():
+    declared = dict(source_tags())
+    for table, tagged in produced.PII.items():  # forecast tables the environment serves
+        schema_name, table_name = table.split(".", 1)
+        if table_name in schema.get(schema_name, {}):
+            declared.update({(table, c): level for c, level in tagged.items()})
+    for (table, column), level in declared.items():
         report.tags[(table, column)] = Tag(table, column, level, (f"{table}.{column}",), True)
     for model in project.ordered():
         schema_name, table_name = model.name.split(".", 1)
         columns = list(schema.get(schema_name, {}).get(table_name, {}))
-        declared = {c: (level, reason) for c, level, reason in model.pii}
+        own = {c: (level, reason) for c, level, reason in model.pii}
         inputs = sorted(model.depends_on | {f"{SOURCE_SCHEMA}.{s}" for s in model.sources})
         tagged_inputs = {(t, c) for (t, c) in report.tags if t in inputs or t in model.produced}
         traced = _traced(model, schema) if model.language == "sql" and tagged_inputs else None
@@ -123,7 +129,7 @@ def pii_report(project: Project, schema: Schema) -> PiiReport:
                 else:
                     parents = traced_parents
             tags = [report.tags[p] for p in parents if p in report.tags]
-            level, reason = declared.get(column, ("", ""))
+            level, reason = own.get(column, ("", ""))
             if level == "none":
                 if tags:
                     report.cleared[(model.name, column)] = reason

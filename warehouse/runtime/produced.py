@@ -60,3 +60,7 @@ def is_record_of(name: str, record: str) -> bool:
 
 def record_file(record: str) -> str:
     return record.split("|", 2)[1]
+
+
+# personal data in the tables `wh forecast` publishes (runtime/pii.py lists them)
+PII: dict[str, dict[str, str]] = {"forecast.customer_propensity": {"customer_id": "direct"}}
