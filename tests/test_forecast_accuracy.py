@@ -90,6 +90,12 @@ def by_hand(settings: Settings) -> pl.DataFrame:
     )
 
 
+def _planned(settings: Settings) -> Action:
+    """What the next build would do with marts.forecast_accuracy."""
+    plan = plan_build(settings, None, False)
+    return next(p.action for p in plan.models if p.model.name == "marts.forecast_accuracy")
+
+
 def _same(table: pl.DataFrame, hand: pl.DataFrame) -> None:
     assert table.height == hand.height > 0
     table = table.select(hand.columns).sort(KEY)
@@ -125,9 +131,7 @@ def test_accuracy_equals_a_hand_computation_and_extends_as_one_more_day_arrives(
     assert set(before["forecast_date"]) == {last - timedelta(days=6 - i) for i in range(7)}
 
     append_last_day(sources)  # one more day of actuals
-    plan = plan_build(settings, None, False)
-    item = next(p for p in plan.models if p.model.name == "marts.forecast_accuracy")
-    assert item.action is Action.INCREMENTAL
+    assert _planned(settings) is Action.INCREMENTAL
     build(settings)
     after = _frame(settings, "SELECT * FROM marts.forecast_accuracy")
     _same(after, by_hand(settings))
@@ -159,9 +163,7 @@ def test_a_run_backdated_after_the_version_widens_the_incremental_window(
     # a run two weeks back, after the version holds the last three days: its first days lie
     # before the lookback window, and are scored all the same
     forecast(settings, models=MODELS, cutoff=last - timedelta(days=14), force=True)
-    plan = plan_build(settings, None, False)
-    item = next(p for p in plan.models if p.model.name == "marts.forecast_accuracy")
-    assert item.action is Action.INCREMENTAL
+    assert _planned(settings) is Action.INCREMENTAL
     build(settings)
     table = _frame(settings, "SELECT * FROM marts.forecast_accuracy")
     _same(table, by_hand(settings))

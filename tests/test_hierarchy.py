@@ -9,7 +9,7 @@ import pytest
 from conftest import forecast_project, rows
 
 from warehouse import forecast
-from warehouse.config import load_settings
+from warehouse.config import Settings, load_settings
 from warehouse.errors import ConfigError
 from warehouse.forecasting import hierarchy
 from warehouse.runtime.build import build
@@ -17,7 +17,7 @@ from warehouse.runtime.build import build
 MODELS = ["seasonal_naive", "moving_average"]
 
 
-def _add_up(settings: object) -> None:
+def _add_up(settings: Settings) -> None:
     """Every level's p50 equals the sum of the level below, date by date."""
     for parent, child, key in (
         ("total", "department", "'total'"),
@@ -32,7 +32,7 @@ def _add_up(settings: object) -> None:
             else ""
         )
         gaps = rows(
-            settings,  # type: ignore[arg-type]
+            settings,
             f"""
             WITH sums AS (
                 SELECT c.forecast_date, {key} AS key, sum(c.units_p50) AS units, count(*) AS n
@@ -48,10 +48,18 @@ def _add_up(settings: object) -> None:
         matched, worst, children = gaps
         assert matched > 0 and worst is not None and worst < 1e-6, (parent, child, gaps)
         total = rows(
-            settings,  # type: ignore[arg-type]
+            settings,
             f"SELECT count(*) FROM forecast.demand_forecast_hierarchy WHERE level = '{child}'",
         )[0][0]
         assert children == total, (child, "every series has its parent")
+
+
+def _with_keys(tmp_path: Path, sources: Path, keys: str) -> Settings:
+    """A forecast project whose [forecast.hierarchy] (its last table) has these keys too."""
+    settings = forecast_project(tmp_path, sources, hierarchy=True)
+    toml = settings.project_dir / "wh.toml"
+    toml.write_text(toml.read_text() + keys + "\n")
+    return load_settings(settings.project_dir)
 
 
 @pytest.mark.parametrize("freq", ["day", "week"])
@@ -95,12 +103,7 @@ def test_reconciled_forecasts_add_up_at_every_level(
 def test_bottom_up_keeps_the_published_product_forecasts(
     tmp_path: Path, forecast_sources: Path
 ) -> None:
-    settings = forecast_project(tmp_path, forecast_sources, hierarchy=True)
-    (settings.project_dir / "wh.toml").write_text(
-        (settings.project_dir / "wh.toml").read_text()
-        + 'method = "bottom_up"\nlevels = ["category"]\n'
-    )
-    settings = load_settings(settings.project_dir)
+    settings = _with_keys(tmp_path, forecast_sources, 'method = "bottom_up"\nlevels = ["category"]')
     build(settings)
     forecast(settings, models=MODELS)
     diffs = rows(
@@ -135,11 +138,7 @@ def test_a_hierarchy_too_large_for_mint_is_summed_bottom_up(
 def test_a_level_that_is_not_a_product_column_is_a_clear_error(
     tmp_path: Path, forecast_sources: Path
 ) -> None:
-    settings = forecast_project(tmp_path, forecast_sources, hierarchy=True)
-    (settings.project_dir / "wh.toml").write_text(
-        (settings.project_dir / "wh.toml").read_text() + 'levels = ["aisle"]\n'
-    )
-    settings = load_settings(settings.project_dir)
+    settings = _with_keys(tmp_path, forecast_sources, 'levels = ["aisle"]')
     build(settings)
     with pytest.raises(ConfigError) as error:
         forecast(settings, models=MODELS)
