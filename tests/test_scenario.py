@@ -133,6 +133,9 @@ def test_the_response_model_is_monotone_in_price(planned: Settings, tmp_path: Pa
          "row 3, column promo_depth"),
         ("scenario,start_date,end_date,price_change\nx,2024-01-01,2024-01-02,-0.1\n",
          "missing column product_id or category"),
+        ("scenario,product_id,start_date,end_date,price_change,promo_depth\n"
+         "x,1,2024-01-01,2024-01-02,ten percent,20\n",
+         "row 2, column price_change: expected a number, found 'ten percent'"),
     ],
 )  # fmt: skip
 def test_a_bad_scenario_file_says_where(tmp_path: Path, csv: str, message: str) -> None:

@@ -97,14 +97,23 @@ def read_scenarios(path: Path) -> pl.DataFrame:
             for c in ("price_change", "promo_depth")
             if c in columns
         ),
-    )
+        # what was written, to tell a number that is not one from an empty cell
+        *(pl.col(c).is_not_null().alias(f"_{c}_given") for c in ("price_change", "promo_depth")
+          if c in columns),
+    )  # fmt: skip
     for name in ("product_id", "category"):
         if name not in cleaned.columns:
             cleaned = cleaned.with_columns(pl.lit(None, pl.String).alias(name))
     for name in ("price_change", "promo_depth"):
         if name not in cleaned.columns:
             cleaned = cleaned.with_columns(pl.lit(None, pl.Float64).alias(name))
+    numbers = [
+        (pl.col(f"_{c}_given") & pl.col(c).is_null(), c, "a number")
+        for c in ("price_change", "promo_depth")
+        if c in columns
+    ]
     checks = [
+        *numbers,
         (pl.col("scenario").is_null() | (pl.col("scenario") == ""), "scenario", "a name"),
         (pl.col("product_id").is_null() & pl.col("category").is_null(), "product_id",
          "a product_id or a category"),
@@ -127,7 +136,7 @@ def read_scenarios(path: Path) -> pl.DataFrame:
                 f"{raw_value.get(column)!r}",
                 hint=f"{bad.height} row(s) like it; fix them and run again",
             )
-    return cleaned.drop("row")
+    return cleaned.drop("row", *(c for c in cleaned.columns if c.endswith("_given")))
 
 
 def response_model(data: ForecastData, spec: ForecastSpec, last: date) -> Fitted:
