@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
-from conftest import edit, wh_command
+from conftest import copy_project, edit, wh_command
 
 from warehouse.config import Settings
 from warehouse.errors import ModelError
@@ -27,9 +28,16 @@ def _report(settings: Settings) -> PiiReport:
         state.close()
 
 
-def test_a_customer_id_is_tagged_through_three_models(project: Settings) -> None:
-    build(project)
-    report = _report(project)
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, tiny_sources: Path) -> Settings:
+    """The example project, built once; the tests here only read it."""
+    settings = copy_project(tmp_path_factory.mktemp("pii") / "project", tiny_sources)
+    build(settings)
+    return settings
+
+
+def test_a_customer_id_is_tagged_through_three_models(built: Settings) -> None:
+    report = _report(built)
     # source.customers -> checks.customers -> staging.customers -> features.customer_profile
     for table in ("checks.customers", "staging.customers", "features.customer_profile"):
         tag = report.of(table, "customer_id")
@@ -65,10 +73,9 @@ def test_none_stops_a_tag_and_needs_a_reason(project: Settings) -> None:
     assert "needs a reason" in str(error.value) and error.value.line == 1
 
 
-def test_lineage_lists_every_pii_column(project: Settings) -> None:
-    build(project)
+def test_lineage_lists_every_pii_column(built: Settings) -> None:
     done = subprocess.run(
-        wh_command(project, "lineage", "--pii", "--json"), capture_output=True, text=True
+        wh_command(built, "lineage", "--pii", "--json"), capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
