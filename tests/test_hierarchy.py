@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 from conftest import forecast_project, rows
 
@@ -26,7 +27,8 @@ def _add_up(settings: Settings) -> None:
     ):
         join = (
             "JOIN (SELECT DISTINCT CAST(product_id AS VARCHAR) AS product_id, "
-            "department || '/' || category AS key FROM features.demand_features) AS p "
+            "replace(department, '/', '\u2215') || '/' || replace(category, '/', '\u2215') "
+            "AS key FROM features.demand_features) AS p "
             "ON p.product_id = c.key"
             if child == "product"
             else ""
@@ -98,6 +100,27 @@ def test_reconciled_forecasts_add_up_at_every_level(
     bottom_up = {level: w for m, level, w, _ in metrics if m == "bottom_up"}
     assert base["product"] == pytest.approx(bottom_up["product"])
     assert any("hierarchy reconciled by" in n for n in result.notes)
+
+
+def test_a_slash_inside_a_category_keeps_the_levels_apart(
+    tmp_path: Path, forecast_sources: Path
+) -> None:
+    """Series ids are "/"-joined paths: a category "kitchen/dining" must not look like a
+    deeper level."""
+    settings = forecast_project(tmp_path, forecast_sources, "week", hierarchy=True)
+    products = pl.read_parquet(settings.sources / "products.parquet")
+    first = products["category"][0]
+    products.with_columns(
+        category=pl.when(pl.col("category") == first)
+        .then(pl.lit(f"{first}/dining"))
+        .otherwise(pl.col("category"))
+    ).write_parquet(settings.sources / "products.parquet")
+    build(settings)
+    forecast(settings, models=MODELS)
+    _add_up(settings)
+    keys = [k for (k,) in rows(settings, "SELECT DISTINCT key FROM "
+            "forecast.demand_forecast_hierarchy WHERE level = 'category'")]  # fmt: skip
+    assert any(k.endswith(f"{first}\u2215dining") for k in keys), keys
 
 
 def test_bottom_up_keeps_the_published_product_forecasts(

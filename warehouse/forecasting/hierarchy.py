@@ -39,6 +39,7 @@ QUANTILES = (0.1, 0.9)
 # (a 2,000 x 2,000 matrix is 32 MB; M5's 30,000 products would need 7 GB) only bottom-up runs,
 # summed by wh without a summing matrix, and the run's note says so
 MINT_MAX_SERIES = 2_000
+SLASH = "\u2215"  # stands for "/" inside a level value or product id (paths are "/"-joined)
 
 
 @dataclass(frozen=True)
@@ -155,34 +156,46 @@ class _Tree:
 def _tree(demand: pl.DataFrame, members: pl.DataFrame, levels: tuple[str, ...]) -> _Tree:
     from hierarchicalforecast.utils import aggregate
 
+    # a series id is its path joined by "/": a "/" inside a value (a category "kids/baby", a
+    # product "AB/12") would make paths ambiguous, so it becomes a division slash (U+2215) in
+    # series ids and level keys; product keys stay the published product ids
+    safe = [pl.col(c).str.replace_all("/", SLASH, literal=True) for c in (*levels, "product_id")]
     history = (
         demand.select(pl.col("product_id").cast(pl.String), "period", "units")
         .join(members, on="product_id", how="left")
         .with_columns(pl.col(list(levels)).fill_null("unknown"), total=pl.lit(TOTAL))
         .rename({"period": "ds", "units": "y"})
-        .with_columns(pl.col("y").cast(pl.Float64))
+        .with_columns(pl.col("y").cast(pl.Float64), product_key=pl.col("product_id"))
+        .with_columns(safe)
     )
     path = ["total", *levels]
     spec = [path[: i + 1] for i in range(len(path))] + [[*path, "product_id"]]
     count = sum(history.select(path[: i + 1]).n_unique() for i in range(len(path)))
     count += history["product_id"].n_unique()
     # sparse beyond MinT's size: a dense summing matrix of M5's products would be 7 GB
-    actual, summing, tags = aggregate(history, spec, sparse_s=count > MINT_MAX_SERIES)
-    names = [TOTAL, *levels, PRODUCT]
-    series = pl.concat(
-        [
-            pl.DataFrame({"unique_id": list(tags[tag]), "level": name})
-            for tag, name in zip(tags, names, strict=True)
-        ]
-    ).with_columns(
-        key=pl.when(pl.col("level") == TOTAL)
-        .then(pl.lit(TOTAL))
-        .when(pl.col("level") == PRODUCT)
-        .then(pl.col("unique_id").str.split("/").list.last())
-        .otherwise(pl.col("unique_id").str.strip_prefix(f"{TOTAL}/"))
+    actual, summing, tags = aggregate(
+        history.drop("product_key"), spec, sparse_s=count > MINT_MAX_SERIES
     )
-    products = series.filter(pl.col("level") == PRODUCT).select(
-        product_id="key", unique_id="unique_id"
+    products = history.select(
+        product_id="product_key", unique_id=pl.concat_str([*path, "product_id"], separator="/")
+    ).unique()
+    names = [TOTAL, *levels, PRODUCT]
+    series = (
+        pl.concat(
+            [
+                pl.DataFrame({"unique_id": list(tags[tag]), "level": name})
+                for tag, name in zip(tags, names, strict=True)
+            ]
+        )
+        .join(products, on="unique_id", how="left")
+        .with_columns(
+            key=pl.when(pl.col("level") == TOTAL)
+            .then(pl.lit(TOTAL))
+            .when(pl.col("level") == PRODUCT)
+            .then(pl.col("product_id"))  # the product id as published
+            .otherwise(pl.col("unique_id").str.strip_prefix(f"{TOTAL}/"))
+        )
+        .drop("product_id")
     )
     return _Tree(actual, summing, tags, series, products)
 
