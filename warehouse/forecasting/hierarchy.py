@@ -3,9 +3,11 @@
 Base forecasts: each product's published forecast (and, on the backtest folds, the model it
 published), and for every aggregate series a statsforecast model of its own (AutoETS; Theta
 for weekly data's 52-week season). Reconciliation: bottom-up and MinT with a shrunk error
-covariance (`mint_shrink`, non-negative). The product models have no in-sample fit, so the
-covariance MinT needs is estimated from every series' in-sample seasonal-naive residuals up to
-the cutoff: the same structure for all levels, nothing after the cutoff (no leakage).
+covariance (`mint_shrink`; its negative product forecasts are zeroed and the levels summed
+again; above MINT_MAX_SERIES series, bottom-up only). The product models have no in-sample
+fit, so the covariance MinT needs is estimated from every series' in-sample seasonal-naive
+residuals up to the cutoff: the same structure for all levels, nothing after the cutoff (no
+leakage).
 
 The method is chosen by the backtest: both reconcile the base forecasts of each fold, and the
 lower mean WAPE over the levels wins (`[forecast.hierarchy] method` can fix it). p50 is the
