@@ -96,7 +96,8 @@ lagged as (
             over (w rows between {span} preceding and 1 preceding) as last_sale_period,
         last_value(d.avg_price ignore nulls)
             over (w rows between {span} preceding and 1 preceding) as last_price,
-        -- the list price before discounts (every line of a period has the same list price)
+        -- the list price before discounts (a day's lines share one; a week or month blends
+        -- its list prices by units)
         last_value(d.avg_price / nullif(1 - d.avg_discount, 0) ignore nulls)
             over (w rows between {span} preceding and 1 preceding) as last_list_price,
         d.on_promo,
