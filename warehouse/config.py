@@ -84,6 +84,23 @@ class EngineSettings:
     conf: dict[str, str] = field(default_factory=dict)
 
 
+def strict_table(raw: object, name: str, keys: set[str], where: Path) -> dict[str, Any]:
+    """A wh.toml table whose unknown keys are errors (the forecast's: a misspelt key would
+    change what is published): its keys, or {} when it is absent."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{name}] must be a table", where)
+    unknown = sorted(set(raw) - keys)
+    if unknown:
+        raise ConfigError(
+            f"[{name}] has unknown key '{unknown[0]}'",
+            where,
+            hint=f"known keys: {', '.join(sorted(keys))}",
+        )
+    return dict(raw)
+
+
 def _engine(raw: Any, path: Path) -> EngineSettings:
     if not isinstance(raw, dict):
         raise ConfigError("[engine] must be a table", path)

@@ -24,6 +24,7 @@ from typing import Any
 
 import polars as pl
 
+from warehouse.config import strict_table
 from warehouse.errors import ConfigError, WhError
 
 NAIVE = "seasonal_naive"
@@ -56,17 +57,7 @@ class ForecastAudit:
 
 def load_audit_settings(raw: object, where: Path) -> AuditSettings:
     """`[forecast.audits]`: `false` switches an audit off."""
-    if raw is None:
-        return AuditSettings()
-    if not isinstance(raw, dict):
-        raise ConfigError("[forecast.audits] must be a table", where)
-    unknown = sorted(set(raw) - KEYS)
-    if unknown:
-        raise ConfigError(
-            f"[forecast.audits] has unknown key '{unknown[0]}'",
-            where,
-            hint=f"known keys: {', '.join(sorted(KEYS))}",
-        )
+    raw = strict_table(raw, "forecast.audits", KEYS, where)
     values = asdict(AuditSettings())
     if "beat_naive" in raw:
         if not isinstance(raw["beat_naive"], bool):

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from warehouse.config import Settings
+from warehouse.config import Settings, strict_table
 from warehouse.errors import ConfigError
 from warehouse.forecasting.data import UNIT, offset
 from warehouse.runtime import catalog
@@ -55,17 +55,7 @@ class HierarchySettings:
 
 
 def load_hierarchy_settings(raw: object, where: Path) -> HierarchySettings:
-    if raw is None:
-        return HierarchySettings()
-    if not isinstance(raw, dict):
-        raise ConfigError("[forecast.hierarchy] must be a table", where)
-    unknown = sorted(set(raw) - KEYS)
-    if unknown:
-        raise ConfigError(
-            f"[forecast.hierarchy] has unknown key '{unknown[0]}'",
-            where,
-            hint=f"known keys: {', '.join(sorted(KEYS))}",
-        )
+    raw = strict_table(raw, "forecast.hierarchy", KEYS, where)
     values: dict[str, Any] = {}
     if "enabled" in raw:
         if not isinstance(raw["enabled"], bool):

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from warehouse.config import Settings
+from warehouse.config import Settings, strict_table
 from warehouse.errors import ConfigError
 from warehouse.forecasting.audits import AuditSettings, load_audit_settings
 from warehouse.forecasting.hierarchy import HierarchySettings, load_hierarchy_settings
@@ -149,14 +149,9 @@ KEYS = {
 def load_spec(
     settings: Settings, horizon: int | None = None, models: list[str] | None = None
 ) -> ForecastSpec:
-    raw = dict(settings.extra.get("forecast", {}))
-    unknown = set(raw) - KEYS
-    if unknown:
-        raise ConfigError(
-            f"[forecast] has unknown key '{sorted(unknown)[0]}'",
-            settings.project_dir / "wh.toml",
-            hint=f"known keys: {', '.join(sorted(KEYS))}",
-        )
+    raw = strict_table(
+        settings.extra.get("forecast"), "forecast", KEYS, settings.project_dir / "wh.toml"
+    )
     freq = settings.freq
     lightgbm = {**LIGHTGBM_DEFAULTS, **raw.pop("lightgbm", {})}
     raw["audits"] = load_audit_settings(raw.pop("audits", None), settings.project_dir / "wh.toml")
