@@ -18,7 +18,7 @@ scaled backtest residuals per level (quantiles do not add up, and are not made t
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -120,7 +120,6 @@ class HierarchyResult:
     forecast: pl.DataFrame  # method, level, key, forecast_date, units_p10/p50/p90
     metrics: pl.DataFrame  # method, level, series, rows, wape, bias, chosen
     method: str
-    seconds: dict[str, float] = field(default_factory=dict)
     note: str = ""
 
 

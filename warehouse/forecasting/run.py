@@ -572,10 +572,8 @@ def _scenario_tables(
 ) -> dict[str, TableWrite]:
     """forecast.scenario_forecast and forecast.price_elasticity from one response model."""
     response = scenario.response_model(data, spec, cutoff)
-    elasticity = scenario.elasticity_table(data, spec, cutoff, response)
-    moved = scenario.scenario_forecast(
-        data, spec, cutoff, baseline, scenarios, response, elasticity
-    )
+    elasticity = scenario.elasticity_table(data, spec, response)
+    moved = scenario.scenario_forecast(response, spec, baseline, scenarios, elasticity)
     if moved.is_empty():
         raise UsageError(
             "no scenario row matches a product and date of the forecast horizon",

@@ -18,7 +18,7 @@ ratio within product and calendar month, weighted, with a heteroskedasticity-rob
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -139,15 +139,28 @@ def read_scenarios(path: Path) -> pl.DataFrame:
     return cleaned.drop("row", *(c for c in cleaned.columns if c.endswith("_given")))
 
 
-def response_model(data: ForecastData, spec: ForecastSpec, last: date) -> Fitted:
+@dataclass(frozen=True)
+class Response:
+    """The response model and its baseline over the horizon: the scoring rows after the
+    cutoff and the expected demand it predicts for them (scenarios and elasticity both move
+    from there, so the rows are built and predicted once)."""
+
+    model: Fitted
+    rows: pl.DataFrame
+    expected: np.ndarray
+
+
+def response_model(data: ForecastData, spec: ForecastSpec, last: date) -> Response:
     """The forecast's LightGBM as a mean model (the spec's objective) with the monotone price
     and promotion constraints, trained on the rows a refit up to `last` trains on."""
     mean_spec = replace(spec, metric="rmse", quantile_method="conformal", cluster="")
-    rows = spec_training_rows(data, mean_spec, last)
+    train = spec_training_rows(data, mean_spec, last)
     # the planned promotion enters through the price ratio alone: with its depth as a
     # feature too, the trees split the price effect between the two and a list price
     # change (which moves only the ratio) gets a fraction of its response
-    return lightgbm(rows.drop(PROMO_FEATURES, strict=False), mean_spec)
+    model = lightgbm(train.drop(PROMO_FEATURES, strict=False), mean_spec)
+    rows = scoring_rows(data, last, spec.horizon, spec.season)
+    return Response(model, rows, model.predict(rows).point)
 
 
 def _apply(rows: pl.DataFrame, change: pl.DataFrame) -> pl.DataFrame:
@@ -194,12 +207,10 @@ def _apply(rows: pl.DataFrame, change: pl.DataFrame) -> pl.DataFrame:
 
 
 def scenario_forecast(
-    data: ForecastData,
+    response: Response,
     spec: ForecastSpec,
-    last: date,
     baseline: pl.DataFrame,
     scenarios: pl.DataFrame,
-    model: Fitted,
     elasticity: pl.DataFrame,
 ) -> pl.DataFrame:
     """The rows each scenario changes: scenario, product_id, forecast_date, the published
@@ -212,9 +223,9 @@ def scenario_forecast(
     (scenario price / baseline price) ** the category's regression elasticity (the overall
     one where the category has none, or a positive one); "model" by the response model's
     ratio of scenario to baseline demand (its difference where it expects almost nothing)."""
-    rows = scoring_rows(data, last, spec.horizon, spec.season)
+    rows, model = response.rows, response.model
     by_model = spec.scenario_response == "model"
-    expected = pl.Series("_base", model.predict(rows).point, dtype=pl.Float64)
+    expected = pl.Series("_base", response.expected, dtype=pl.Float64)
     published = baseline.select(
         pl.col("product_id").cast(pl.String).alias("_product"),
         pl.col("forecast_date").alias("target_period"),
@@ -282,18 +293,16 @@ def _category_slopes(elasticity: pl.DataFrame) -> pl.DataFrame:
     ).select(_category="category", _slope="elasticity")
 
 
-def model_elasticity(
-    data: ForecastData, spec: ForecastSpec, last: date, model: Fitted
-) -> pl.DataFrame:
+def model_elasticity(response: Response) -> pl.DataFrame:
     """product_id, category, elasticity: each product's demand over the horizon with its price
     10 % lower, from the response model (log ratio over log 0.9)."""
-    rows = scoring_rows(data, last, spec.horizon, spec.season)
+    rows = response.rows
     lower = rows.with_columns(
         t_price_ratio=target_price_ratio(rows.columns, pl.col("t_promo_pct"), PRICE_STEP)
     )
     frame = rows.select("product_id", "category").with_columns(
-        base=pl.Series(model.predict(rows).point, dtype=pl.Float64),
-        lower=pl.Series(model.predict(lower).point, dtype=pl.Float64),
+        base=pl.Series(response.expected, dtype=pl.Float64),
+        lower=pl.Series(response.model.predict(lower).point, dtype=pl.Float64),
     )
     per_product = frame.group_by("product_id", "category").agg(
         pl.col("base").sum(), pl.col("lower").sum()
@@ -369,12 +378,10 @@ def _wls(part: pl.DataFrame, category: str) -> dict[str, Any] | None:
     }
 
 
-def elasticity_table(
-    data: ForecastData, spec: ForecastSpec, last: date, model: Fitted
-) -> pl.DataFrame:
+def elasticity_table(data: ForecastData, spec: ForecastSpec, response: Response) -> pl.DataFrame:
     """forecast.price_elasticity's rows: per category (and 'all'), from the response model
     and from the regression on history."""
-    per_product = model_elasticity(data, spec, last, model)
+    per_product = model_elasticity(response)
     rows: list[dict[str, Any]] = []
     groups = [
         (str(c), part["elasticity"].to_numpy())

@@ -54,13 +54,5 @@ def file_record(name: str, segment: Segment) -> str:
     return f"{name}|{segment.file}|{segment.rows}"
 
 
-def is_record_of(name: str, record: str) -> bool:
-    return record.startswith(f"{name}|")
-
-
-def record_file(record: str) -> str:
-    return record.split("|", 2)[1]
-
-
 # personal data in the tables `wh forecast` publishes (runtime/pii.py lists them)
 PII: dict[str, dict[str, str]] = {"forecast.customer_propensity": {"customer_id": "direct"}}

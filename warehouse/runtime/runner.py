@@ -218,7 +218,7 @@ class ModelRunner:
             if column not in {c for c, _ in version.columns}:
                 self.rebuilt_in_full.add(item.model.name)
                 return _in_full(item, f"{name} gained rows and has no column {column}")
-            cursor = engine.connect_plain()
+            cursor = self.con.cursor()  # footers and one column of the new files
             try:
                 row = engine.first_row(
                     cursor,

@@ -77,6 +77,20 @@ def _band_chart(
     return _chart(figure)
 
 
+def _lines(frame: pl.DataFrame, by: str, x: str, y: str) -> Any:
+    """A Plotly figure with one line (and markers) of `y` against `x` per value of `by`."""
+    import plotly.graph_objects as go
+
+    figure = go.Figure()
+    for (name,), part in frame.group_by(by, maintain_order=True):
+        figure.add_trace(
+            go.Scatter(
+                x=part[x].to_list(), y=part[y].to_list(), mode="lines+markers", name=str(name)
+            )
+        )
+    return figure
+
+
 def _product_chart(history: pl.DataFrame, forecast: pl.DataFrame, product: str) -> str:
     past = history.filter(pl.col("product_id") == product).sort("period").tail(90)
     ahead = forecast.filter(pl.col("product_id") == product).sort("forecast_date")
@@ -138,7 +152,6 @@ def _ratios(frame: pl.DataFrame) -> pl.DataFrame:
 def _accuracy_section(con: engine.Connection, freq: str) -> str:
     """How every published run has done on the periods observed since (marts.forecast_accuracy,
     built by `wh build` as actuals arrive): a table per run and WAPE over time by horizon."""
-    import plotly.graph_objects as go
 
     scored = _frame(con, ACCURACY_SQL)
     title = "<h2>Accuracy as actuals arrive</h2>"
@@ -175,16 +188,7 @@ def _accuracy_section(con: engine.Connection, freq: str) -> str:
         .agg(pl.col(c).sum() for c in sums)
         .sort("steps", "cutoff_date")
     )
-    figure = go.Figure()
-    for (steps,), part in over_time.group_by("steps", maintain_order=True):
-        figure.add_trace(
-            go.Scatter(
-                x=part["cutoff_date"].to_list(),
-                y=part["wape"].to_list(),
-                mode="lines+markers",
-                name=str(steps),
-            )
-        )
+    figure = _lines(over_time, "steps", "cutoff_date", "wape")
     figure.update_layout(
         title="WAPE of published runs by cutoff, per horizon", xaxis_title="run cutoff",
         yaxis_title="WAPE",
@@ -319,16 +323,7 @@ def _report_body(con: engine.Connection) -> str:
         .agg(pl.col("wape").mean())
         .sort("model", "horizon")
     )
-    figure = go.Figure()
-    for (model,), part in by_horizon.group_by("model", maintain_order=True):
-        figure.add_trace(
-            go.Scatter(
-                x=part["horizon"].to_list(),
-                y=part["wape"].to_list(),
-                mode="lines+markers",
-                name=str(model),
-            )
-        )
+    figure = _lines(by_horizon, "model", "horizon", "wape")
     figure.update_layout(title="WAPE by horizon step", xaxis_title="horizon", yaxis_title="WAPE")
     body += "<h2>Backtest by horizon</h2>" + _chart(figure)
     body += _accuracy_section(con, str(run["freq"]))
