@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from warehouse.errors import UsageError
 from warehouse.project.loader import SOURCE_SCHEMA, Project
@@ -63,7 +64,6 @@ def column_lineage(project: Project, table: str, column: str, schema: Schema) ->
     `schema` maps schema -> table -> column -> type for the tables the models read, so
     sqlglot can resolve unqualified and star columns.
     """
-    from sqlglot import exp
     from sqlglot.lineage import lineage
 
     model = project.models.get(table)
@@ -79,13 +79,19 @@ def column_lineage(project: Project, table: str, column: str, schema: Schema) ->
             hint=f'check the column exists: wh sql "describe {table}"',
         ) from None
     node = ColumnNode(table, column)
-    seen: set[tuple[str, str]] = set()
+    for parent, parent_column in dict.fromkeys(read_columns(root)):  # first seen, once each
+        node.inputs.append(column_lineage(project, parent, parent_column, schema))
+    return node
+
+
+def read_columns(root: Any) -> list[tuple[str, str]]:
+    """The (table, column)s a sqlglot lineage node reads directly: its leaves on tables."""
+    from sqlglot import exp
+
+    found: list[tuple[str, str]] = []
     for leaf in root.walk():
         if not isinstance(leaf.source, exp.Table) or leaf.downstream:
             continue
-        parent = f"{leaf.source.db}.{leaf.source.name}" if leaf.source.db else leaf.source.name
-        parent_column = leaf.name.split(".")[-1]
-        if (parent, parent_column) not in seen:
-            seen.add((parent, parent_column))
-            node.inputs.append(column_lineage(project, parent, parent_column, schema))
-    return node
+        table = f"{leaf.source.db}.{leaf.source.name}" if leaf.source.db else leaf.source.name
+        found.append((table, leaf.name.split(".")[-1]))
+    return found

@@ -19,6 +19,7 @@ from typing import Any
 from warehouse.project.loader import SOURCE_SCHEMA, Project
 from warehouse.project.model import DIALECT, Model
 from warehouse.runtime import produced
+from warehouse.runtime.lineage import read_columns
 from warehouse.runtime.sources import CONTRACTS
 
 RANK = {"quasi": 1, "direct": 2}
@@ -83,7 +84,6 @@ def _sql_parents(
     traced: tuple[Any, Any], column: str, schema: dict[str, Any]
 ) -> list[tuple[str, str]] | None:
     """The (table, column)s one step up that `column` is computed from (None: untraceable)."""
-    from sqlglot import exp
     from sqlglot.lineage import lineage
 
     expression, scope = traced
@@ -91,13 +91,7 @@ def _sql_parents(
         root = lineage(column, expression, schema=schema, dialect=DIALECT, scope=scope, copy=False)
     except Exception:
         return None
-    found: list[tuple[str, str]] = []
-    for node in root.walk():
-        if not isinstance(node.source, exp.Table) or node.downstream:
-            continue
-        table = f"{node.source.db}.{node.source.name}" if node.source.db else node.source.name
-        found.append((table, node.name.split(".")[-1]))
-    return found
+    return read_columns(root)
 
 
 def pii_report(project: Project, schema: Schema) -> PiiReport:
