@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, date, datetime
@@ -41,7 +40,7 @@ from warehouse.forecasting.models import Fitted
 from warehouse.forecasting.spec import ENSEMBLES, WINDOWS, ForecastSpec, is_statistical, load_spec
 from warehouse.forecasting.tables import RUN_SCHEMA
 from warehouse.runtime.lock import writer_lock
-from warehouse.runtime.publish import TableWrite, publish_tables
+from warehouse.runtime.publish import TableWrite, new_run_id, publish_tables
 from warehouse.runtime.state import State, open_state
 
 RUNS = contract.MODEL_RUNS.name
@@ -173,7 +172,7 @@ def forecast(
     policy = resources.prepare_openmp()
     spec = load_spec(settings, horizon, models)
     started = time.perf_counter()
-    run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    run_id = new_run_id()
     with writer_lock(settings.warehouse):
         state = open_state(settings)
         try:
@@ -609,7 +608,7 @@ def forecast_scenarios(
     resources.prepare_openmp()
     spec = load_spec(settings)
     started = time.perf_counter()
-    run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    run_id = new_run_id()
     scenarios = scenario.read_scenarios(path)  # a bad file fails before anything is read
     with writer_lock(settings.warehouse):
         state = open_state(settings)

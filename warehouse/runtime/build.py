@@ -11,7 +11,6 @@ import contextlib
 import os
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from warehouse.runtime import catalog, uptodate
 from warehouse.runtime.engine import duckdb as engine
 from warehouse.runtime.lock import writer_lock
 from warehouse.runtime.plan import Action, ModelPlan, Plan, make_plan
-from warehouse.runtime.publish import publish
+from warehouse.runtime.publish import new_run_id, publish
 from warehouse.runtime.runner import ModelResult, ModelRunner
 from warehouse.runtime.sql_errors import check_sql
 from warehouse.runtime.state import Publish, State, open_state
@@ -269,7 +268,7 @@ def build(
             sweep_if_unfinished(settings, state)
             project = load_project(settings)
             plan = make_plan(project, state, settings.env, selection, full_refresh)
-            build_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+            build_id = new_run_id()
             state.start_build(
                 build_id,
                 command,

@@ -24,6 +24,12 @@ from warehouse.runtime.state import Publish, Segment, State, Version
 from warehouse.runtime.storage import versions_finished, versions_root, writing_versions
 
 
+def new_run_id() -> str:
+    """An id for a build or a forecast run: its start time (so ids sort by time) and a
+    random suffix (two runs in one second differ)."""
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
 def publish(
     settings: Settings,
     state: State,
