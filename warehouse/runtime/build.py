@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from warehouse.config import Settings
 from warehouse.errors import AuditError, BuildError, StateError, WhError
 from warehouse.project.loader import load_project
-from warehouse.runtime import catalog, uptodate
+from warehouse.runtime import catalog, pii, uptodate
 from warehouse.runtime.engine import duckdb as engine
 from warehouse.runtime.lock import writer_lock
 from warehouse.runtime.plan import Action, ModelPlan, Plan, make_plan
@@ -276,7 +276,9 @@ def build(
                 ",".join(selection) if selection else None,
                 os.getpid(),
             )
-            if not plan.to_compute and not plan.publishes_something:
+            # a changed `-- pii:` line alone republishes (the analyst catalog changes)
+            retag = not plan.to_compute and not plan.publishes_something
+            if retag and not pii.record_tags(project, state, plan.mapping):
                 state.finish_build(build_id, "noop")
                 state.remember_uptodate(settings.env, digest, len(plan.models))
                 return BuildResult(
@@ -287,13 +289,15 @@ def build(
                 results = _execute(plan, settings, state, build_id, reporter)
                 head = plan.head
                 published = None
-                if plan.publishes_something:
+                if plan.publishes_something or retag:
+                    if not retag:
+                        pii.record_tags(project, state, plan.mapping)
                     published = publish(
                         settings,
                         state,
                         settings.env,
                         plan.mapping,
-                        "build",
+                        "tags" if retag else "build",
                         build_id,
                         head.id if head else None,
                     )

@@ -1,18 +1,24 @@
 """Published catalogs: small DuckDB files of views, swapped in atomically.
 
-Each publish of an environment writes a fresh file `catalogs/<env>-<publish id>.duckdb`
-holding one view per model (over the version's immutable Parquet files, or the model's SQL
-for view models) and a `wh_meta.models` table. A symlink (`warehouse.duckdb` for prod,
-`envs/<env>.duckdb` for the others) is then renamed over the old one. A reader that has the
-old file open keeps its consistent snapshot; the next open sees the new publish; a build never
-opens a published file for writing, so DuckDB's single-writer lock never blocks anyone.
+Each publish of an environment writes fresh files holding one view per model (over the
+version's immutable Parquet files, or the model's SQL for view models) and a `wh_meta.models`
+table, one per reader role: `catalogs/<env>-<publish id>.duckdb` for analysts (columns tagged
+as personal data read pseudonymised copies, `runtime/pseudonym.py`) and
+`catalogs/<env>-<publish id>.steward.duckdb` (clear values, mode 600). Symlinks
+(`warehouse.duckdb` and `warehouse-steward.duckdb` for prod, `envs/<env>.duckdb` and
+`envs/<env>-steward.duckdb` for the others) are then renamed over the old ones. A reader
+that has an old file open keeps its consistent snapshot; the next open sees the new publish; a
+build never opens a published file for writing, so DuckDB's single-writer lock never blocks
+anyone. wh's own readers (the forecast, `wh sql`) open the steward catalog.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,27 +32,42 @@ if TYPE_CHECKING:
 # no-op `wh build` path (uptodate.py) reads pointers through this module without it.
 
 PROD = "prod"
+ANALYST = "analyst"  # tagged columns pseudonymised: what readers open by default
+STEWARD = "steward"  # clear values
+ROLES = (ANALYST, STEWARD)
 
 
-def pointer_path(settings: Settings, env: str) -> Path:
+def pointer_path(settings: Settings, env: str, role: str = ANALYST) -> Path:
+    suffix = "" if role == ANALYST else f"-{role}"
     if env == PROD:
-        return settings.warehouse / "warehouse.duckdb"
-    return settings.warehouse / "envs" / f"{env}.duckdb"
+        return settings.warehouse / f"warehouse{suffix}.duckdb"
+    return settings.warehouse / "envs" / f"{env}{suffix}.duckdb"
 
 
-def catalog_file(settings: Settings, publish: Publish) -> Path:
-    return _catalog_path(settings, publish.env, publish.id)
+def catalog_file(settings: Settings, publish: Publish, role: str = ANALYST) -> Path:
+    return _catalog_path(settings, publish.env, publish.id, role)
 
 
-def _catalog_path(settings: Settings, env: str, publish_id: int) -> Path:
-    return settings.warehouse / "catalogs" / f"{env}-{publish_id}.duckdb"
+def _catalog_path(settings: Settings, env: str, publish_id: int, role: str = ANALYST) -> Path:
+    suffix = "" if role == ANALYST else f".{role}"
+    return settings.warehouse / "catalogs" / f"{env}-{publish_id}{suffix}.duckdb"
 
 
-def view_sql(version: Version) -> str:
+@dataclass(frozen=True)
+class Shown:
+    """What a catalog's view of one model reads: the version's files or their copies."""
+
+    files: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]
+
+
+def view_sql(version: Version, shown: Shown | None = None) -> str:
     from warehouse.runtime.engine import duckdb as engine
 
     if version.kind == "view":
         return version.query
+    if shown is not None:
+        return engine.version_select(shown.files, shown.columns)
     return engine.version_select(version.files, version.columns)
 
 
@@ -60,24 +81,38 @@ EMPTY_SCHEMAS = (
 )
 
 
-def write_catalog(settings: Settings, publish: Publish, versions: dict[str, Version]) -> Path:
-    """Write the catalog file of one publish (not yet visible to readers): a copy of the
-    catalog the environment shows now with the views that changed replaced, or a new file."""
+def write_catalog(
+    settings: Settings,
+    publish: Publish,
+    versions: dict[str, Version],
+    role: str = STEWARD,
+    shown_as: dict[str, Shown] | None = None,
+) -> Path:
+    """Write the catalog file of one publish for one role (not yet visible to readers): a
+    copy of the catalog the environment shows now with the views that changed replaced, or a
+    new file. `shown_as`: the models whose views read other files (pseudonymised copies)."""
     from warehouse.runtime.engine import duckdb as engine
 
-    path = catalog_file(settings, publish)
+    path = catalog_file(settings, publish, role)
     path.parent.mkdir(parents=True, exist_ok=True)
-    shown = current_target(settings, publish.env)
+    shown = current_target(settings, publish.env, role)
     if shown is not None and shown != path.resolve() and shown.exists():
         try:
             _remove(path)
             shutil.copyfile(shown, path)
-            _fill(settings, path, publish, versions, patch=True)
-            return path
+            _fill(settings, path, publish, versions, True, shown_as or {})
+            return _private(path, role)
         except (engine.Error, OSError):
             pass  # an unreadable or older catalog: write the file afresh
     _remove(path)
-    _fill(settings, path, publish, versions, patch=False)
+    _fill(settings, path, publish, versions, False, shown_as or {})
+    return _private(path, role)
+
+
+def _private(path: Path, role: str) -> Path:
+    """The steward's catalog is for its owner only (the clear files' modes: README Privacy)."""
+    if role == STEWARD:
+        os.chmod(path, 0o600)
     return path
 
 
@@ -92,46 +127,63 @@ def _fill(
     publish: Publish,
     versions: dict[str, Version],
     patch: bool,
+    shown_as: dict[str, Shown],
 ) -> None:
-    """Create the publish's views and its wh_meta.models table in the file at `path`. With
+    """Create the publish's views and its wh_meta tables in the file at `path`. With
     `patch`, the file is a copy of an earlier catalog: only the views whose version differs
     are replaced (creating a view reads its Parquet footers, the cost of a publish), and
-    the models no longer published are dropped."""
+    the models no longer published are dropped. wh_meta.readable lists the folders the views
+    read (`wh serve` lets a session read files there only)."""
     from warehouse.runtime.engine import duckdb as engine
 
     con = engine.connect(settings, path)
     try:
         pending = dict(sorted(publish.mapping.items()))
         if patch:
-            shown = dict(con.execute("SELECT model, fingerprint FROM wh_meta.models").fetchall())
+            shown = dict(
+                con.execute(
+                    "SELECT model, fingerprint || coalesce(':' || shown, '') FROM wh_meta.models"
+                ).fetchall()
+            )
             for model in sorted(set(shown) - set(pending)):
                 con.execute(f"DROP VIEW IF EXISTS {engine.qualified(model)}")
             # a schema whose last model went is gone too, as in a catalog written afresh
             for (schema,) in con.execute(EMPTY_SCHEMAS).fetchall():
                 con.execute(f"DROP SCHEMA {engine.quote_ident(schema)}")
-            pending = {m: fp for m, fp in pending.items() if shown.get(m) != fp}
+            pending = {m: fp for m, fp in pending.items() if shown.get(m) != _shown_key(m, fp, shown_as)}
         # view models read other views: create what binds, retry the rest until no progress
         while pending:
             failed: dict[str, str] = {}
             errors: list[str] = []
             for model, fingerprint in pending.items():
                 try:
-                    engine.create_view(con, model, view_sql(versions[fingerprint]))
+                    engine.create_view(
+                        con, model, view_sql(versions[fingerprint], shown_as.get(model))
+                    )
                 except engine.Error as exc:
                     failed[model] = fingerprint
                     errors.append(f"{model}: {engine.short_message(str(exc))}")
             if len(failed) == len(pending):
                 raise engine.Error("; ".join(errors))
             pending = failed
-        if patch:
-            con.execute("DELETE FROM wh_meta.models")
-        else:
-            con.execute("CREATE SCHEMA wh_meta")
-            con.execute(
-                "CREATE TABLE wh_meta.models (model VARCHAR, fingerprint VARCHAR, "
-                "kind VARCHAR, row_count BIGINT, built_at TIMESTAMP, env VARCHAR, "
-                "publish_id BIGINT, published_at TIMESTAMP)"
-            )
+        con.execute("CREATE SCHEMA IF NOT EXISTS wh_meta")
+        con.execute("DROP TABLE IF EXISTS wh_meta.models")
+        con.execute("DROP TABLE IF EXISTS wh_meta.readable")
+        con.execute(
+            "CREATE TABLE wh_meta.models (model VARCHAR, fingerprint VARCHAR, "
+            "kind VARCHAR, row_count BIGINT, built_at TIMESTAMP, env VARCHAR, "
+            "publish_id BIGINT, published_at TIMESTAMP, shown VARCHAR)"
+        )
+        con.execute("CREATE TABLE wh_meta.readable (folder VARCHAR)")
+        folders = sorted(
+            {
+                str(Path(f).parent) + "/"
+                for m, fp in publish.mapping.items()
+                for f in (shown_as[m].files if m in shown_as else versions[fp].files)
+            }
+        )
+        if folders:
+            con.executemany("INSERT INTO wh_meta.readable VALUES (?)", [(f,) for f in folders])
         rows = [
             (
                 m,
@@ -142,23 +194,32 @@ def _fill(
                 publish.env,
                 publish.id,
                 _ts(publish.created_at),
+                _shown_key(m, fp, shown_as).partition(":")[2] or None,
             )
             for m, fp in sorted(publish.mapping.items())
         ]
         if rows:
-            con.executemany("INSERT INTO wh_meta.models VALUES (?,?,?,?,?,?,?,?)", rows)
+            con.executemany("INSERT INTO wh_meta.models VALUES (?,?,?,?,?,?,?,?,?)", rows)
         con.execute("CHECKPOINT")
     finally:
         con.close()
+
+
+def _shown_key(model: str, fingerprint: str, shown_as: dict[str, Shown]) -> str:
+    """A view's identity in a catalog: its version, and which copies it reads if any."""
+    if model not in shown_as:
+        return fingerprint
+    digest = hashlib.sha256("|".join(shown_as[model].files).encode()).hexdigest()[:12]
+    return f"{fingerprint}:{digest}"
 
 
 def _ts(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
 
 
-def swap_pointer(settings: Settings, env: str, target: Path) -> None:
+def swap_pointer(settings: Settings, env: str, target: Path, role: str = ANALYST) -> None:
     """Atomically point the environment's file at `target` (rename of a symlink)."""
-    pointer = pointer_path(settings, env)
+    pointer = pointer_path(settings, env, role)
     pointer.parent.mkdir(parents=True, exist_ok=True)
     tmp = pointer.with_name(f".{pointer.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
@@ -167,34 +228,74 @@ def swap_pointer(settings: Settings, env: str, target: Path) -> None:
 
 
 def publish_catalog(settings: Settings, state: State, publish: Publish) -> None:
+    """Write the publish's steward and analyst catalogs, then point readers at them."""
     versions = {
         fp: v for fp in set(publish.mapping.values()) if (v := state.get_version(fp)) is not None
     }
-    target = write_catalog(settings, publish, versions)
+    steward = write_catalog(settings, publish, versions, STEWARD)
+    analyst = write_catalog(
+        settings, publish, versions, ANALYST, pseudonymised(settings, state, publish, versions)
+    )
     faults.point("catalog_written")
-    swap_pointer(settings, publish.env, target)
+    swap_pointer(settings, publish.env, steward, STEWARD)
+    swap_pointer(settings, publish.env, analyst, ANALYST)
 
 
-def current_target(settings: Settings, env: str) -> Path | None:
-    pointer = pointer_path(settings, env)
+def pseudonymised(
+    settings: Settings, state: State, publish: Publish, versions: dict[str, Version]
+) -> dict[str, Shown]:
+    """The models whose analyst view reads pseudonymised copies (made here if missing)."""
+    from warehouse.runtime import pseudonym
+
+    hidden = pseudonym.levels(settings)
+    tagged = {
+        model: sorted(c for c, level in state.pii(fp).items() if level in hidden)
+        for model, fp in publish.mapping.items()
+        if fp in versions and versions[fp].kind != "view"
+    }
+    tagged = {m: columns for m, columns in tagged.items() if columns}
+    if not tagged:
+        return {}
+    key = pseudonym.load_key(settings, state.warehouse_id())
+    maker = pseudonym.Pseudonymiser(settings, key)
+    try:
+        shown = {}
+        for model, columns in sorted(tagged.items()):
+            version = versions[publish.mapping[model]]
+            present = [c for c in columns if c in dict(version.columns)]
+            files = maker.files(version.files, version.columns, present)
+            shown[model] = Shown(
+                tuple(files), pseudonym.pseudonymised_types(version.columns, present)
+            )
+        return shown
+    finally:
+        maker.close()
+
+
+def current_target(settings: Settings, env: str, role: str = ANALYST) -> Path | None:
+    pointer = pointer_path(settings, env, role)
     if not pointer.is_symlink():
         return None
     return (pointer.parent / os.readlink(pointer)).resolve()
 
 
 def shows_publish(settings: Settings, env: str, publish_id: int) -> bool:
-    """Whether the environment's file is the catalog of that publish (not after a crash
-    between the state commit and the pointer swap)."""
-    expected = _catalog_path(settings, env, publish_id).resolve()
-    return current_target(settings, env) == expected and expected.exists()
+    """Whether the environment's files are the catalogs of that publish (not after a crash
+    between the state commit and the pointer swaps)."""
+    for role in ROLES:
+        expected = _catalog_path(settings, env, publish_id, role).resolve()
+        if current_target(settings, env, role) != expected or not expected.exists():
+            return False
+    return True
 
 
-def open_published(settings: Settings) -> engine.Connection:
-    """A read-only connection to what the environment publishes."""
+def open_published(settings: Settings, role: str = STEWARD) -> engine.Connection:
+    """A read-only connection to what the environment publishes, as `role` sees it (wh's
+    own readers, the forecast among them, see clear values)."""
     from warehouse.errors import UsageError
     from warehouse.runtime.engine import duckdb as engine
 
-    path = pointer_path(settings, settings.env)
+    path = pointer_path(settings, settings.env, role)
     if not path.exists():
         raise UsageError(
             f"environment '{settings.env}' has not been published yet",

@@ -13,6 +13,7 @@ from warehouse.runtime import catalog
 from warehouse.runtime.lock import writer_lock
 from warehouse.runtime.publish import publish
 from warehouse.runtime.state import Publish, open_state
+from warehouse.runtime.pseudonym import remove_stale_copies
 from warehouse.runtime.storage import remove_orphans
 
 
@@ -91,12 +92,17 @@ def gc(settings: Settings, retention_days: float | None = None) -> GcResult:
             ]
             state.delete_versions(drop)
             files, bytes_freed = remove_orphans(settings, state)
-            live = {catalog.current_target(settings, env) for env in state.heads()}
+            live = {
+                catalog.current_target(settings, env, role)
+                for env in state.heads()
+                for role in catalog.ROLES
+            }
             catalogs = 0
             for path in (settings.warehouse / "catalogs").glob("*.duckdb"):
                 if path.resolve() not in live:
                     path.unlink()
                     catalogs += 1
+            files += remove_stale_copies(settings, state)
             (settings.warehouse / "tmp").mkdir(exist_ok=True)
             for leftover in (settings.warehouse / "tmp").iterdir():
                 if leftover.is_file():

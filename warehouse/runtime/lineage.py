@@ -42,19 +42,31 @@ def table_lineage(project: Project, table: str) -> tuple[list[str], list[str]]:
 
 def lineage_schema(project: Project, state: State, env: str) -> Schema:
     """Column types of the environment's models and of the sources the project reads."""
+    head = state.head(env)
+    return schema_of(project, state, head.mapping if head else {})
+
+
+def schema_of(project: Project, state: State, mapping: dict[str, str]) -> Schema:
+    """Column types of the versions in `mapping` and of the sources the project reads."""
     import pyarrow.parquet as pq
 
+    from warehouse.runtime.sources import CONTRACTS, SQL_TYPES
+
     schema: Schema = {}
-    head = state.head(env)
-    for model, fingerprint in (head.mapping if head else {}).items():
+    for model, fingerprint in mapping.items():
         version = state.get_version(fingerprint)
         if version:
             name, table = model.split(".", 1)
             schema.setdefault(name, {})[table] = dict(version.columns)
     for source in sorted({s for m in project.models.values() for s in m.sources}):
         files = find_source(project.settings.sources, source).files
-        fields = pq.read_schema(files[0])
-        schema.setdefault(SOURCE_SCHEMA, {})[source] = {f.name: str(f.type) for f in fields}
+        if files:
+            fields = pq.read_schema(files[0])
+            columns = {f.name: str(f.type) for f in fields}
+        else:  # an optional source that is absent reads as its contract's columns
+            contract = CONTRACTS.get(source)
+            columns = {c.name: SQL_TYPES[c.kind] for c in contract.columns} if contract else {}
+        schema.setdefault(SOURCE_SCHEMA, {})[source] = columns
     return schema
 
 

@@ -139,3 +139,19 @@ def pii_report(project: Project, schema: Schema) -> PiiReport:
                     model.name, column, inherited, origins, False, note
                 )
     return report
+
+
+def record_tags(project: Project, state: Any, mapping: dict[str, str]) -> bool:
+    """Tag the versions `mapping` publishes (state.version_pii), for the catalogs to
+    pseudonymise; whether any version's tags changed. Computed at every publish that a build
+    makes: a `-- pii:` line is not part of a fingerprint, and the latest word on what is
+    personal data applies to every version still published."""
+    from warehouse.runtime.lineage import schema_of
+
+    report = pii_report(project, schema_of(project, state, mapping))
+    tags: dict[str, dict[str, str]] = {fp: {} for fp in mapping.values()}
+    for (table, column), tag in report.tags.items():
+        if table in mapping:
+            tags[mapping[table]][column] = tag.level
+    changed: bool = state.set_pii(tags)
+    return changed

@@ -17,7 +17,7 @@ from typing import Any
 
 from warehouse import faults
 from warehouse.config import Settings
-from warehouse.runtime import catalog
+from warehouse.runtime import catalog, produced
 from warehouse.runtime.engine import duckdb as engine
 from warehouse.runtime.plan import PRODUCED
 from warehouse.runtime.state import Publish, Segment, State, Version
@@ -91,6 +91,7 @@ def publish_tables(
                     build_id=run_id,
                 )
             )
+            state.set_pii({fingerprint: dict(produced.PII.get(name, {}))})
             served[name] = fingerprint
             faults.point("forecast_table")
     finally:

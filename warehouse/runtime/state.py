@@ -84,6 +84,24 @@ CREATE TABLE IF NOT EXISTS audit_results (
     failing_rows INTEGER NOT NULL,
     query TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS version_pii (
+    fingerprint TEXT PRIMARY KEY,
+    columns TEXT NOT NULL         -- JSON {column: direct | quasi}: what readers see pseudonymised
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS erasures (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    applied_at REAL NOT NULL,
+    requests INTEGER NOT NULL,    -- customer ids requested (the ids themselves are not kept)
+    first_requested TEXT,
+    last_requested TEXT,
+    files_rewritten INTEGER NOT NULL,
+    rows_removed INTEGER NOT NULL,
+    digest TEXT NOT NULL          -- of the request files' sizes and times, not of the ids
+);
 CREATE TABLE IF NOT EXISTS uptodate (
     env TEXT PRIMARY KEY,
     digest TEXT NOT NULL,         -- inputs digest of the last full build (runtime/uptodate.py)
@@ -276,6 +294,129 @@ class State:
             db.executemany(
                 "DELETE FROM versions WHERE fingerprint = ?", [(f,) for f in fingerprints]
             )
+            db.executemany(
+                "DELETE FROM version_pii WHERE fingerprint = ?", [(f,) for f in fingerprints]
+            )
+
+    def set_segment_rows(self, rows: dict[str, int]) -> None:
+        """New row counts of rewritten segment files (an erasure removed rows), in every
+        version that lists them."""
+        with self.transaction() as db:
+            for row in db.execute("SELECT fingerprint, segments FROM versions").fetchall():
+                segments = json.loads(row["segments"])
+                if not any(s["file"] in rows for s in segments):
+                    continue
+                for s in segments:
+                    s["rows"] = rows.get(s["file"], s["rows"])
+                db.execute(
+                    "UPDATE versions SET segments = ?, row_count = ? WHERE fingerprint = ?",
+                    (json.dumps(segments), sum(s["rows"] for s in segments), row["fingerprint"]),
+                )
+
+    # personal data: the tagged columns of each version ----------------------------------------
+    def pii(self, fingerprint: str) -> dict[str, str]:
+        row = self.db.execute(
+            "SELECT columns FROM version_pii WHERE fingerprint = ?", (fingerprint,)
+        ).fetchone()
+        return dict(json.loads(row["columns"])) if row else {}
+
+    def set_pii(self, tags: dict[str, dict[str, str]]) -> bool:
+        """Record {fingerprint: {column: level}}; whether any version's tags changed."""
+        changed = False
+        with self.transaction() as db:
+            for fingerprint, columns in sorted(tags.items()):
+                text = json.dumps(columns, sort_keys=True)
+                row = db.execute(
+                    "SELECT columns FROM version_pii WHERE fingerprint = ?", (fingerprint,)
+                ).fetchone()
+                if (row["columns"] if row else "{}") != text:
+                    changed = True
+                    db.execute(
+                        "INSERT OR REPLACE INTO version_pii VALUES (?, ?)", (fingerprint, text)
+                    )
+        return changed
+
+    def tagged_models(self) -> dict[str, dict[str, str]]:
+        """{model: {column: level}} over every version (any version's tag counts)."""
+        found: dict[str, dict[str, str]] = {}
+        for row in self.db.execute(
+            "SELECT v.model, p.columns FROM version_pii p JOIN versions v USING (fingerprint)"
+        ):
+            found.setdefault(row["model"], {}).update(json.loads(row["columns"]))
+        return found
+
+    def warehouse_id(self) -> str:
+        """A random id of this warehouse (names its pseudonymisation key file; not secret)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'warehouse_id'").fetchone()
+        if row:
+            return str(row["value"])
+        import uuid
+
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('warehouse_id', ?)", (uuid.uuid4().hex,)
+            )
+            row = db.execute("SELECT value FROM meta WHERE key = 'warehouse_id'").fetchone()
+        return str(row["value"])
+
+    # erasure requests ----------------------------------------------------------------------
+    def last_erasure_digest(self) -> str | None:
+        row = self.db.execute("SELECT digest FROM erasures ORDER BY id DESC LIMIT 1").fetchone()
+        return str(row["digest"]) if row else None
+
+    def record_erasure(
+        self,
+        requests: int,
+        first: str | None,
+        last: str | None,
+        files: int,
+        rows: int,
+        digest: str,
+    ) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO erasures (applied_at, requests, first_requested, last_requested, "
+                "files_rewritten, rows_removed, digest) VALUES (?,?,?,?,?,?,?)",
+                (time.time(), requests, first, last, files, rows, digest),
+            )
+
+    def erasures(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.db.execute("SELECT * FROM erasures ORDER BY id")]
+
+    # where the state quotes data: error messages and audit queries
+    MESSAGE_COLUMNS = (
+        ("builds", "error"),
+        ("build_models", "error"),
+        ("audit_results", "query"),
+    )
+
+    def scrub(self, values: list[str], replacement: str = "[erased]") -> int:
+        """Replace `values` (as whole words) where the state quotes data, then rewrite the
+        file so that no freed page or write-ahead log keeps the old text."""
+        import re
+
+        if not values:
+            return 0
+        pattern = re.compile(
+            r"(?<![\w-])(" + "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+            + r")(?![\w-])"
+        )
+        changed = 0
+        with self.transaction() as db:
+            for table, column in self.MESSAGE_COLUMNS:
+                for row in db.execute(
+                    f"SELECT rowid, {column} AS text FROM {table} WHERE {column} IS NOT NULL"
+                ).fetchall():
+                    text = pattern.sub(replacement, row["text"])
+                    if text != row["text"]:
+                        db.execute(
+                            f"UPDATE {table} SET {column} = ? WHERE rowid = ?", (text, row["rowid"])
+                        )
+                        changed += 1
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.db.execute("VACUUM")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return changed
 
     # environments -------------------------------------------------------------------------
     def head(self, env: str) -> Publish | None:

@@ -1,0 +1,258 @@
+"""Pseudonymised copies of personal-data columns, for readers without the steward role.
+
+A tagged column's values are replaced by a keyed HMAC-SHA256 of their text: the same value
+gives the same pseudonym in every table of a warehouse (so joins on a pseudonymised id still
+work), and without the key a pseudonym cannot be turned back or recomputed from a guess.
+The pseudonym is the first 63 bits of the HMAC as a number: integer columns stay BIGINT, text
+columns hold its decimal text, so `CAST(id AS VARCHAR)` joins work as they do on clear ids.
+Other types (a date tagged quasi) become that text too.
+
+The key never enters the warehouse folder or a catalog: it is `WH_PSEUDONYM_KEY`, or the file
+`[privacy] key_file`, or (default) `~/.config/wh/keys/<warehouse id>.key`, created with mode
+600 the first time a publish needs it. Views cannot compute a keyed hash without the key, so
+the pseudonymised rows are written as files: `pseudonymised/<key id>/<path under versions/>`,
+one per version file, made once (a version file never changes, unless an erasure rewrote it,
+which rewrites its copies too). The key id is an HMAC of a constant, not the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from warehouse.config import Settings, strict_table
+from warehouse.errors import ConfigError
+
+KEY_ENV = "WH_PSEUDONYM_KEY"
+LEVELS = ("direct", "quasi")
+PRIVACY_KEYS = {"key_file", "pseudonymise"}
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                 "UINTEGER", "UBIGINT")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Key:
+    secret: bytes
+    origin: str  # where it came from, for messages (never the key)
+
+    @property
+    def id(self) -> str:
+        return hmac.new(self.secret, b"wh key id", hashlib.sha256).hexdigest()[:12]
+
+    def number(self, text: str) -> int:
+        digest = hmac.new(self.secret, text.encode(), hashlib.sha256).digest()
+        return int.from_bytes(digest[:8], "big") >> 1
+
+
+def privacy_table(settings: Settings) -> dict[str, Any]:
+    return strict_table(
+        settings.extra.get("privacy"), "privacy", PRIVACY_KEYS, settings.project_dir / "wh.toml"
+    )
+
+
+def levels(settings: Settings) -> tuple[str, ...]:
+    """The tag levels readers without the steward role see pseudonymised (default: direct)."""
+    raw = privacy_table(settings).get("pseudonymise", ["direct"])
+    chosen = [raw] if isinstance(raw, str) else raw
+    if not isinstance(chosen, list) or any(c not in LEVELS for c in chosen) or not chosen:
+        raise ConfigError(
+            f"[privacy] pseudonymise must list tag levels, not {raw!r}",
+            settings.project_dir / "wh.toml",
+            hint='pseudonymise = ["direct"] (the default) or ["direct", "quasi"]',
+        )
+    return tuple(c for c in LEVELS if c in chosen)
+
+
+def key_path(settings: Settings, warehouse_id: str) -> Path:
+    configured = privacy_table(settings).get("key_file")
+    if configured:
+        path = (settings.project_dir / str(configured)).resolve()
+    else:
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+        path = base / "wh" / "keys" / f"{warehouse_id}.key"
+    warehouse = settings.warehouse.resolve()
+    if path.resolve() == warehouse or warehouse in path.resolve().parents:
+        raise ConfigError(
+            f"the pseudonymisation key file {path} is inside the warehouse folder",
+            settings.project_dir / "wh.toml",
+            hint="keep it out of the warehouse ([privacy] key_file elsewhere, or "
+            f"{KEY_ENV}): anyone who reads the warehouse could otherwise undo pseudonyms",
+        )
+    return path
+
+
+def load_key(settings: Settings, warehouse_id: str) -> Key:
+    """The warehouse's key: the environment's, the configured file's, or a new file's."""
+    text = os.environ.get(KEY_ENV)
+    if text:
+        if len(text) < 16:
+            raise ConfigError(f"{KEY_ENV} is too short ({len(text)} characters)",
+                              hint="use at least 16 random characters, e.g. from "
+                              "python -c 'import secrets; print(secrets.token_hex(32))'")  # fmt: skip
+        return Key(text.encode(), KEY_ENV)
+    path = key_path(settings, warehouse_id)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+    secret = path.read_text(encoding="utf-8").strip()
+    if len(secret) < 16:
+        raise ConfigError(f"the pseudonymisation key in {path} is too short",
+                          hint="delete the file to have wh make a new key (pseudonyms change)")  # fmt: skip
+    return Key(secret.encode(), str(path))
+
+
+def root(settings: Settings, key: Key) -> Path:
+    return settings.warehouse / "pseudonymised" / key.id
+
+
+def pseudonymised_types(
+    columns: Iterable[tuple[str, str]], tagged: Iterable[str]
+) -> tuple[tuple[str, str], ...]:
+    """A version's columns as its pseudonymised copy has them."""
+    hidden = set(tagged)
+    return tuple(
+        (name, kind if name not in hidden or kind in INTEGER_TYPES else "VARCHAR")
+        for name, kind in columns
+    )
+
+
+def copy_path(settings: Settings, key: Key, file: str, tagged: Iterable[str]) -> Path:
+    """Where the pseudonymised copy of a version file lives (the column set is in the name:
+    versions sharing a file could be tagged differently)."""
+    from warehouse.runtime.storage import versions_root
+
+    relative = Path(file).resolve().relative_to(versions_root(settings).resolve())
+    columns = hashlib.sha256("|".join(sorted(tagged)).encode()).hexdigest()[:8]
+    return root(settings, key) / relative.parent / f"{relative.stem}.{columns}.parquet"
+
+
+def _functions(con: Any, key: Key) -> None:
+    import duckdb
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def mapped(values: Any, kind: Any) -> Any:
+        distinct = pc.unique(values)
+        numbers = [None if v is None else key.number(str(v)) for v in distinct.to_pylist()]
+        table = pa.array(numbers if kind == pa.int64() else [
+            None if n is None else str(n) for n in numbers], kind)  # fmt: skip
+        return pc.take(table, pc.index_in(values, value_set=distinct))
+
+    def as_number(values: Any) -> Any:
+        return mapped(values, pa.int64())
+
+    def as_text(values: Any) -> Any:
+        return mapped(values, pa.string())
+
+    for name, function, kind in (
+        ("wh_pseudonym_number", as_number, duckdb.sqltype("BIGINT")),
+        ("wh_pseudonym_text", as_text, duckdb.sqltype("VARCHAR")),
+    ):
+        con.create_function(
+            name,
+            function,
+            [duckdb.sqltype("VARCHAR")],
+            kind,
+            type="arrow",
+            null_handling="special",
+            side_effects=False,
+        )
+
+
+def write_copy(
+    con: Any, source: str, target: Path, columns: Iterable[tuple[str, str]],
+    tagged: Iterable[str],
+) -> None:  # fmt: skip
+    """Write the pseudonymised copy of one version file (atomically: a rename), on a
+    connection that has the pseudonym functions (`Pseudonymiser.connection`)."""
+    from warehouse.runtime.engine import duckdb as engine
+
+    hidden = set(tagged)
+    replaced = []
+    for name, kind in columns:
+        if name not in hidden:
+            continue
+        function = "wh_pseudonym_number" if kind in INTEGER_TYPES else "wh_pseudonym_text"
+        column = engine.quote_ident(name)
+        replaced.append(f"{function}(CAST({column} AS VARCHAR)) AS {column}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    con.execute(
+        f"COPY (SELECT * REPLACE ({', '.join(replaced)}) FROM "
+        f"{engine.parquet_scan([source])}) TO {engine.quote_literal(str(partial))} "
+        "(FORMAT parquet, COMPRESSION zstd)"
+    )
+    os.replace(partial, target)
+
+
+class Pseudonymiser:
+    """Makes (once) and names the pseudonymised copies of published versions' files."""
+
+    def __init__(self, settings: Settings, key: Key) -> None:
+        self.settings = settings
+        self.key = key
+        self._con: Any = None
+
+    def files(self, files: Iterable[str], columns: Iterable[tuple[str, str]],
+              tagged: Iterable[str]) -> list[str]:  # fmt: skip
+        tagged = sorted(tagged)
+        columns = list(columns)
+        found = []
+        for file in files:
+            target = copy_path(self.settings, self.key, file, tagged)
+            if not target.exists():
+                write_copy(self.connection(), file, target, columns, tagged)
+            found.append(str(target))
+        return found
+
+    def connection(self) -> Any:
+        if self._con is None:
+            from warehouse.runtime.engine import duckdb as engine
+
+            self._con = engine.connect(self.settings)
+            _functions(self._con, self.key)
+        return self._con
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+def remove_stale_copies(settings: Settings, state: Any) -> int:
+    """Delete pseudonymised copies of version files that are gone, and every copy made with
+    another key (a rotated key's pseudonyms must not outlive it). Returns files removed."""
+    import shutil
+
+    from warehouse.runtime.storage import versions_root
+
+    base = settings.warehouse / "pseudonymised"
+    if not base.is_dir():
+        return 0
+    try:
+        current = load_key(settings, state.warehouse_id()).id
+    except ConfigError:
+        current = ""
+    removed = 0
+    for folder in base.iterdir():
+        if folder.name != current:
+            removed += sum(1 for _ in folder.rglob("*.parquet"))
+            shutil.rmtree(folder)
+            continue
+        for copy in folder.rglob("*.parquet"):
+            relative = copy.relative_to(folder)
+            original = versions_root(settings) / relative.parent / (
+                relative.name.rsplit(".", 2)[0] + ".parquet"
+            )
+            if not original.exists():
+                copy.unlink()
+                removed += 1
+    return removed
