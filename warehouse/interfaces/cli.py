@@ -163,6 +163,15 @@ def gc_cmd(
         f"dropped {result.versions_dropped} versions, {result.files_deleted} files "
         f"({result.bytes_freed / 1e6:.1f} MB), {result.catalogs_deleted} old catalogs."
     )
+    if result.erased_ids:
+        if result.still_holding:
+            for line in result.still_holding:
+                out.print(f"[red]still holds an erased customer:[/] {line}")
+            raise typer.Exit(1)
+        out.print(
+            f"verified: no file under the warehouse holds any of the {result.erased_ids} "
+            "erased customer ids."
+        )
 
 
 @app.command("sql")

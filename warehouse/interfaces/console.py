@@ -221,6 +221,8 @@ def build_summary(result: BuildResult) -> None:
         f"{len(result.results)} computed, {len(result.reused)} reused, "
         f"{published} in {result.seconds:.2f}s."
     )
+    if result.erasure is not None:
+        out.print(f"Erasure: {result.erasure.summary()}.")
 
 
 def build_json(result: BuildResult) -> dict[str, Any]:
@@ -230,6 +232,14 @@ def build_json(result: BuildResult) -> dict[str, Any]:
         "status": result.status,
         "seconds": round(result.seconds, 3),
         "published": result.published.id if result.published else None,
+        "erasure": None
+        if result.erasure is None
+        else {
+            "requests": result.erasure.requests,
+            "files_rewritten": result.erasure.files_rewritten,
+            "rows_removed": result.erasure.rows_removed,
+            "messages_scrubbed": result.erasure.messages_scrubbed,
+        },
         "models": [
             {
                 "model": r.plan.model.name,

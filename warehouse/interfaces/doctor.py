@@ -13,9 +13,9 @@ from pathlib import Path
 from warehouse import resources
 from warehouse.config import Settings
 from warehouse.errors import WhError
-from warehouse.runtime import catalog
+from warehouse.runtime import catalog, erasure
 from warehouse.runtime.engine import duckdb as engine
-from warehouse.runtime.sources import CONTRACTS, check_contract, find_source
+from warehouse.runtime.sources import CONTRACTS, check_contract, erasure_requests, find_source
 from warehouse.runtime.state import State, open_read_only, state_path
 from warehouse.runtime.storage import orphan_files
 
@@ -159,7 +159,9 @@ def _state(settings: Settings, state: State) -> list[Finding]:
                     f"run: wh build --env {env} --full-refresh, or wh rollback --env {env}",
                 )
             )
-        found += _views_resolve(settings, env, catalog.catalog_file(settings, head))
+        for role in catalog.ROLES:
+            found += _views_resolve(settings, env, catalog.catalog_file(settings, head, role))
+    found += _erasures(settings, state)
     orphans = orphan_files(settings, state)
     if orphans:
         size = sum(p.stat().st_size for p in orphans)
@@ -170,6 +172,42 @@ def _state(settings: Settings, state: State) -> list[Finding]:
                 f"{len(orphans)} Parquet file(s) ({size / 1e6:.1f} MB) belong to no version "
                 "(left by killed builds)",
                 "run: wh gc",
+            )
+        )
+    return found
+
+
+def _erasures(settings: Settings, state: State) -> list[Finding]:
+    """Every file under the warehouse checked for every erased customer id."""
+    requests = erasure_requests(settings.sources)
+    if not requests.files:
+        return []
+    pending = erasure.requests_digest(erasure.with_files(requests)) != state.last_erasure_digest()
+    count, holding = erasure.scan(settings, state)
+    found = [
+        Finding(
+            "error",
+            "privacy",
+            f"{f.path.relative_to(settings.warehouse)} still holds an erased customer: {f.detail}",
+            "run: wh build (it applies new erasure requests), then wh doctor again",
+        )
+        for f in holding
+    ]
+    if pending:
+        found.append(
+            Finding(
+                "warning",
+                "privacy",
+                "the erasure requests changed since a build last applied them",
+                "run: wh build",
+            )
+        )
+    if not found:
+        found.append(
+            Finding(
+                "ok",
+                "privacy",
+                f"{count} erased customer id(s): no file under the warehouse holds one",
             )
         )
     return found

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from warehouse.config import Settings
 from warehouse.errors import AuditError, BuildError, StateError, WhError
 from warehouse.project.loader import load_project
-from warehouse.runtime import catalog, pii, uptodate
+from warehouse.runtime import catalog, erasure, pii, uptodate
 from warehouse.runtime.engine import duckdb as engine
+from warehouse.runtime.erasure import ErasureResult
 from warehouse.runtime.lock import writer_lock
 from warehouse.runtime.plan import Action, ModelPlan, Plan, make_plan
 from warehouse.runtime.publish import new_run_id, publish
@@ -40,6 +41,7 @@ class BuildResult:
     results: list[ModelResult]
     published: Publish | None
     seconds: float
+    erasure: ErasureResult | None = None  # erasure requests applied by this build
 
     @property
     def reused(self) -> list[str]:
@@ -62,13 +64,13 @@ def _execute(
             if source.absent:
                 engine.create_view(con, f"source.{name}", source.empty_select())
             else:
-                engine.view_over_files(con, f"source.{name}", source.files)
+                engine.create_view(con, f"source.{name}", source.select_sql())
             if name not in read.arrived:
                 continue
             if source.absent:
                 engine.create_view(con, f"arrived.{name}", source.empty_select())
             else:
-                engine.view_over_arrived(con, name, source.files)
+                engine.view_over_arrived(con, name, source.files, source.select_sql)
         runner = ModelRunner(settings, con, plan.sources, {}, build_id)
         _register_inputs(runner, plan, todo, read, state)
         return _schedule(todo, runner, settings.threads, state, build_id, reporter)
@@ -308,6 +310,9 @@ def build(
             rows = sum(r.rows_processed for r in results)
             state.finish_build(build_id, "ok", len(results), len(plan.models) - len(results), rows)
             versions_finished(settings)
+            erased = erasure.apply(settings, state)
+            if erased is not None:
+                erasure.republish(settings, state, build_id, erased)
             state.remember_uptodate(settings.env, digest, len(plan.models))
             return BuildResult(
                 build_id,
@@ -317,6 +322,7 @@ def build(
                 results,
                 published,
                 time.perf_counter() - started,
+                erased,
             )
         except sqlite3.Error as exc:
             raise StateError(

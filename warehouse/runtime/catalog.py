@@ -150,7 +150,9 @@ def _fill(
             # a schema whose last model went is gone too, as in a catalog written afresh
             for (schema,) in con.execute(EMPTY_SCHEMAS).fetchall():
                 con.execute(f"DROP SCHEMA {engine.quote_ident(schema)}")
-            pending = {m: fp for m, fp in pending.items() if shown.get(m) != _shown_key(m, fp, shown_as)}
+            pending = {
+                m: fp for m, fp in pending.items() if shown.get(m) != _shown_key(m, fp, shown_as)
+            }
         # view models read other views: create what binds, retry the rest until no progress
         while pending:
             failed: dict[str, str] = {}

@@ -9,11 +9,11 @@ from typing import NamedTuple
 
 from warehouse.config import Settings
 from warehouse.errors import StateError, UsageError
-from warehouse.runtime import catalog
+from warehouse.runtime import catalog, erasure
 from warehouse.runtime.lock import writer_lock
+from warehouse.runtime.pseudonym import remove_stale_copies
 from warehouse.runtime.publish import publish
 from warehouse.runtime.state import Publish, open_state
-from warehouse.runtime.pseudonym import remove_stale_copies
 from warehouse.runtime.storage import remove_orphans
 
 
@@ -65,6 +65,8 @@ class GcResult:
     files_deleted: int
     bytes_freed: int
     catalogs_deleted: int
+    erased_ids: int = 0  # erasure requests checked after collecting
+    still_holding: tuple[str, ...] = ()  # files that still hold an erased id (should be none)
 
 
 def gc(settings: Settings, retention_days: float | None = None) -> GcResult:
@@ -107,6 +109,14 @@ def gc(settings: Settings, retention_days: float | None = None) -> GcResult:
             for leftover in (settings.warehouse / "tmp").iterdir():
                 if leftover.is_file():
                     os.unlink(leftover)
-            return GcResult(len(drop), files, bytes_freed, catalogs)
+            count, holding = erasure.scan(settings, state)
+            return GcResult(
+                len(drop),
+                files,
+                bytes_freed,
+                catalogs,
+                count,
+                tuple(f"{f.path}: {f.detail}" for f in holding),
+            )
         finally:
             state.close()

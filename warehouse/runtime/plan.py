@@ -16,7 +16,7 @@ from warehouse.project.dag import select
 from warehouse.project.loader import Project, load_project
 from warehouse.project.model import PRODUCED_SCHEMA, Model, ModelKind
 from warehouse.runtime import produced as produced_tables
-from warehouse.runtime.sources import Source, load_sources
+from warehouse.runtime.sources import ERASURE_ENTRY, Source, load_sources
 from warehouse.runtime.state import Publish, State, Version, open_state
 
 # the kind of versions that commands other than build write (forecast tables)
@@ -156,6 +156,10 @@ def _full_because(
         return "the served version has no rows"
     if current.source_files is None:
         return "the served version does not record its source files"
+    if {f for f in current.source_files if f.startswith(ERASURE_ENTRY)} != {
+        f for f in source_files if f.startswith(ERASURE_ENTRY)
+    }:
+        return "erasure requests changed (the version is computed again without those customers)"
     changed = set(current.source_files) - set(source_files)
     if changed:
         path = sorted(changed)[0].split("|", 1)[0]
@@ -181,8 +185,10 @@ def make_plan(
         (name for m in project.models.values() for name in m.sources),
         project.cache,
     )
-    signatures = {name: s.signature() for name, s in sources.items()}
-    stats = {name: s.file_stats() for name, s in sources.items()}
+    # erasure requests are an input of the sources they filter (kept out when there are none:
+    # existing fingerprints stand)
+    signatures = {name: s.signature() + "".join(s.erasure_stats()) for name, s in sources.items()}
+    stats = {name: s.file_stats() + s.erasure_stats() for name, s in sources.items()}
     fingerprints: dict[str, str] = {}
     logic: dict[str, str] = {}
     upstream: dict[str, frozenset[str]] = {}  # model -> every source it reads, transitively

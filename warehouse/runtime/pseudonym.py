@@ -92,9 +92,11 @@ def load_key(settings: Settings, warehouse_id: str) -> Key:
     text = os.environ.get(KEY_ENV)
     if text:
         if len(text) < 16:
-            raise ConfigError(f"{KEY_ENV} is too short ({len(text)} characters)",
-                              hint="use at least 16 random characters, e.g. from "
-                              "python -c 'import secrets; print(secrets.token_hex(32))'")  # fmt: skip
+            raise ConfigError(
+                f"{KEY_ENV} is too short ({len(text)} characters)",
+                hint="use at least 16 random characters, e.g. from "
+                "python -c 'import secrets; print(secrets.token_hex(32))'",
+            )
         return Key(text.encode(), KEY_ENV)
     path = key_path(settings, warehouse_id)
     if not path.exists():
@@ -104,8 +106,10 @@ def load_key(settings: Settings, warehouse_id: str) -> Key:
             handle.write(secrets.token_hex(32) + "\n")
     secret = path.read_text(encoding="utf-8").strip()
     if len(secret) < 16:
-        raise ConfigError(f"the pseudonymisation key in {path} is too short",
-                          hint="delete the file to have wh make a new key (pseudonyms change)")  # fmt: skip
+        raise ConfigError(
+            f"the pseudonymisation key in {path} is too short",
+            hint="delete the file to have wh make a new key (pseudonyms change)",
+        )
     return Key(secret.encode(), str(path))
 
 
@@ -249,8 +253,10 @@ def remove_stale_copies(settings: Settings, state: Any) -> int:
             continue
         for copy in folder.rglob("*.parquet"):
             relative = copy.relative_to(folder)
-            original = versions_root(settings) / relative.parent / (
-                relative.name.rsplit(".", 2)[0] + ".parquet"
+            original = (
+                versions_root(settings)
+                / relative.parent
+                / (relative.name.rsplit(".", 2)[0] + ".parquet")
             )
             if not original.exists():
                 copy.unlink()

@@ -294,6 +294,8 @@ class ModelRunner:
             files = [str(f) for f in self.sources[table].files]
         else:
             files = self.versions[name].files
+        if files and schema == "source":
+            return self.sources[table].erased_frame(pl.scan_parquet(files, hive_partitioning=False))
         if files:
             return pl.scan_parquet(files, hive_partitioning=False)
         return self._computed_frame(cursor, name)

@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from warehouse.config import Settings
 from warehouse.errors import ConfigError, SourceError
+
+ERASURE_ENTRY = "<erasure requests>"  # a plan's source-files entry (Source.erasure_stats)
 
 if TYPE_CHECKING:
     from warehouse.project.cache import FileCache
@@ -35,6 +37,13 @@ class Contract:
     columns: tuple[Column, ...]
     optional: bool = False  # the file may be absent: models then read an empty table
     may_be_empty: bool = False
+    # an erasure request removes the rows naming an erased customer (the customer's own
+    # record); in other sources it empties the id (an order becomes a guest order)
+    erase_rows: bool = False
+
+    @property
+    def direct(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.pii == "direct")
 
 
 def _cols(spec: str) -> tuple[Column, ...]:
@@ -49,6 +58,7 @@ CONTRACTS: dict[str, Contract] = {
             "channel:string segment:string"
         ),
         may_be_empty=True,
+        erase_rows=True,
     ),
     "products": Contract(
         _cols(
@@ -71,6 +81,12 @@ CONTRACTS: dict[str, Contract] = {
         _cols("product_id:id on_hand:int lead_time_days:int"), optional=True, may_be_empty=True
     ),
 }
+# erasure requests (README "Privacy"): read by wh only, never a model's input, so the erased
+# ids are not copied into the warehouse
+ERASURES = "erasures"
+ERASURE_CONTRACT = Contract(
+    _cols("customer_id:id requested_at:date"), optional=True, may_be_empty=True
+)
 SQL_TYPES = {
     "id": "VARCHAR",
     "string": "VARCHAR",
@@ -94,6 +110,57 @@ class Source:
     name: str
     files: tuple[Path, ...]
     contract: Contract | None = None
+    erasures: tuple[Path, ...] = ()  # erasure request files that apply to this source
+
+    def erasure_stats(self) -> tuple[str, ...]:
+        """A plan entry that changes when the erasure requests do: a version computed before
+        them is never extended, only computed again (runtime/plan.py)."""
+        if not self.erasures:
+            return ()
+        digest = hashlib.sha256()
+        for path in self.erasures:
+            stat = path.stat()
+            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+        return (f"{ERASURE_ENTRY}|{digest.hexdigest()[:20]}",)
+
+    def select_sql(self, relation: str | None = None) -> str:
+        """The source's rows as models read them (`relation`: the files or a subset of them),
+        erased customers removed or their ids emptied."""
+        from warehouse.runtime.engine import duckdb as engine
+
+        relation = relation or engine.parquet_scan(self.files)
+        if not self.erasures or self.contract is None or not self.contract.direct:
+            return f"SELECT * FROM {relation}"
+        erased = (
+            "(SELECT DISTINCT CAST(customer_id AS VARCHAR) FROM "
+            f"{engine.parquet_scan(self.erasures)} WHERE customer_id IS NOT NULL)"
+        )
+        hits = [
+            f"coalesce(CAST({engine.quote_ident(c)} AS VARCHAR) IN {erased}, false)"
+            for c in self.contract.direct
+        ]
+        if self.contract.erase_rows:
+            return f"SELECT * FROM {relation} WHERE NOT ({' OR '.join(hits)})"
+        emptied = ", ".join(
+            f"CASE WHEN {hit} THEN NULL ELSE {engine.quote_ident(c)} END AS {engine.quote_ident(c)}"
+            for c, hit in zip(self.contract.direct, hits, strict=True)
+        )
+        return f"SELECT * REPLACE ({emptied}) FROM {relation}"
+
+    def erased_frame(self, frame: Any) -> Any:
+        """`select_sql` for a Polars LazyFrame (Python models read sources as frames)."""
+        if not self.erasures or self.contract is None or not self.contract.direct:
+            return frame
+        import polars as pl
+
+        ids = erased_ids(self.erasures)
+        hits = [pl.col(c).cast(pl.Utf8).is_in(ids).fill_null(False) for c in self.contract.direct]
+        if self.contract.erase_rows:
+            return frame.filter(~pl.any_horizontal(hits))
+        return frame.with_columns(
+            pl.when(hit).then(None).otherwise(pl.col(c)).alias(c)
+            for c, hit in zip(self.contract.direct, hits, strict=True)
+        )
 
     @property
     def absent(self) -> bool:
@@ -172,9 +239,10 @@ def find_source(
     name: str,
     cache: FileCache | None = None,
     footers: FooterReader | None = None,
+    contract: Contract | None = None,
 ) -> Source:
     """Locate a source's files and check them against the contract if it has one."""
-    contract = CONTRACTS.get(name)
+    contract = contract or CONTRACTS.get(name)
     if not sources_dir.is_dir():
         origin = "WH_SOURCES" if os.environ.get("WH_SOURCES") else "`sources` in wh.toml"
         raise ConfigError(
@@ -294,11 +362,36 @@ def load_sources(
         found = {
             name: find_source(sources_dir, name, cache, footers) for name in sorted(set(names))
         }
+        requests = find_source(sources_dir, ERASURES, cache, footers, ERASURE_CONTRACT)
     finally:
         footers.close()
     if cache is not None:  # the project's models were parsed through it already: save both
         cache.save()
+    if requests.files:
+        found = {
+            name: replace(source, erasures=requests.files)
+            if source.contract is not None and source.contract.direct
+            else source
+            for name, source in found.items()
+        }
     return found
+
+
+def erasure_requests(sources_dir: Path) -> Source:
+    """The erasure request files (none: a Source without files)."""
+    return find_source(sources_dir, ERASURES, contract=ERASURE_CONTRACT)
+
+
+def erased_ids(files: Iterable[Path]) -> list[str]:
+    """The customer ids the request files name, as text (ids compare as text everywhere)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    ids: set[str] = set()
+    for path in files:
+        column = pq.read_table(path, columns=["customer_id"]).column("customer_id")
+        ids.update(v for v in pc.cast(column, "string").to_pylist() if v is not None)
+    return sorted(ids)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from warehouse.runtime.segments import (
     window_start,
     written_by,
 )
-from warehouse.runtime.sources import Source
+from warehouse.runtime.sources import Source, erased_ids
 from warehouse.runtime.state import Segment, Version
 from warehouse.runtime.storage import new_segment_path
 
@@ -115,7 +115,7 @@ class SparkModelRunner(ModelRunner):
         if source.absent:
             frame = self.spark.sql(self.translate(source.empty_select(), None, {}))
         else:
-            frame = self.spark.read(source.files, merge_schema=True)
+            frame = _erased(source, self.spark.read(source.files, merge_schema=True))
         self.spark.view(view_name("source", name), frame)
 
     def _view_over_version(self, name: str, version: Version) -> None:
@@ -156,7 +156,7 @@ class SparkModelRunner(ModelRunner):
                     target, self.spark.sql(self.translate(source.empty_select(), item, {}))
                 )
             elif files:
-                self.spark.view_over_files(target, files, merge_schema=True)
+                self.spark.view(target, _erased(source, self.spark.read(files, merge_schema=True)))
             else:
                 self.spark.view(target, self.spark.read(source.files, merge_schema=True).limit(0))
         self._this_columns = []
@@ -483,3 +483,23 @@ def check_translatable(settings: Settings, plan: Plan, todo: dict[str, ModelPlan
             problem.column,
             hint="`wh plan --engine spark` lists every such construct; nothing was built",
         )
+
+
+def _erased(source: Source, frame: Any) -> Any:
+    """`Source.select_sql` on Spark: erased customers' rows removed or their ids emptied."""
+    if not source.erasures or source.contract is None or not source.contract.direct:
+        return frame
+    from pyspark.sql import functions as F
+
+    ids = erased_ids(source.erasures)
+    hits = [
+        F.coalesce(F.col(c).cast("string").isin(ids), F.lit(False)) for c in source.contract.direct
+    ]
+    if source.contract.erase_rows:
+        any_hit = hits[0]
+        for hit in hits[1:]:
+            any_hit = any_hit | hit
+        return frame.filter(~any_hit)
+    for column, hit in zip(source.contract.direct, hits, strict=True):
+        frame = frame.withColumn(column, F.when(hit, F.lit(None)).otherwise(F.col(column)))
+    return frame

@@ -10,6 +10,7 @@ build writes, and DuckDB allows one writer process or many readers, never both.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -109,6 +110,12 @@ CREATE TABLE IF NOT EXISTS uptodate (
     models INTEGER NOT NULL
 );
 """
+
+
+def whole_words(values: list[str]) -> re.Pattern[str]:
+    """Matches any of `values` where it is not part of a longer id or word."""
+    alternatives = "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+    return re.compile(r"(?<![\w-])(" + alternatives + r")(?![\w-])")
 
 
 def state_path(warehouse: Path) -> Path:
@@ -353,9 +360,7 @@ class State:
         import uuid
 
         with self.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('warehouse_id', ?)", (uuid.uuid4().hex,)
-            )
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('warehouse_id', ?)", (uuid.uuid4().hex,))
             row = db.execute("SELECT value FROM meta WHERE key = 'warehouse_id'").fetchone()
         return str(row["value"])
 
@@ -393,14 +398,9 @@ class State:
     def scrub(self, values: list[str], replacement: str = "[erased]") -> int:
         """Replace `values` (as whole words) where the state quotes data, then rewrite the
         file so that no freed page or write-ahead log keeps the old text."""
-        import re
-
         if not values:
             return 0
-        pattern = re.compile(
-            r"(?<![\w-])(" + "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
-            + r")(?![\w-])"
-        )
+        pattern = whole_words(values)
         changed = 0
         with self.transaction() as db:
             for table, column in self.MESSAGE_COLUMNS:

@@ -57,6 +57,12 @@ class Verifier:
         except ValueError as exc:
             raise ValueError(f"not a SCRAM-SHA-256 verifier: {exc}") from None
 
+    def matches(self, password: str) -> bool:
+        """Whether a clear-text password is this verifier's (HTTP Basic in `wh api`)."""
+        salted = hashlib.pbkdf2_hmac("sha256", password.encode(), self.salt, self.iterations)
+        stored = hashlib.sha256(_hmac(salted, b"Client Key")).digest()
+        return hmac.compare_digest(stored, self.stored_key)
+
     def text(self) -> str:
         b64 = base64.b64encode
         return (

@@ -24,6 +24,10 @@ from warehouse.errors import ConfigError
 from warehouse.interfaces.serve.auth import Verifier
 from warehouse.interfaces.serve.session import Session
 from warehouse.interfaces.serve.snapshots import Snapshots
+from warehouse.interfaces.users import load_users, serve_table
+from warehouse.runtime import audit_log
+from warehouse.runtime.audit_log import AuditLog
+from warehouse.runtime.catalog import ANALYST, ROLES
 
 WORKER_THREADS = 64
 
@@ -39,6 +43,8 @@ class ServeOptions:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     allow_plaintext: bool = False  # a non-loopback bind without TLS, on purpose
+    roles: dict[str, str] = field(default_factory=dict)  # name -> analyst | steward
+    default_role: str = ANALYST  # a client let in without a password (no users)
 
     def passwords(self) -> dict[str, str]:
         """Every user and password (clear text or a SCRAM verifier)."""
@@ -47,21 +53,17 @@ class ServeOptions:
             found[self.user] = self.password
         return found
 
+    def role_of(self, user: str) -> str:
+        return self.roles.get(user, self.default_role)
+
 
 def serve_options(
     settings: Settings, host: str | None, port: int | None, log_statements: bool = False
 ) -> ServeOptions:
     """Options from flags, then WH_SERVE_* variables, then wh.toml [serve]."""
-    table = settings.extra.get("serve", {})
-    if not isinstance(table, dict):
-        raise ConfigError("[serve] must be a table", settings.project_dir / "wh.toml")
+    table = serve_table(settings)
     config = settings.project_dir / "wh.toml"
-    users = table.get("users", {})
-    if not isinstance(users, dict) or not all(isinstance(v, str) for v in users.values()):
-        raise ConfigError(
-            "[serve.users] must map user names to passwords", config,
-            hint='e.g. [serve.users] analyst = "SCRAM-SHA-256$4096:..." (or a password)',
-        )  # fmt: skip
+    users = load_users(settings)
 
     def path(key: str) -> Path | None:
         value = os.environ.get(f"WH_SERVE_{key.upper()}") or table.get(key)
@@ -71,9 +73,10 @@ def serve_options(
         host=host or os.environ.get("WH_SERVE_HOST") or str(table.get("host", "127.0.0.1")),
         port=port or int(os.environ.get("WH_SERVE_PORT") or table.get("port", 5433)),
         user=os.environ.get("WH_SERVE_USER") or str(table.get("user", "wh")),
-        password=os.environ.get("WH_SERVE_PASSWORD") or table.get("password"),
         log_statements=log_statements,
-        users={str(k): str(v) for k, v in users.items()},
+        users=users.passwords,
+        roles=users.roles,
+        default_role=users.default_role,
         tls_cert=path("tls_cert"),
         tls_key=path("tls_key"),
         allow_plaintext=bool(
@@ -127,9 +130,11 @@ class Server:
             self.tls.load_cert_chain(options.tls_cert, options.tls_key)
         # off loopback with TLS configured, every connection must use it
         self.require_tls = self.tls is not None and not is_loopback(options.host)
-        self.snapshots = Snapshots(settings)
+        # one set of open publishes per role: analysts read the pseudonymised catalog
+        self.snapshots = {role: Snapshots(settings, role) for role in ROLES}
         self.pool = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="wh-serve")
         self.sessions: dict[int, Session] = {}
+        self.audit = AuditLog(settings, "serve") if audit_log.enabled(settings) else None
         self._next_pid = 1000
 
     def log(self, peer: str, text: str) -> None:
@@ -173,7 +178,10 @@ class Server:
         async with server:
             await stop.wait()
         self.pool.shutdown(wait=False, cancel_futures=True)
-        self.snapshots.close()
+        for snapshots in self.snapshots.values():
+            snapshots.close()
+        if self.audit is not None:
+            self.audit.close()
 
 
 def serve(

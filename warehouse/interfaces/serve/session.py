@@ -15,6 +15,7 @@ import re
 import secrets
 import ssl
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,7 @@ from warehouse.interfaces.serve.statements import (
 )
 from warehouse.interfaces.serve.transaction import Transaction
 from warehouse.interfaces.serve.translate import SessionFacts, to_duckdb
+from warehouse.runtime.catalog import ANALYST
 
 if TYPE_CHECKING:
     from warehouse.interfaces.serve.server import Server
@@ -93,6 +95,10 @@ class Session:
     pid: int = 0
     secret: int = field(default_factory=lambda: secrets.randbits(31))
     user: str = ""
+    role: str = ANALYST  # which catalog the session reads (README "Privacy")
+    audit_id: str = ""  # the session's id in the audit log, when [serve] audit_log is on
+    statement_sql: str = ""  # the client's text of the statement running, for the audit log
+    statement_started: float = 0.0
     settings: SessionSettings = field(default_factory=SessionSettings)
     tx: Transaction = field(default_factory=Transaction)
     snapshot: Snapshot | None = None
@@ -143,7 +149,7 @@ class Session:
             snapshot, cursor = self.snapshot, self.cursor
             self.snapshot = self.cursor = None
             await self.in_thread(_close_quietly, cursor)
-            self.server.snapshots.release(snapshot)
+            self.server.snapshots[self.role].release(snapshot)
         self.writer.close()
 
     async def startup(self) -> bool:
@@ -164,6 +170,7 @@ class Session:
                 return False
             break
         self.user = start.parameters.get("user", "")
+        self.role = self.server.options.role_of(self.user)
         if self.server.require_tls and not self.tls:
             await self.refuse(
                 "28000", "this server accepts only TLS connections", "use sslmode=require"
@@ -183,6 +190,8 @@ class Session:
             return False
         self.settings = SessionSettings(self.user, start.parameters)
         self.pid = self.server.register(self)
+        if self.server.audit is not None:
+            self.audit_id = self.server.audit.session(self.user, self.role, self.peer)
         await self.send(
             wire.auth_ok(),
             *self.settings.startup_messages(),
@@ -284,7 +293,7 @@ class Session:
 
     async def connection(self) -> duckdb.DuckDBPyConnection:
         """The session's connection on the right publish (moves to a new one when idle)."""
-        snapshots = self.server.snapshots
+        snapshots = self.server.snapshots[self.role]
         if self.snapshot is not None and (
             self.tx.in_block
             or self.cursors  # open cursors read this publish: the session stays on it
@@ -328,13 +337,25 @@ class Session:
             self.streaming.pending = []
             self.streaming = None
 
+    def audited(self, rows: int | None, error: str | None = None) -> None:
+        """One statement in the audit log (when it is on): who, as which role, what, rows."""
+        if self.server.audit is None or not self.statement_sql:
+            return
+        self.server.audit.query(
+            self.audit_id, self.user, self.role, self.statement_sql, rows, error,
+            time.perf_counter() - self.statement_started,
+        )  # fmt: skip
+        self.statement_sql = ""
+
     async def report_error(self, exc: BaseException) -> None:
         code, message, hint = error_fields(exc)
+        self.audited(None, f"{code}: {message}")
         self.tx.fail()
         await self.send(wire.error(code, message, hint=hint))
 
     async def report_internal(self, exc: Exception) -> None:
         traceback.print_exception(exc, file=sys.stderr)
+        self.audited(None, f"XX000: {type(exc).__name__}: {exc}")
         self.tx.fail()
         await self.send(
             wire.error("XX000", f"internal error in wh serve: {type(exc).__name__}: {exc}")
@@ -360,6 +381,7 @@ class Session:
         await self.send(wire.ready(self.tx.status))
 
     def prepare_statement(self, sql: str) -> Statement:
+        self.statement_sql, self.statement_started = sql, time.perf_counter()
         try:
             statement = classify(sql, self.settings.values)
         except StatementError as exc:
@@ -532,6 +554,7 @@ class Session:
             await self.describe(portal)
         if portal.fallback_rows is not None:
             data = rows.encode_rows_slow(portal.fallback_rows)
+            self.audited(len(portal.fallback_rows))
             await self.send(data, wire.command_complete(f"SELECT {len(portal.fallback_rows)}"))
             portal.fallback_rows = []
             return
@@ -541,6 +564,7 @@ class Session:
             return
         if self.streaming is portal:
             self.streaming = None
+        self.audited(portal.sent)
         await self.send(wire.command_complete(f"SELECT {portal.sent}"))
 
     async def send_rows(self, portal: Portal, max_rows: int) -> int:
@@ -581,6 +605,7 @@ class Session:
             data, count = chunk
             sent += count
             await self.send(wire.copy_data(data))
+        self.audited(sent)
         await self.send(wire.copy_done(), wire.command_complete(f"COPY {sent}"))
 
     def declared(self, name: str) -> Portal:

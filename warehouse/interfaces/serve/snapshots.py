@@ -48,21 +48,34 @@ class Snapshot:
             cursor.execute(statement)
 
 
+def readable_folders(path: Path) -> list[str]:
+    """The folders a catalog's views read (wh_meta.readable): a session may read files there
+    and nowhere else, so an analyst cannot read a clear version file by its path."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        try:
+            return [f for (f,) in con.execute("SELECT folder FROM wh_meta.readable").fetchall()]
+        except duckdb.Error:  # a catalog written before wh_meta.readable: its version files
+            return []
+
+
 class Snapshots:
-    def __init__(self, settings: Settings) -> None:
+    """The publishes one role reads (the analyst's and the steward's catalogs differ)."""
+
+    def __init__(self, settings: Settings, role: str = catalog.ANALYST) -> None:
         self.settings = settings
+        self.role = role
         self._lock = threading.Lock()
         self._open: dict[Path, Snapshot] = {}
         self._current: Path | None = None
 
     def current_path(self) -> Path:
-        target = catalog.current_target(self.settings, self.settings.env)
+        target = catalog.current_target(self.settings, self.settings.env, self.role)
         if target is None or not target.exists():
             raise NotPublishedError(f"environment '{self.settings.env}' has not been published yet")
         return target
 
     def _link(self) -> str:
-        return os.readlink(catalog.pointer_path(self.settings, self.settings.env))
+        return os.readlink(catalog.pointer_path(self.settings, self.settings.env, self.role))
 
     def acquire(self) -> Snapshot:
         """The current publish, counted as in use until `release`."""
@@ -74,7 +87,9 @@ class Snapshots:
         with self._lock:
             snapshot = self._open.get(path)
             if snapshot is None:
-                snapshot = Snapshot(path, engine.connect_locked_down(self.settings, path))
+                snapshot = Snapshot(
+                    path, engine.connect_locked_down(self.settings, path, readable_folders(path))
+                )
                 self._open[path] = snapshot
             snapshot.link = link
             previous, self._current = self._current, path

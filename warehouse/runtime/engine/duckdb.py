@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -61,12 +61,15 @@ def connect_plain() -> Connection:
     return duckdb.connect()
 
 
-def connect_locked_down(settings: Settings, path: Path) -> Connection:
-    """For clients' SQL (`wh serve`): read-only, files readable only under the warehouse's
-    version folder, no other external access, settings locked against the client."""
+def connect_locked_down(
+    settings: Settings, path: Path, folders: Sequence[str] | None = None
+) -> Connection:
+    """For clients' SQL (`wh serve`): read-only, files readable only in `folders` (those the
+    catalog's views read; default: the warehouse's version folder), no other external access,
+    settings locked against the client."""
     con = connect(settings, path, read_only=True)
-    versions = str(settings.warehouse / "versions") + "/"
-    con.execute("SET allowed_directories = ?", [[versions]])
+    allowed = list(folders) if folders else [str(settings.warehouse / "versions") + "/"]
+    con.execute("SET allowed_directories = ?", [allowed])
     con.execute("SET enable_external_access = false")
     # Postgres semantics for `/`: 5/2 is 2 between integers, and x/0 an error, not inf
     con.execute("SET GLOBAL integer_division = true")
@@ -107,16 +110,24 @@ def _arrived_variables(source: str) -> tuple[str, str]:
     return f"wh_arrived_{source}", f"wh_arrived_{source}_none"
 
 
-def view_over_arrived(con: Connection, source: str, files: Sequence[str | Path]) -> None:
+def view_over_arrived(
+    con: Connection,
+    source: str,
+    files: Sequence[str | Path],
+    select: Callable[[str], str] = lambda relation: f"SELECT * FROM {relation}",
+) -> None:
     """`arrived.<source>`: a view over the files a connection's variables name (set per
-    model run by `point_arrived`; `files`, every file of the source, until then)."""
+    model run by `point_arrived`; `files`, every file of the source, until then), read
+    through `select` (the source's erasure filter)."""
     listed, none = _arrived_variables(source)
     point_arrived(con, source, [], files)
+    relation = (
+        f"read_parquet(getvariable('{listed}'), union_by_name = true, hive_partitioning = false)"
+    )
     create_view(
         con,
         f"arrived.{source}",
-        f"SELECT * FROM read_parquet(getvariable('{listed}'), union_by_name = true, "
-        f"hive_partitioning = false) WHERE NOT getvariable('{none}')",
+        f"SELECT * FROM ({select(relation)}) WHERE NOT getvariable('{none}')",
     )
 
 

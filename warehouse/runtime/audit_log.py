@@ -1,0 +1,192 @@
+"""Who read what through `wh serve` and `wh api`: `<warehouse>/audit/audit.db` (SQLite), on
+when `[serve] audit_log = true`.
+
+A table in the warehouse, not in a catalog readers open: readers cannot see who else read,
+and a catalog is immutable while the log grows. SQLite (WAL) because it is written while
+served and read by `wh audit` at the same time. Writes go through one background thread
+with a queue, so a query never waits on the log's disk; a record is lost only if the
+process is killed within the moment between the query and the write.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from warehouse.config import Settings
+from warehouse.errors import ConfigError
+from warehouse.runtime.state import whole_words
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    session_id TEXT PRIMARY KEY,
+    started_at REAL NOT NULL,
+    interface TEXT NOT NULL,      -- serve | api
+    user TEXT NOT NULL,
+    role TEXT NOT NULL,
+    client TEXT
+);
+CREATE TABLE IF NOT EXISTS queries (
+    session_id TEXT NOT NULL,
+    at REAL NOT NULL,
+    interface TEXT NOT NULL,
+    user TEXT NOT NULL,
+    role TEXT NOT NULL,
+    statement TEXT NOT NULL,
+    rows INTEGER,
+    status TEXT NOT NULL,         -- ok | error
+    error TEXT,
+    seconds REAL
+);
+"""
+
+
+def log_path(settings: Settings) -> Path:
+    return settings.warehouse / "audit" / "audit.db"
+
+
+def enabled(settings: Settings) -> bool:
+    table = settings.extra.get("serve", {})
+    value = table.get("audit_log", False) if isinstance(table, dict) else False
+    if not isinstance(value, bool):
+        raise ConfigError(
+            f"[serve] audit_log must be true or false, not {value!r}",
+            settings.project_dir / "wh.toml",
+        )
+    return value
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(SCHEMA)
+    return db
+
+
+class AuditLog:
+    """The writer: `session` and `query` return at once; a thread writes in batches."""
+
+    def __init__(self, settings: Settings, interface: str) -> None:
+        self.interface = interface
+        self.path = log_path(settings)
+        _connect(self.path).close()  # a bad path fails at start, not in the thread
+        self._queue: queue.Queue[tuple[str, tuple[Any, ...]] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._write, name="wh-audit", daemon=True)
+        self._thread.start()
+
+    def session(self, user: str, role: str, client: str) -> str:
+        session_id = uuid.uuid4().hex[:16]
+        self._queue.put(
+            (
+                "INSERT INTO sessions VALUES (?,?,?,?,?,?)",
+                (session_id, time.time(), self.interface, user, role, client),
+            )
+        )
+        return session_id
+
+    def query(
+        self,
+        session_id: str,
+        user: str,
+        role: str,
+        statement: str,
+        rows: int | None,
+        error: str | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        self._queue.put(
+            (
+                "INSERT INTO queries VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    session_id,
+                    time.time(),
+                    self.interface,
+                    user,
+                    role,
+                    statement,
+                    rows,
+                    "error" if error else "ok",
+                    error,
+                    seconds,
+                ),
+            )
+        )
+
+    def _write(self) -> None:
+        db = _connect(self.path)
+        try:
+            while True:
+                item = self._queue.get()
+                batch = [item]
+                while not self._queue.empty() and len(batch) < 1000:
+                    batch.append(self._queue.get_nowait())
+                records = [b for b in batch if b is not None]
+                if records:
+                    db.execute("BEGIN")
+                    for sql, values in records:
+                        db.execute(sql, values)
+                    db.execute("COMMIT")
+                if len(records) < len(batch):
+                    return
+        finally:
+            db.close()
+
+    def close(self) -> None:
+        """Write what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+
+def read(settings: Settings, limit: int = 100, user: str | None = None) -> list[dict[str, Any]]:
+    """The latest queries, newest first (`wh audit`)."""
+    path = log_path(settings)
+    if not path.exists():
+        return []
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    db.row_factory = sqlite3.Row
+    try:
+        where, params = ("WHERE user = ?", [user]) if user else ("", [])
+        rows = db.execute(
+            f"SELECT * FROM queries {where} ORDER BY at DESC LIMIT ?", [*params, limit]
+        ).fetchall()
+        return [dict(r) for r in rows]
+    finally:
+        db.close()
+
+
+def scrub(settings: Settings, values: list[str], replacement: str = "[erased]") -> int:
+    """Replace erased ids (whole words) in logged statements and errors; rewrite the file so
+    no freed page keeps them. Returns the records changed."""
+    path = log_path(settings)
+    if not path.exists() or not values:
+        return 0
+    pattern = whole_words(values)
+    db = _connect(path)
+    changed = 0
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        for rowid, statement, error in db.execute(
+            "SELECT rowid, statement, error FROM queries"
+        ).fetchall():
+            new = pattern.sub(replacement, statement)
+            new_error = pattern.sub(replacement, error) if error else error
+            if (new, new_error) != (statement, error):
+                db.execute(
+                    "UPDATE queries SET statement = ?, error = ? WHERE rowid = ?",
+                    (new, new_error, rowid),
+                )
+                changed += 1
+        db.execute("COMMIT")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.execute("VACUUM")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        db.close()
+    return changed
