@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ from warehouse.interfaces.demo import DemoSpec, generate
 from warehouse.runtime.state import Version
 
 REPO = Path(__file__).resolve().parents[1]
+# test warehouses' pseudonymisation keys go to a temporary folder, not ~/.config/wh/keys
+os.environ.setdefault("XDG_CONFIG_HOME", tempfile.mkdtemp(prefix="wh-test-config-"))
 TINY = DemoSpec(products=12, customers=40, days=30, seed=3)
 
 
@@ -58,10 +62,10 @@ def project(tmp_path: Path, tiny_sources: Path) -> Settings:
 
 
 def published_rows(settings: Settings) -> dict[str, list[tuple[object, ...]]]:
-    """Every published view's rows in the settings' env: what analysts see."""
-    from warehouse.runtime.catalog import pointer_path
+    """Every published view's rows in the settings' env, in clear (the steward's catalog)."""
+    from warehouse.runtime.catalog import STEWARD, pointer_path
 
-    con = duckdb.connect(str(pointer_path(settings, settings.env)), read_only=True)
+    con = duckdb.connect(str(pointer_path(settings, settings.env, STEWARD)), read_only=True)
     try:
         views = con.execute(
             "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal ORDER BY ALL"
@@ -83,10 +87,11 @@ def published(settings: Settings) -> dict[str, str]:
     return sums
 
 
-def rows(settings: Settings, sql: str) -> list[tuple[object, ...]]:
+def rows(settings: Settings, sql: str, role: str = "steward") -> list[tuple[object, ...]]:
+    """Rows of a query on the published catalog of `role` (default: clear values)."""
     from warehouse.runtime.catalog import pointer_path
 
-    con = duckdb.connect(str(pointer_path(settings, settings.env)), read_only=True)
+    con = duckdb.connect(str(pointer_path(settings, settings.env, role)), read_only=True)
     try:
         return con.execute(sql).fetchall()
     finally:

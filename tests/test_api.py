@@ -41,9 +41,14 @@ def test_forecast_propensity_and_recommendations(served: tuple[Settings, str]) -
     assert body["product_id"] == product and len(body["forecast"]) == 7
     first = body["forecast"][0]
     assert first["units_p10"] <= first["units_p50"] <= first["units_p90"]
-    customer = rows(settings, "SELECT customer_id FROM forecast.customer_propensity LIMIT 1")[0][0]
+    # without users the API serves the analyst role: customers are named by their pseudonym
+    customer = rows(
+        settings, "SELECT customer_id FROM forecast.customer_propensity LIMIT 1", "analyst"
+    )[0][0]
     propensity = httpx.get(f"{url}/customers/{customer}/propensity").json()
     assert 0 <= propensity["p_purchase"] <= 1
+    clear = rows(settings, "SELECT customer_id FROM forecast.customer_propensity LIMIT 1")[0][0]
+    assert httpx.get(f"{url}/customers/{clear}/propensity").status_code == 404
     recs = httpx.get(f"{url}/recommendations/{product}", params={"limit": 3}).json()
     assert len(recs["recommendations"]) <= 3
 

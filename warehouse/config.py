@@ -32,7 +32,17 @@ PROJECT_KEYS: dict[str, tuple[str | None, type]] = {
 }
 FREQS = ("day", "week", "month")
 # Tables other issues own (forecast, serve, ...) are passed through untouched.
-KNOWN_TABLES = {"project", "vars", "forecast", "customers", "serve", "docs", "checks", "engine"}
+KNOWN_TABLES = {
+    "project",
+    "vars",
+    "forecast",
+    "customers",
+    "serve",
+    "docs",
+    "checks",
+    "engine",
+    "privacy",
+}
 ENGINES = ("duckdb", "spark")
 # [engine]: where models run (README "Scaling out"); key -> (environment variable, type)
 ENGINE_KEYS: dict[str, tuple[str | None, type]] = {

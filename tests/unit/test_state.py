@@ -135,6 +135,7 @@ def test_only_state_py_speaks_sql_to_state_db() -> None:
         for table in ("FROM builds", "FROM publishes", "FROM audit_results", "FROM versions"):
             if table in text:
                 offenders.append(f"{path.relative_to(package)}: {table}")
-        if '"state.db"' in text or "sqlite3.connect" in text:
+        # the audit log is a SQLite file of its own (audit/audit.db), opened by its module
+        if '"state.db"' in text or ("sqlite3.connect" in text and path.name != "audit_log.py"):
             offenders.append(f"{path.relative_to(package)}: opens state.db")
     assert offenders == []

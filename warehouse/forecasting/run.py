@@ -39,6 +39,7 @@ from warehouse.forecasting.data import UNIT, ForecastData, load, scoring_rows
 from warehouse.forecasting.models import Fitted
 from warehouse.forecasting.spec import ENSEMBLES, WINDOWS, ForecastSpec, is_statistical, load_spec
 from warehouse.forecasting.tables import RUN_SCHEMA
+from warehouse.runtime import erasure
 from warehouse.runtime.lock import writer_lock
 from warehouse.runtime.publish import TableWrite, new_run_id, publish_tables
 from warehouse.runtime.state import State, open_state
@@ -181,6 +182,12 @@ def forecast(
                 raise UsageError(
                     f"environment '{settings.env}' has no features.demand_features to forecast",
                     hint=f"build it first: wh build --env {settings.env}",
+                )
+            if erasure.pending(settings, state):
+                raise UsageError(
+                    "erasure requests changed since the last build: the customer models "
+                    "would still score erased customers",
+                    hint=f"build first (it applies them): wh build --env {settings.env}",
                 )
             record = RunRecord(
                 run_id=run_id,

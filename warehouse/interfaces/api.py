@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -23,7 +24,7 @@ from warehouse.config import Settings
 from warehouse.errors import UsageError
 from warehouse.forecasting.tables import CUSTOMER_PROPENSITY, DEMAND_FORECAST
 from warehouse.interfaces.serve.auth import Verifier
-from warehouse.interfaces.users import load_users
+from warehouse.interfaces.users import Users, load_users
 from warehouse.runtime import audit_log, catalog
 from warehouse.runtime.engine import duckdb as engine
 
@@ -78,33 +79,53 @@ def _rows(settings: Settings, role: str, sql: str, params: list[Any]) -> list[di
         con.close()
 
 
+@dataclass(frozen=True)
+class Access:
+    """Who may read, for the app: its users' verifiers and roles, and the audit log."""
+
+    settings: Settings
+    users: Users
+    verifiers: dict[str, Verifier]
+    decoy: Verifier
+    log: audit_log.AuditLog | None
+
+
+def _reader(
+    request: Request,
+    credentials: Annotated[HTTPBasicCredentials | None, Depends(HTTPBasic(auto_error=False))],
+) -> Reader:
+    access: Access = request.app.state.access
+    client = f"{request.client.host}:{request.client.port}" if request.client else ""
+    if not access.verifiers:
+        return Reader(access.settings, "anonymous", access.users.default_role, access.log, client)
+    denied = HTTPException(
+        401, "a user name and password are needed", {"WWW-Authenticate": "Basic"}
+    )
+    if credentials is None:
+        raise denied
+    # an unknown user costs the same check as a known one
+    name = credentials.username
+    if not access.verifiers.get(name, access.decoy).matches(credentials.password):
+        raise denied
+    if name not in access.verifiers:
+        raise denied
+    return Reader(access.settings, name, access.users.role_of(name), access.log, client)
+
+
+As = Annotated[Reader, Depends(_reader)]
+
+
 def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="wh", description=f"Read-only API over environment '{settings.env}'.")
     users = load_users(settings)
-    verifiers = {name: Verifier.parse(pw) for name, pw in users.passwords.items()}
-    decoy = Verifier.from_password(secrets.token_hex(16))
     log = audit_log.AuditLog(settings, "api") if audit_log.enabled(settings) else None
-    basic = HTTPBasic(auto_error=False)
-
-    def reader(
-        request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)]
-    ) -> Reader:
-        client = f"{request.client.host}:{request.client.port}" if request.client else ""
-        if not verifiers:
-            return Reader(settings, "anonymous", users.default_role, log, client)
-        denied = HTTPException(
-            401, "a user name and password are needed", {"WWW-Authenticate": "Basic"}
-        )
-        if credentials is None:
-            raise denied
-        # an unknown user costs the same check as a known one
-        verifier = verifiers.get(credentials.username, decoy)
-        if not verifier.matches(credentials.password) or credentials.username not in verifiers:
-            raise denied
-        name = credentials.username
-        return Reader(settings, name, users.role_of(name), log, client)
-
-    As = Annotated[Reader, Depends(reader)]
+    app.state.access = Access(
+        settings,
+        users,
+        {name: Verifier.parse(pw) for name, pw in users.passwords.items()},
+        Verifier.from_password(secrets.token_hex(16)),
+        log,
+    )
 
     @app.get("/health")
     def health(who: As) -> dict[str, Any]:

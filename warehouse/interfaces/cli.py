@@ -250,6 +250,33 @@ def runs_cmd(
         )
 
 
+@app.command("audit")
+@handle_errors
+def audit_cmd(
+    limit: Annotated[int, typer.Option(help="Most recent N statements.")] = 50,
+    user: Annotated[str | None, typer.Option(help="Only this user's statements.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Who read what through wh serve and wh api ([serve] audit_log = true)."""
+    from warehouse.interfaces import console
+    from warehouse.runtime import audit_log
+
+    cfg = settings()
+    records = audit_log.read(cfg, limit, user)
+    if not records and not audit_log.enabled(cfg):
+        console.err.print("the audit log is off: set [serve] audit_log = true in wh.toml")
+    for record in records:
+        record["at"] = console.when(record["at"])
+    if as_json:
+        console.print_json(records)
+    else:
+        columns = ["at", "interface", "user", "role", "rows", "status", "statement"]
+        console.table(
+            columns if records else ["(nothing logged yet)"],
+            [[r[c] for c in columns] for r in records],
+        )
+
+
 @app.command("forecast")
 @handle_errors
 def forecast_cmd(

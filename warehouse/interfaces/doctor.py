@@ -182,7 +182,7 @@ def _erasures(settings: Settings, state: State) -> list[Finding]:
     requests = erasure_requests(settings.sources)
     if not requests.files:
         return []
-    pending = erasure.requests_digest(erasure.with_files(requests)) != state.last_erasure_digest()
+    pending = erasure.pending(settings, state)
     count, holding = erasure.scan(settings, state)
     found = [
         Finding(

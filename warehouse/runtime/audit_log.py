@@ -11,6 +11,7 @@ process is killed within the moment between the query and the write.
 from __future__ import annotations
 
 import queue
+import re
 import sqlite3
 import threading
 import time
@@ -47,7 +48,11 @@ CREATE TABLE IF NOT EXISTS queries (
 
 
 def log_path(settings: Settings) -> Path:
-    return settings.warehouse / "audit" / "audit.db"
+    return log_path_in(settings.warehouse)
+
+
+def log_path_in(warehouse: Path) -> Path:
+    return warehouse / "audit" / "audit.db"
 
 
 def enabled(settings: Settings) -> bool:
@@ -190,3 +195,18 @@ def scrub(settings: Settings, values: list[str], replacement: str = "[erased]") 
     finally:
         db.close()
     return changed
+
+
+def quoting(path: Path, pattern: re.Pattern[str]) -> list[str]:
+    """The logged columns (`table.column`) with a cell that `pattern` finds (erasure scans)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    found = []
+    try:
+        for table, column in (("queries", "statement"), ("queries", "error"), ("sessions", "user")):
+            for (cell,) in db.execute(f"SELECT {column} FROM {table}"):
+                if isinstance(cell, str) and pattern.search(cell):
+                    found.append(f"{table}.{column}")
+                    break
+    finally:
+        db.close()
+    return found

@@ -28,13 +28,11 @@ from typing import Any
 from warehouse.config import Settings
 from warehouse.runtime import audit_log, produced
 from warehouse.runtime.engine import duckdb as engine
-from warehouse.runtime.sources import CONTRACTS, Source, erased_ids, erasure_requests
-from warehouse.runtime.state import State, whole_words
+from warehouse.runtime.sources import DIRECT_FIELDS, Source, erased_ids, erasure_requests
+from warehouse.runtime.state import State, state_path, whole_words
 from warehouse.runtime.storage import remove_orphans, versions_root
 
 ERASED_TEXT = "[erased]"
-# the source fields a JSON column (staging.rejects.row) may carry a customer id in
-JSON_FIELDS = tuple(sorted({c for contract in CONTRACTS.values() for c in contract.direct}))
 MIN_RAW_LENGTH = 4  # shorter ids match too many bytes of binary files to be worth reporting
 
 
@@ -70,6 +68,14 @@ def with_files(requests: Source) -> Source:
     return Source(requests.name, requests.files, requests.contract, requests.files)
 
 
+def pending(settings: Settings, state: State) -> bool:
+    """Whether the erasure requests changed since a build last applied them."""
+    requests = erasure_requests(settings.sources)
+    if not requests.files:
+        return False
+    return requests_digest(with_files(requests)) != state.last_erasure_digest()
+
+
 def _tagged_columns(state: State) -> dict[str, dict[str, str]]:
     """{model: {column: level}} over every version, with the forecast tables' tags."""
     tagged = state.tagged_models()
@@ -86,8 +92,8 @@ def _matches(columns: dict[str, str], tagged: dict[str, str]) -> list[str]:
         if level is None:
             continue
         column = engine.quote_ident(name)
-        if kind == "JSON" or (kind == "VARCHAR" and level == "direct" and name == "row"):
-            for field in JSON_FIELDS:
+        if kind == "JSON":
+            for field in DIRECT_FIELDS:
                 found.append(
                     f"coalesce(json_extract_string(CAST({column} AS JSON), "
                     f"'$.{field}') IN (SELECT id FROM erased), false)"
@@ -233,7 +239,7 @@ def scan(settings: Settings, state: State | None) -> tuple[int, list[Finding]]:
             if path.suffix == ".parquet":
                 findings += _scan_parquet(con, path, listed, tagged)
             elif path.suffix == ".db":
-                findings += _scan_sqlite(path, pattern)
+                findings += _scan_sqlite(path, state, pattern)
             elif raw is not None:
                 found = raw.search(path.read_bytes().decode("latin-1"))
                 if found:
@@ -269,29 +275,17 @@ def _model_of(path: Path) -> str:
     return ""
 
 
-def _scan_sqlite(path: Path, pattern: Any) -> list[Finding]:
-    """The text columns where a SQLite file of wh's can quote data: the state's messages,
-    the audit log's statements (its other columns are numbers, paths and names). A write-ahead
-    log beside it gets the raw check of other files (a purge checkpoints and truncates it)."""
-    if path.name == "state.db":
-        columns = list(State.MESSAGE_COLUMNS)
-    elif path.name == "audit.db":
-        columns = [("queries", "statement"), ("queries", "error"), ("sessions", "user")]
-    else:
-        columns = []
-    findings = []
+def _scan_sqlite(path: Path, state: State | None, pattern: Any) -> list[Finding]:
+    """The text columns where wh's SQLite files can quote data: the state's messages, the
+    audit log's statements (their other columns are numbers, paths and names). A write-ahead
+    log beside one gets the raw check of other files (a purge checkpoints and truncates it)."""
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        if path == state_path(path.parent) and state is not None:
+            columns = state.quoting(pattern)
+        elif path == audit_log.log_path_in(path.parent.parent) and path.name == "audit.db":
+            columns = audit_log.quoting(path, pattern)
+        else:
+            return []
     except sqlite3.Error:
         return [Finding(path, "cannot be read to check it")]
-    try:
-        for table, column in columns:
-            for (cell,) in db.execute(f'SELECT "{column}" FROM "{table}"'):
-                if isinstance(cell, str) and pattern.search(cell):
-                    findings.append(Finding(path, f"{table}.{column} holds an erased id"))
-                    break
-    except sqlite3.Error:
-        pass
-    finally:
-        db.close()
-    return findings
+    return [Finding(path, f"{column} holds an erased id") for column in columns]

@@ -48,8 +48,7 @@ def lineage_schema(project: Project, state: State, env: str) -> Schema:
 
 def schema_of(project: Project, state: State, mapping: dict[str, str]) -> Schema:
     """Column types of the versions in `mapping` and of the sources the project reads."""
-    import pyarrow.parquet as pq
-
+    from warehouse.runtime.engine import duckdb as engine
     from warehouse.runtime.sources import CONTRACTS, SQL_TYPES
 
     schema: Schema = {}
@@ -58,15 +57,18 @@ def schema_of(project: Project, state: State, mapping: dict[str, str]) -> Schema
         if version:
             name, table = model.split(".", 1)
             schema.setdefault(name, {})[table] = dict(version.columns)
-    for source in sorted({s for m in project.models.values() for s in m.sources}):
-        files = find_source(project.settings.sources, source).files
-        if files:
-            fields = pq.read_schema(files[0])
-            columns = {f.name: str(f.type) for f in fields}
-        else:  # an optional source that is absent reads as its contract's columns
-            contract = CONTRACTS.get(source)
-            columns = {c.name: SQL_TYPES[c.kind] for c in contract.columns} if contract else {}
-        schema.setdefault(SOURCE_SCHEMA, {})[source] = columns
+    con = engine.connect_plain()  # the first file's footer: what sqlglot needs to qualify
+    try:
+        for source in sorted({s for m in project.models.values() for s in m.sources}):
+            files = find_source(project.settings.sources, source).files
+            if files:
+                columns = dict(engine.describe(con, engine.parquet_scan(files[:1])))
+            else:  # an optional source that is absent reads as its contract's columns
+                contract = CONTRACTS.get(source)
+                columns = {c.name: SQL_TYPES[c.kind] for c in contract.columns} if contract else {}
+            schema.setdefault(SOURCE_SCHEMA, {})[source] = columns
+    finally:
+        con.close()
     return schema
 
 

@@ -141,17 +141,54 @@ def pii_report(project: Project, schema: Schema) -> PiiReport:
     return report
 
 
+def _tag_keys(project: Project, state: Any, mapping: dict[str, str]) -> dict[str, str]:
+    """Per published model, what its tags depend on: its logic (logic_fp: the query and every
+    upstream query), its columns, its and its ancestors' `-- pii:` lines, the produced tables
+    it reads and the source contract's tags. New data alone keeps every key."""
+    import hashlib
+    import json
+
+    sources = json.dumps(sorted(source_tags().items()))
+    keys: dict[str, str] = {}
+    for model in project.ordered():
+        version = state.get_version(mapping[model.name]) if model.name in mapping else None
+        if version is None:
+            continue
+        parts = [
+            sources,
+            version.logic_fp,
+            json.dumps(version.columns),
+            json.dumps(sorted(model.pii)),
+            json.dumps(sorted(model.produced)),
+            *(keys.get(parent, parent) for parent in sorted(model.depends_on)),
+        ]
+        keys[model.name] = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+    return keys
+
+
 def record_tags(project: Project, state: Any, mapping: dict[str, str]) -> bool:
     """Tag the versions `mapping` publishes (state.version_pii), for the catalogs to
-    pseudonymise; whether any version's tags changed. Computed at every publish that a build
+    pseudonymise; whether any version's tags changed. Run at every publish that a build
     makes: a `-- pii:` line is not part of a fingerprint, and the latest word on what is
-    personal data applies to every version still published."""
-    from warehouse.runtime.lineage import schema_of
+    personal data applies to every version still published. Lineage is traced (sqlglot)
+    only when some model's tag key is new: new data alone reuses the recorded tags."""
+    keys = _tag_keys(project, state, mapping)
+    cached = state.cached_tags(list(keys.values()))
+    if len(cached) < len(keys):
+        from warehouse.runtime.lineage import schema_of
 
-    report = pii_report(project, schema_of(project, state, mapping))
+        report = pii_report(project, schema_of(project, state, mapping))
+        computed: dict[str, dict[str, str]] = {name: {} for name in keys}
+        for (table, column), tag in report.tags.items():
+            if table in computed:
+                computed[table][column] = tag.level
+        state.cache_tags({keys[name]: columns for name, columns in computed.items()})
+        cached = {keys[name]: columns for name, columns in computed.items()}
     tags: dict[str, dict[str, str]] = {fp: {} for fp in mapping.values()}
-    for (table, column), tag in report.tags.items():
+    for name, key in keys.items():
+        tags[mapping[name]] = dict(cached[key])
+    for table, columns in produced.PII.items():  # forecast tables the environment serves
         if table in mapping:
-            tags[mapping[table]][column] = tag.level
+            tags[mapping[table]] = dict(columns)
     changed: bool = state.set_pii(tags)
     return changed

@@ -30,6 +30,7 @@ from warehouse.config import Settings, strict_table
 from warehouse.errors import ConfigError
 
 KEY_ENV = "WH_PSEUDONYM_KEY"
+COPY_FORMAT = "2"  # part of a copy's name: a change to how copies are made makes new ones
 LEVELS = ("direct", "quasi")
 PRIVACY_KEYS = {"key_file", "pseudonymise"}
 INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
@@ -123,7 +124,7 @@ def pseudonymised_types(
     """A version's columns as its pseudonymised copy has them."""
     hidden = set(tagged)
     return tuple(
-        (name, kind if name not in hidden or kind in INTEGER_TYPES else "VARCHAR")
+        (name, kind if name not in hidden or kind in (*INTEGER_TYPES, "JSON") else "VARCHAR")
         for name, kind in columns
     )
 
@@ -134,7 +135,7 @@ def copy_path(settings: Settings, key: Key, file: str, tagged: Iterable[str]) ->
     from warehouse.runtime.storage import versions_root
 
     relative = Path(file).resolve().relative_to(versions_root(settings).resolve())
-    columns = hashlib.sha256("|".join(sorted(tagged)).encode()).hexdigest()[:8]
+    columns = hashlib.sha256("|".join([COPY_FORMAT, *sorted(tagged)]).encode()).hexdigest()[:8]
     return root(settings, key) / relative.parent / f"{relative.stem}.{columns}.parquet"
 
 
@@ -184,8 +185,11 @@ def write_copy(
     for name, kind in columns:
         if name not in hidden:
             continue
-        function = "wh_pseudonym_number" if kind in INTEGER_TYPES else "wh_pseudonym_text"
         column = engine.quote_ident(name)
+        if kind == "JSON":  # a record (staging.rejects.row): its identifying fields only
+            replaced.append(f"{_json_fields(column)} AS {column}")
+            continue
+        function = "wh_pseudonym_number" if kind in INTEGER_TYPES else "wh_pseudonym_text"
         replaced.append(f"{function}(CAST({column} AS VARCHAR)) AS {column}")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
@@ -195,6 +199,22 @@ def write_copy(
         "(FORMAT parquet, COMPRESSION zstd)"
     )
     os.replace(partial, target)
+
+
+def _json_fields(column: str) -> str:
+    """A JSON record with each source field tagged `direct` (e.g. customer_id) replaced by
+    its pseudonym; records without such a field are left as they are."""
+    from warehouse.runtime.sources import DIRECT_FIELDS
+
+    expression = column
+    for field in DIRECT_FIELDS:
+        path = f"'$.{field}'"
+        expression = (
+            f"CASE WHEN json_extract_string({expression}, {path}) IS NULL THEN {expression} "
+            f"ELSE json_merge_patch({expression}, json_object('{field}', "
+            f"wh_pseudonym_text(json_extract_string({expression}, {path})))) END"
+        )
+    return expression
 
 
 class Pseudonymiser:

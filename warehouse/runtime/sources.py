@@ -81,6 +81,9 @@ CONTRACTS: dict[str, Contract] = {
         _cols("product_id:id on_hand:int lead_time_days:int"), optional=True, may_be_empty=True
     ),
 }
+# the fields that identify a customer in any source: a JSON record of a source row
+# (staging.rejects.row) is pseudonymised and erased by these
+DIRECT_FIELDS = tuple(sorted({c for contract in CONTRACTS.values() for c in contract.direct}))
 # erasure requests (README "Privacy"): read by wh only, never a model's input, so the erased
 # ids are not copied into the warehouse
 ERASURES = "erasures"

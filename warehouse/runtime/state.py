@@ -89,6 +89,10 @@ CREATE TABLE IF NOT EXISTS version_pii (
     fingerprint TEXT PRIMARY KEY,
     columns TEXT NOT NULL         -- JSON {column: direct | quasi}: what readers see pseudonymised
 );
+CREATE TABLE IF NOT EXISTS pii_cache (
+    key TEXT PRIMARY KEY,         -- runtime/pii._tag_keys: what a model's tags depend on
+    columns TEXT NOT NULL         -- JSON {column: level}
+);
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -343,6 +347,21 @@ class State:
                     )
         return changed
 
+    def cached_tags(self, keys: list[str]) -> dict[str, dict[str, str]]:
+        found = {}
+        for key in keys:
+            row = self.db.execute("SELECT columns FROM pii_cache WHERE key = ?", (key,)).fetchone()
+            if row:
+                found[key] = dict(json.loads(row["columns"]))
+        return found
+
+    def cache_tags(self, tags: dict[str, dict[str, str]]) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO pii_cache VALUES (?, ?)",
+                [(k, json.dumps(v, sort_keys=True)) for k, v in tags.items()],
+            )
+
     def tagged_models(self) -> dict[str, dict[str, str]]:
         """{model: {column: level}} over every version (any version's tag counts)."""
         found: dict[str, dict[str, str]] = {}
@@ -387,6 +406,16 @@ class State:
 
     def erasures(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.db.execute("SELECT * FROM erasures ORDER BY id")]
+
+    def quoting(self, pattern: re.Pattern[str]) -> list[str]:
+        """The message columns (`table.column`) with a cell that `pattern` finds."""
+        found = []
+        for table, column in self.MESSAGE_COLUMNS:
+            for (cell,) in self.db.execute(f"SELECT {column} FROM {table}"):
+                if isinstance(cell, str) and pattern.search(cell):
+                    found.append(f"{table}.{column}")
+                    break
+        return found
 
     # where the state quotes data: error messages and audit queries
     MESSAGE_COLUMNS = (
