@@ -17,21 +17,26 @@ import polars as pl
 import pytest
 from conftest import (
     accepting,
+    append_last_day,
     copy_project,
+    edit,
     forecast_project,
     free_port,
     rounded,
     rows,
     running,
+    split_last_day,
     wh_command,
 )
 
 from warehouse.config import Settings, load_settings
-from warehouse.errors import UsageError
+from warehouse.errors import UsageError, WhError
 from warehouse.forecasting.run import forecast
 from warehouse.runtime.build import build
 from warehouse.runtime.catalog import STEWARD, pointer_path
+from warehouse.runtime.engine import duckdb as engine
 from warehouse.runtime.environments import rollback
+from warehouse.runtime.sources import load_sources
 from warehouse.runtime.state import open_state
 
 PSQL = shutil.which("psql")
@@ -117,7 +122,7 @@ def test_roles_over_psql_and_http(warehouse: Settings) -> None:
     clear_ids = {r[0] for r in rows(warehouse, "select customer_id from staging.customers")}
     expected_join = rows(warehouse, JOIN)[0][0]
     assert expected_join > 0
-    with running(warehouse, "serve", "--port", str(port), ready=lambda: accepting(port)):
+    with running(warehouse, "serve", "--port", str(port), ready=lambda: accepting(port)) as serve:
         analyst = _psql(port, "ana", "ana-secret", "select customer_id from staging.customers")
         steward = _psql(port, "stew", "stew-secret", "select customer_id from staging.customers")
         assert set(steward) == clear_ids
@@ -176,7 +181,7 @@ def test_roles_over_psql_and_http(warehouse: Settings) -> None:
     ).stdout  # fmt: skip
     records = json.loads(logged)
     by_role = {(r["user"], r["role"], r["interface"]) for r in records}
-    assert {("ana", "analyst", "serve"), ("stew", "steward", "serve")} <= by_role
+    assert {("ana", "analyst", "serve"), ("stew", "steward", "serve")} <= by_role, serve.log
     assert {("ana", "analyst", "api"), ("stew", "steward", "api")} <= by_role
     join = [r for r in records if r["statement"] == JOIN]
     assert join and join[0]["rows"] == 1 and join[0]["status"] == "ok"
@@ -247,7 +252,23 @@ def test_erasure_reaches_every_version_and_survives_rollback(
     finally:
         state.close()
     assert publish_before is not None
-    assert _scan(settings.warehouse, ERASED)  # the scan finds them before the request
+    # a steward looked one of them up: the audit log quotes the id
+    http_port = free_port()
+    url = f"http://127.0.0.1:{http_port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/health", timeout=1).status_code == 401
+        except httpx.TransportError:
+            return False
+
+    with running(settings, "api", "--port", str(http_port), ready=ready):
+        looked_up = httpx.get(
+            f"{url}/customers/{ERASED[0]}/propensity", auth=("stew", "stew-secret")
+        )
+        assert looked_up.status_code == 200
+    found = _scan(settings.warehouse, ERASED)  # the scan finds them before the request
+    assert any("audit.db: bytes" in f for f in found), found
     pl.DataFrame(
         {"customer_id": ERASED, "requested_at": ["2024-01-01", "2024-01-02", "2024-01-02"]}
     ).with_columns(pl.col("requested_at").str.to_date()).write_parquet(
@@ -305,8 +326,19 @@ def test_doctor_finds_a_file_that_holds_an_erased_id(
     sources = _distinct_ids(tiny_sources, root / "sources")
     settings = copy_project(root / "project", sources)
     build(settings)
-    served = rows(settings, "select customer_id from checks.customers order by 1 limit 1")
-    (customer,) = served[0]
+    # a failed build's message quotes a customer id (DuckDB names the value it cannot cast)
+    original = (settings.project_dir / "sql/staging/customers.sql").read_text()
+    as_int = "select cast(customer_id as int) as customer_id,"
+    edit(
+        settings,
+        "sql/staging/customers.sql",
+        lambda sql: sql.replace("select customer_id,", as_int),
+    )
+    with pytest.raises(WhError) as failed:
+        build(settings)
+    (customer,) = re.findall(r"cust-[0-9]+", str(failed.value))[:1]
+    (settings.project_dir / "sql/staging/customers.sql").write_text(original)
+    assert customer.encode() in (settings.warehouse / "state.db").read_bytes()
     state = open_state(settings)
     try:
         head = state.head("prod")
@@ -322,6 +354,7 @@ def test_doctor_finds_a_file_that_holds_an_erased_id(
     doctor = subprocess.run(wh_command(settings, "doctor"), capture_output=True, text=True,
                             timeout=120)  # fmt: skip
     assert "no file under the warehouse holds one" in doctor.stdout, doctor.stdout
+    assert _scan(settings.warehouse, [customer]) == []  # the state's message was scrubbed
     # a copy of the customer's row left where the purge did not look (made by hand, say)
     target = Path(version.files[0]).parent.parent / "planted" / "x.parquet"
     target.parent.mkdir()
@@ -330,3 +363,97 @@ def test_doctor_finds_a_file_that_holds_an_erased_id(
                             timeout=120)  # fmt: skip
     assert doctor.returncode != 0 and "still holds an erased customer" in doctor.stdout
     assert "planted/x.parquet" in doctor.stdout
+
+
+def test_a_rotated_key_republishes_new_pseudonyms(tmp_path: Path, tiny_sources: Path) -> None:
+    settings = copy_project(tmp_path / "project", tiny_sources)
+    build(settings)
+    query = "select customer_id from staging.customers order by all"
+    first = rows(settings, query, "analyst")
+    clear = rows(settings, query)
+    state = open_state(settings)
+    try:
+        key_file = Path(os.environ["XDG_CONFIG_HOME"], "wh", "keys", f"{state.warehouse_id()}.key")
+    finally:
+        state.close()
+    key_file.write_text("another key, at least sixteen characters\n")
+    result = build(settings)  # nothing to compute: the analyst catalog is published again
+    assert result.published is not None and result.published.action == "tags"
+    second = rows(settings, query, "analyst")
+    assert len(second) == len(first) and not set(second) & set(first)
+    assert not set(second) & set(clear)
+    copies = settings.warehouse / "pseudonymised"
+    assert len(list(copies.iterdir())) == 2
+    subprocess.run(wh_command(settings, "gc"), check=True, capture_output=True, timeout=120)
+    assert len(list(copies.iterdir())) == 1  # the old key's copies are gone
+    assert rows(settings, query, "analyst") == second
+
+
+def test_an_erased_customer_arriving_in_new_orders_is_a_guest(
+    tmp_path: Path, tiny_sources: Path
+) -> None:
+    """Incremental runs after an erasure read the new files through the same filter (the
+    `arrived.orders` view), and extend the version computed without the erased customers."""
+    settings = copy_project(tmp_path / "project", tiny_sources)
+    split_last_day(settings.sources)
+    late = pl.read_parquet(settings.sources / ".held-orders.parquet")
+    customer = late.filter(pl.col("customer_id").is_not_null())["customer_id"].cast(pl.Utf8)[0]
+    build(settings)
+    pl.DataFrame({"customer_id": [customer], "requested_at": [None]}).with_columns(
+        pl.col("requested_at").cast(pl.Date)
+    ).write_parquet(settings.sources / "erasures.parquet")
+    first = build(settings)
+    assert first.erasure is not None
+    actions = {r.plan.model.name: r.plan.action.value for r in first.results}
+    assert actions["checks.orders"] == "full"  # never extended over the erased rows
+    append_last_day(settings.sources)
+    second = build(settings)
+    actions = {r.plan.model.name: r.plan.action.value for r in second.results}
+    assert actions["checks.orders"] == "incremental"
+    assert second.erasure is None  # the same requests: nothing more to purge
+    ids = {str(r[0]) for r in rows(settings, "select customer_id from checks.orders")}
+    assert customer not in ids
+    late_ids = [str(i) for i in late["order_id"].to_list()]
+    theirs = late.filter(pl.col("customer_id").cast(pl.Utf8) == customer)["order_id"]
+    guests = rows(
+        settings,
+        "select order_id, customer_id, is_guest from staging.orders where order_id in "
+        f"({', '.join(repr(str(i)) for i in theirs.to_list())})",
+    )
+    assert len(guests) == theirs.len() and all(g[1] is None and g[2] for g in guests)
+    assert len(rows(settings, "select 1 from staging.orders where order_id in "
+                    f"({', '.join(repr(i) for i in late_ids)})")) > len(guests)  # fmt: skip
+
+
+def test_python_models_and_arrived_views_read_sources_through_the_same_filter(
+    tiny_sources: Path, tmp_path: Path
+) -> None:
+    """Source.erased_frame (Polars, for Python models) and `arrived.<source>` keep and empty
+    what select_sql (the `source.<name>` view) does."""
+    shutil.copytree(tiny_sources, tmp_path / "sources")
+    customers = pl.read_parquet(tmp_path / "sources" / "customers.parquet")
+    erased = customers["customer_id"].cast(pl.Utf8).head(3).to_list()
+    pl.DataFrame({"customer_id": erased, "requested_at": [None] * 3}).with_columns(
+        pl.col("requested_at").cast(pl.Date)
+    ).write_parquet(tmp_path / "sources" / "erasures.parquet")
+    sources = load_sources(tmp_path / "sources", ["customers", "orders"])
+    con = duckdb.connect()
+    for name in ("customers", "orders"):
+        source = sources[name]
+        assert source.erasures
+        by_sql = con.sql(source.select_sql()).pl()
+        by_polars = source.erased_frame(pl.scan_parquet(source.files)).collect()
+        assert by_sql.sort(by_sql.columns).equals(by_polars.sort(by_polars.columns)), name
+        # an incremental model's `arrived.<source>` (the files added since its version)
+        engine.view_over_arrived(con, name, source.files, source.select_sql)
+        engine.point_arrived(con, name, source.files, source.files)
+        by_arrived = con.sql(f"select * from arrived.{name}").pl()
+        assert by_sql.sort(by_sql.columns).equals(by_arrived.sort(by_arrived.columns)), name
+        raw = pl.read_parquet(source.files)
+        hit = raw["customer_id"].cast(pl.Utf8).is_in(erased)
+        if name == "customers":
+            assert by_sql.height == raw.height - hit.sum()
+        else:
+            assert by_sql.height == raw.height and by_sql["customer_id"].null_count() == (
+                raw["customer_id"].null_count() + hit.sum()
+            )

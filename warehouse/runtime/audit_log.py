@@ -10,9 +10,11 @@ process is killed within the moment between the query and the write.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import re
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -134,14 +136,30 @@ class AuditLog:
                     batch.append(self._queue.get_nowait())
                 records = [b for b in batch if b is not None]
                 if records:
-                    db.execute("BEGIN")
-                    for sql, values in records:
-                        db.execute(sql, values)
-                    db.execute("COMMIT")
+                    self._write_batch(db, records)
                 if len(records) < len(batch):
                     return
         finally:
             db.close()
+
+    def _write_batch(
+        self, db: sqlite3.Connection, records: list[tuple[str, tuple[Any, ...]]]
+    ) -> None:
+        """One transaction; a failure is reported and the log goes on (serving never stops
+        because its log could not be written)."""
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for sql, values in records:
+                db.execute(sql, values)
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            print(
+                f"wh: could not write {len(records)} record(s) to the audit log {self.path}: {exc}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         """Write what is queued, then stop."""

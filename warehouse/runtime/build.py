@@ -280,7 +280,11 @@ def build(
             )
             # a changed `-- pii:` line alone republishes (the analyst catalog changes)
             retag = not plan.to_compute and not plan.publishes_something
-            if retag and not pii.record_tags(project, state, plan.mapping):
+            if (
+                retag
+                and not pii.record_tags(project, state, plan.mapping)
+                and not catalog.key_changed(settings, state)
+            ):
                 state.finish_build(build_id, "noop")
                 state.remember_uptodate(settings.env, digest, len(plan.models))
                 return BuildResult(

@@ -259,6 +259,8 @@ def pseudonymised(
     if not tagged:
         return {}
     key = pseudonym.load_key(settings, state.warehouse_id())
+    if state.meta(pseudonym.KEY_ID) != key.id:
+        state.set_meta(pseudonym.KEY_ID, key.id)
     maker = pseudonym.Pseudonymiser(settings, key)
     try:
         shown = {}
@@ -272,6 +274,22 @@ def pseudonymised(
         return shown
     finally:
         maker.close()
+
+
+def key_changed(settings: Settings, state: State) -> bool:
+    """Whether the published analyst catalogs were made with another key than the current
+    one (it was rotated): they are then published again. Standard library only (the no-op
+    check asks it)."""
+    from warehouse.errors import ConfigError
+    from warehouse.runtime import pseudonym
+
+    used = state.meta(pseudonym.KEY_ID)
+    if used is None:
+        return False
+    try:
+        return pseudonym.current_key_id(settings, state.warehouse_id()) != used
+    except ConfigError:
+        return True  # let the full path say what is wrong
 
 
 def current_target(settings: Settings, env: str, role: str = ANALYST) -> Path | None:

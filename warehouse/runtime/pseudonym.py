@@ -114,6 +114,20 @@ def load_key(settings: Settings, warehouse_id: str) -> Key:
     return Key(secret.encode(), str(path))
 
 
+KEY_ID = "pseudonym_key_id"  # state meta: the key the published analyst catalogs used
+
+
+def current_key_id(settings: Settings, warehouse_id: str) -> str | None:
+    """The id of the key a publish would use now, without creating one (None: no key yet)."""
+    text = os.environ.get(KEY_ENV)
+    if text:
+        return Key(text.encode(), KEY_ENV).id
+    path = key_path(settings, warehouse_id)
+    if not path.is_file():
+        return None
+    return Key(path.read_text(encoding="utf-8").strip().encode(), str(path)).id
+
+
 def root(settings: Settings, key: Key) -> Path:
     return settings.warehouse / "pseudonymised" / key.id
 

@@ -371,6 +371,14 @@ class State:
             found.setdefault(row["model"], {}).update(json.loads(row["columns"]))
         return found
 
+    def meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(row["value"]) if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
     def warehouse_id(self) -> str:
         """A random id of this warehouse (names its pseudonymisation key file; not secret)."""
         row = self.db.execute("SELECT value FROM meta WHERE key = 'warehouse_id'").fetchone()

@@ -69,6 +69,8 @@ def check(settings: Settings) -> UpToDate | None:
             return None
         try:
             recorded = state.uptodate(settings.env)
+            if recorded is not None and catalog.key_changed(settings, state):
+                return None  # a rotated key: the analyst catalog is published again
         finally:
             state.close()
     except sqlite3.Error:

@@ -175,13 +175,17 @@ class Server:
         )
         if ready is not None:
             ready.set()
-        async with server:
-            await stop.wait()
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        for snapshots in self.snapshots.values():
-            snapshots.close()
-        if self.audit is not None:
-            self.audit.close()
+        try:
+            async with server:
+                await stop.wait()
+        finally:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            try:
+                for snapshots in self.snapshots.values():
+                    snapshots.close()
+            finally:
+                if self.audit is not None:  # what is queued is written before the exit
+                    self.audit.close()
 
 
 def serve(
