@@ -87,15 +87,17 @@ def write_catalog(
     versions: dict[str, Version],
     role: str = STEWARD,
     shown_as: dict[str, Shown] | None = None,
+    base: Path | None = None,
 ) -> Path:
     """Write the catalog file of one publish for one role (not yet visible to readers): a
-    copy of the catalog the environment shows now with the views that changed replaced, or a
-    new file. `shown_as`: the models whose views read other files (pseudonymised copies)."""
+    copy of `base` or of the catalog the environment shows now, with the views that differ
+    replaced, or a new file. `shown_as`: the models whose views read other files
+    (pseudonymised copies)."""
     from warehouse.runtime.engine import duckdb as engine
 
     path = catalog_file(settings, publish, role)
     path.parent.mkdir(parents=True, exist_ok=True)
-    shown = current_target(settings, publish.env, role)
+    shown = base or current_target(settings, publish.env, role)
     if shown is not None and shown != path.resolve() and shown.exists():
         try:
             _remove(path)
@@ -235,8 +237,15 @@ def publish_catalog(settings: Settings, state: State, publish: Publish) -> None:
         fp: v for fp in set(publish.mapping.values()) if (v := state.get_version(fp)) is not None
     }
     steward = write_catalog(settings, publish, versions, STEWARD)
+    # the steward's file with the tagged views replaced: creating a view reads its files'
+    # footers, so only those are made again
     analyst = write_catalog(
-        settings, publish, versions, ANALYST, pseudonymised(settings, state, publish, versions)
+        settings,
+        publish,
+        versions,
+        ANALYST,
+        pseudonymised(settings, state, publish, versions),
+        base=steward,
     )
     faults.point("catalog_written")
     swap_pointer(settings, publish.env, steward, STEWARD)

@@ -13,6 +13,7 @@ what the column is (a per-customer score is quasi, not the id it was computed wi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,6 +60,18 @@ def source_tags() -> dict[tuple[str, str], str]:
         for c in contract.columns
         if c.pii
     }
+
+
+STAR = re.compile(r"(select|distinct|,)\s*(\w+\.)?\*", re.IGNORECASE)
+
+
+def _may_read(query: str, columns: set[str]) -> bool:
+    """Whether a query can compute anything from these columns: it names one of them, or
+    selects `*` (sqlglot's lineage costs ~20 ms a column; most models name none)."""
+    if not columns or STAR.search(query):
+        return bool(columns)
+    words = set(re.findall(r"[a-z_][a-z0-9_]*", query.lower()))
+    return any(c.lower() in words for c in columns)
 
 
 def _traced(model: Model, schema: dict[str, Any]) -> tuple[Any, Any] | None:
@@ -111,6 +124,8 @@ def pii_report(project: Project, schema: Schema) -> PiiReport:
         own = {c: (level, reason) for c, level, reason in model.pii}
         inputs = sorted(model.depends_on | {f"{SOURCE_SCHEMA}.{s}" for s in model.sources})
         tagged_inputs = {(t, c) for (t, c) in report.tags if t in inputs or t in model.produced}
+        if model.language == "sql" and not _may_read(model.query, {c for _, c in tagged_inputs}):
+            tagged_inputs = set()  # no tagged column is named or starred: nothing to trace
         traced = _traced(model, schema) if model.language == "sql" and tagged_inputs else None
         for column in columns:
             parents: list[tuple[str, str]] = []
@@ -139,6 +154,11 @@ def pii_report(project: Project, schema: Schema) -> PiiReport:
                     model.name, column, inherited, origins, False, note
                 )
     return report
+
+
+# tags by key, for this process: keys are content hashes, so a process that builds several
+# warehouses of one project (tests, notebooks) traces its lineage once
+_SEEN: dict[str, dict[str, str]] = {}
 
 
 def _tag_keys(project: Project, state: Any, mapping: dict[str, str]) -> dict[str, str]:
@@ -173,7 +193,9 @@ def record_tags(project: Project, state: Any, mapping: dict[str, str]) -> bool:
     personal data applies to every version still published. Lineage is traced (sqlglot)
     only when some model's tag key is new: new data alone reuses the recorded tags."""
     keys = _tag_keys(project, state, mapping)
-    cached = state.cached_tags(list(keys.values()))
+    cached = {k: _SEEN[k] for k in keys.values() if k in _SEEN}
+    if len(cached) < len(keys):
+        cached = state.cached_tags(list(keys.values()))
     if len(cached) < len(keys):
         from warehouse.runtime.lineage import schema_of
 
@@ -184,6 +206,7 @@ def record_tags(project: Project, state: Any, mapping: dict[str, str]) -> bool:
                 computed[table][column] = tag.level
         state.cache_tags({keys[name]: columns for name, columns in computed.items()})
         cached = {keys[name]: columns for name, columns in computed.items()}
+    _SEEN.update(cached)
     tags: dict[str, dict[str, str]] = {fp: {} for fp in mapping.values()}
     for name, key in keys.items():
         tags[mapping[name]] = dict(cached[key])

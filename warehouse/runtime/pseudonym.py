@@ -12,7 +12,9 @@ The key never enters the warehouse folder or a catalog: it is `WH_PSEUDONYM_KEY`
 600 the first time a publish needs it. Views cannot compute a keyed hash without the key, so
 the pseudonymised rows are written as files: `pseudonymised/<key id>/<path under versions/>`,
 one per version file, made once (a version file never changes, unless an erasure rewrote it,
-which rewrites its copies too). The key id is an HMAC of a constant, not the key.
+which deletes its copies). DuckDB computes the HMAC from its own sha256() (RFC 2104's inner
+and outer blocks as parameters; `Key.number` is the same in Python). The key id is an HMAC
+of a constant, not the key.
 """
 
 from __future__ import annotations
@@ -153,37 +155,24 @@ def copy_path(settings: Settings, key: Key, file: str, tagged: Iterable[str]) ->
     return root(settings, key) / relative.parent / f"{relative.stem}.{columns}.parquet"
 
 
-def _functions(con: Any, key: Key) -> None:
-    import duckdb
-    import pyarrow as pa
-    import pyarrow.compute as pc
+def _install_key(con: Any, key: Key) -> None:
+    """HMAC's inner and outer key blocks (RFC 2104) as a one-row temporary table of an
+    in-memory connection, so DuckDB computes HMAC-SHA256 in SQL from its sha256(). They reach
+    DuckDB as parameters: never in a statement's text (which an error message may quote) and
+    never on disk (the connection has no temporary directory)."""
+    block = key.secret if len(key.secret) <= 64 else hashlib.sha256(key.secret).digest()
+    block = block.ljust(64, b"\0")
+    con.execute("SET temp_directory = ''")  # nothing of this connection is ever spilled
+    con.execute(
+        "CREATE TEMP TABLE wh_key AS SELECT ?::BLOB AS inner_pad, ?::BLOB AS outer_pad",
+        [bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)],
+    )
 
-    def mapped(values: Any, kind: Any) -> Any:
-        distinct = pc.unique(values)
-        numbers = [None if v is None else key.number(str(v)) for v in distinct.to_pylist()]
-        table = pa.array(numbers if kind == pa.int64() else [
-            None if n is None else str(n) for n in numbers], kind)  # fmt: skip
-        return pc.take(table, pc.index_in(values, value_set=distinct))
 
-    def as_number(values: Any) -> Any:
-        return mapped(values, pa.int64())
-
-    def as_text(values: Any) -> Any:
-        return mapped(values, pa.string())
-
-    for name, function, kind in (
-        ("wh_pseudonym_number", as_number, duckdb.sqltype("BIGINT")),
-        ("wh_pseudonym_text", as_text, duckdb.sqltype("VARCHAR")),
-    ):
-        con.create_function(
-            name,
-            function,
-            [duckdb.sqltype("VARCHAR")],
-            kind,
-            type="arrow",
-            null_handling="special",
-            side_effects=False,
-        )
+def _number(text: str) -> str:
+    """SQL: the pseudonym of a VARCHAR expression as a BIGINT (Key.number, in DuckDB)."""
+    inner = f"unhex(sha256(wh_key.inner_pad || encode({text})))"
+    return f"((('0x' || substr(sha256(wh_key.outer_pad || {inner}), 1, 16))::UBIGINT) >> 1)::BIGINT"
 
 
 def write_copy(
@@ -191,25 +180,37 @@ def write_copy(
     tagged: Iterable[str],
 ) -> None:  # fmt: skip
     """Write the pseudonymised copy of one version file (atomically: a rename), on a
-    connection that has the pseudonym functions (`Pseudonymiser.connection`)."""
+    connection that has the key table (`Pseudonymiser.connection`). Each distinct value is
+    hashed once and joined back (10 M orders of 1 M customers: 3.4 s against 8.0 s hashing
+    every row, on 2 threads)."""
     from warehouse.runtime.engine import duckdb as engine
 
     hidden = set(tagged)
-    replaced = []
+    scan = engine.parquet_scan([source])
+    replaced, maps, joins = [], [], []
     for name, kind in columns:
         if name not in hidden:
             continue
-        column = engine.quote_ident(name)
+        column = "t." + engine.quote_ident(name)
+        alias = engine.quote_ident(name)
         if kind == "JSON":  # a record (staging.rejects.row): its identifying fields only
-            replaced.append(f"{_json_fields(column)} AS {column}")
+            replaced.append(f"{_json_fields(column)} AS {alias}")
             continue
-        function = "wh_pseudonym_number" if kind in INTEGER_TYPES else "wh_pseudonym_text"
-        replaced.append(f"{function}(CAST({column} AS VARCHAR)) AS {column}")
+        m = f"m{len(maps)}"
+        number = _number("v")
+        value = number if kind in INTEGER_TYPES else f"CAST({number} AS VARCHAR)"
+        maps.append(
+            f"{m} AS (SELECT v, {value} AS p FROM (SELECT DISTINCT CAST({alias} AS VARCHAR) "
+            f"AS v FROM {scan}), wh_key)"
+        )
+        joins.append(f"LEFT JOIN {m} ON {m}.v = CAST({column} AS VARCHAR)")
+        replaced.append(f"{m}.p AS {alias}")
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    with_maps = f"WITH {', '.join(maps)} " if maps else ""
     con.execute(
-        f"COPY (SELECT * REPLACE ({', '.join(replaced)}) FROM "
-        f"{engine.parquet_scan([source])}) TO {engine.quote_literal(str(partial))} "
+        f"COPY ({with_maps}SELECT t.* REPLACE ({', '.join(replaced)}) FROM {scan} AS t "
+        f"CROSS JOIN wh_key {' '.join(joins)}) TO {engine.quote_literal(str(partial))} "
         "(FORMAT parquet, COMPRESSION zstd)"
     )
     os.replace(partial, target)
@@ -225,8 +226,8 @@ def _json_fields(column: str) -> str:
         path = f"'$.{field}'"
         expression = (
             f"CASE WHEN json_extract_string({expression}, {path}) IS NULL THEN {expression} "
-            f"ELSE json_merge_patch({expression}, json_object('{field}', "
-            f"wh_pseudonym_text(json_extract_string({expression}, {path})))) END"
+            f"ELSE json_merge_patch({expression}, json_object('{field}', CAST("
+            f"{_number(f'json_extract_string({expression}, {path})')} AS VARCHAR))) END"
         )
     return expression
 
@@ -255,8 +256,8 @@ class Pseudonymiser:
         if self._con is None:
             from warehouse.runtime.engine import duckdb as engine
 
-            self._con = engine.connect(self.settings)
-            _functions(self._con, self.key)
+            self._con = engine.connect(self.settings, spill=False)
+            _install_key(self._con, self.key)
         return self._con
 
     def close(self) -> None:
