@@ -187,7 +187,9 @@ def write_copy(
 
     hidden = set(tagged)
     scan = engine.parquet_scan([source])
-    replaced, maps, joins = [], [], []
+    replaced: list[str] = []
+    maps: list[str] = []
+    joins: list[str] = []
     for name, kind in columns:
         if name not in hidden:
             continue
