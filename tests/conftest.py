@@ -26,6 +26,7 @@ from warehouse.runtime.state import Version
 REPO = Path(__file__).resolve().parents[1]
 # test warehouses' pseudonymisation keys go to a temporary folder, not ~/.config/wh/keys
 os.environ.setdefault("XDG_CONFIG_HOME", tempfile.mkdtemp(prefix="wh-test-config-"))
+os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="wh-test-cache-"))
 TINY = DemoSpec(products=12, customers=40, days=30, seed=3)
 
 

@@ -13,8 +13,11 @@ what the column is (a per-customer score is quasi, not the id it was computed wi
 
 from __future__ import annotations
 
+import json
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from warehouse.project.loader import SOURCE_SCHEMA, Project
@@ -161,6 +164,37 @@ def pii_report(project: Project, schema: Schema) -> PiiReport:
 _SEEN: dict[str, dict[str, str]] = {}
 
 
+def _shared_cache() -> Path:
+    """Tags by key for every warehouse of this user (`~/.cache/wh/pii-tags.json`): a new
+    warehouse or environment of a project traced elsewhere needs no lineage (~0.4 s). It
+    holds column names and levels only, never data."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "wh" / "pii-tags.json"
+
+
+def _read_shared(keys: list[str]) -> dict[str, dict[str, str]]:
+    try:
+        known = json.loads(_shared_cache().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: dict(known[k]) for k in keys if isinstance(known.get(k), dict)}
+
+
+def _write_shared(tags: dict[str, dict[str, str]]) -> None:
+    path = _shared_cache()
+    try:
+        known = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        if not isinstance(known, dict) or len(known) > 10_000:
+            known = {}  # unreadable or grown large: start again
+        known.update(tags)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}")
+        partial.write_text(json.dumps(known), encoding="utf-8")
+        os.replace(partial, path)  # concurrent writers: the last one wins, both are right
+    except (OSError, ValueError):
+        pass  # a cache: a read-only home only costs the lineage next time
+
+
 def _tag_keys(project: Project, state: Any, mapping: dict[str, str]) -> dict[str, str]:
     """Per published model, what its tags depend on: its logic (logic_fp: the query and every
     upstream query), its columns, its and its ancestors' `-- pii:` lines, the produced tables
@@ -197,6 +231,10 @@ def record_tags(project: Project, state: Any, mapping: dict[str, str]) -> bool:
     if len(cached) < len(keys):
         cached = state.cached_tags(list(keys.values()))
     if len(cached) < len(keys):
+        cached = _read_shared(list(keys.values()))
+        if len(cached) == len(keys):
+            state.cache_tags(cached)
+    if len(cached) < len(keys):
         from warehouse.runtime.lineage import schema_of
 
         report = pii_report(project, schema_of(project, state, mapping))
@@ -204,8 +242,9 @@ def record_tags(project: Project, state: Any, mapping: dict[str, str]) -> bool:
         for (table, column), tag in report.tags.items():
             if table in computed:
                 computed[table][column] = tag.level
-        state.cache_tags({keys[name]: columns for name, columns in computed.items()})
         cached = {keys[name]: columns for name, columns in computed.items()}
+        state.cache_tags(cached)
+        _write_shared(cached)
     _SEEN.update(cached)
     tags: dict[str, dict[str, str]] = {fp: {} for fp in mapping.values()}
     for name, key in keys.items():
