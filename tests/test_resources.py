@@ -102,7 +102,11 @@ def test_forecast_process_gets_threads_and_wait_policy(
 ) -> None:
     from conftest import FORECAST_TOML
 
-    toml = FORECAST_TOML.format(horizon=7, train=90, step=5)
+    # the hierarchy step (its own fits, seconds) says nothing about threads: off
+    toml = (
+        FORECAST_TOML.format(horizon=7, train=90, step=5)
+        + "[forecast.hierarchy]\nenabled = false\n"
+    )
     settings = copy_project(tmp_path / "p", forecast_sources, "", toml)
     # no threads in wh.toml: what the process may use decides
     config = settings.project_dir / "wh.toml"
