@@ -189,7 +189,8 @@ def _differences(wh_root: Path, dbt_root: Path) -> list[str]:
     6 decimals, and rows left over may differ by one rounding step (parallel sums differ in
     the last bits, which can fall either side of a rounding boundary)."""
     con = duckdb.connect()
-    con.execute(f"ATTACH '{wh_root / 'warehouse' / 'warehouse.duckdb'}' AS w (READ_ONLY)")
+    steward = wh_root / "warehouse" / "warehouse-steward.duckdb"  # clear values, as dbt's
+    con.execute(f"ATTACH '{steward}' AS w (READ_ONLY)")
     con.execute(f"ATTACH '{dbt_root / 'dbt.duckdb'}' AS d (READ_ONLY)")
     wrong = []
     for schema, table in con.execute(
@@ -302,7 +303,7 @@ def run(full: bool) -> list[Result]:
                 [
                     sys.executable,
                     str(floor_script),
-                    str(settings.warehouse / "warehouse.duckdb"),
+                    str(settings.warehouse / "warehouse-steward.duckdb"),
                     str(leaf_sql),
                     str(base / "leaf-floor.parquet"),
                 ]

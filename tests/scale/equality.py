@@ -13,8 +13,9 @@ REL_TOL = 1e-9
 
 
 def published(warehouse: Path) -> dict[str, list[tuple[str, str]]]:
-    """Each published table of the prod catalog and its columns (name, DuckDB type)."""
-    con = duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True)
+    """Each published table of the prod catalog (the steward's: clear values, which two
+    warehouses share; their analyst pseudonyms differ by key) and its columns."""
+    con = duckdb.connect(str(warehouse / "warehouse-steward.duckdb"), read_only=True)
     try:
         rows = con.execute(
             "SELECT table_schema || '.' || table_name, column_name, data_type "
@@ -31,7 +32,7 @@ def published(warehouse: Path) -> dict[str, list[tuple[str, str]]]:
 
 
 def _rows(warehouse: Path, table: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(warehouse / "warehouse.duckdb"), read_only=True)
+    con = duckdb.connect(str(warehouse / "warehouse-steward.duckdb"), read_only=True)
     try:
         rows = con.execute(f"SELECT * FROM {table}").fetchall()
     finally:

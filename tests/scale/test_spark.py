@@ -149,6 +149,34 @@ def test_incremental_on_spark_equals_a_full_build(project: Settings, spark: Spar
     assert compare(fresh.warehouse, on.warehouse) == {}
 
 
+def test_erasure_requests_on_spark_equal_duckdb(project: Settings, spark: Spark) -> None:
+    """Spark reads the sources through the erasure filter too (`spark_runner._erased`): the
+    customers' rows go, their orders stay as guest orders, as on DuckDB; incremental runs
+    after the request read new files through it as well."""
+    split_last_day(project.sources)
+    late = pl.read_parquet(project.sources / ".held-orders.parquet")
+    customers = late.filter(pl.col("customer_id").is_not_null())["customer_id"].cast(pl.Utf8)
+    erased = sorted(set(customers.to_list()))[:2]
+    pl.DataFrame({"customer_id": erased, "requested_at": [None] * len(erased)}).with_columns(
+        pl.col("requested_at").cast(pl.Date)
+    ).write_parquet(project.sources / "erasures.parquet")
+    on = on_spark(project)
+    build(on)
+    append_last_day(project.sources)
+    result = build(on)
+    assert "checks.orders" in {
+        r.plan.model.name for r in result.results if r.plan.action is Action.INCREMENTAL
+    }
+    fresh = twin(project, "fresh")
+    build(fresh)  # DuckDB, from nothing
+    assert compare(fresh.warehouse, on.warehouse) == {}
+    quoted = ", ".join(repr(e) for e in erased)
+    assert rows(on, f"SELECT count(*) FROM staging.customers WHERE customer_id IN ({quoted})") == [
+        (0,)
+    ]
+    assert rows(on, f"SELECT count(*) FROM checks.orders WHERE customer_id IN ({quoted})") == [(0,)]
+
+
 def test_a_failing_audit_on_spark_leaves_the_published_environment_unchanged(
     project: Settings, spark: Spark
 ) -> None:
