@@ -464,3 +464,31 @@ def test_python_models_and_arrived_views_read_sources_through_the_same_filter(
             assert by_sql.height == raw.height and by_sql["customer_id"].null_count() == (
                 raw["customer_id"].null_count() + hit.sum()
             )
+
+
+def test_a_rollback_before_the_next_build_applies_new_requests(
+    tmp_path: Path, tiny_sources: Path
+) -> None:
+    sources = _distinct_ids(tiny_sources, tmp_path / "sources")
+    settings = copy_project(tmp_path / "project", sources)
+    build(settings)
+    edit(settings, "sql/staging/customers.sql", lambda sql: sql + "\n-- a second publish\n")
+    edit(
+        settings,
+        "sql/checks/customers.sql",
+        lambda sql: sql.replace("segment,", "segment, 1 as s,", 1),
+    )
+    build(settings)
+    (customer,) = rows(settings, "select customer_id from staging.customers order by 1 limit 1")[0]
+    pl.DataFrame({"customer_id": [customer], "requested_at": [None]}).with_columns(
+        pl.col("requested_at").cast(pl.Date)
+    ).write_parquet(settings.sources / "erasures.parquet")
+    rollback(settings)  # to the first publish, whose versions hold the customer
+    assert rows(
+        settings, f"select count(*) from checks.customers where customer_id = '{customer}'"
+    ) == [(0,)]
+    assert _scan(settings.warehouse, [customer]) == []
+    assert build(settings).erasure is None  # applied already; the build computes the models again
+    assert rows(
+        settings, f"select count(*) from staging.customers where customer_id = '{customer}'"
+    ) == [(0,)]

@@ -305,7 +305,9 @@ def build(
                         plan.mapping,
                         "tags" if retag else "build",
                         build_id,
-                        head.id if head else None,
+                        # a republish of the same versions stands in for the head: a
+                        # rollback goes past it
+                        (head.previous_id if retag else head.id) if head else None,
                     )
             except BaseException as exc:
                 with contextlib.suppress(sqlite3.Error):

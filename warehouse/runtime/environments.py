@@ -54,6 +54,11 @@ def rollback(settings: Settings, to: int | None = None) -> RollbackResult:
             new = publish(
                 settings, state, env, target.mapping, "rollback", None, target.previous_id
             )
+            # requests not yet applied by a build: the versions rolled back to are purged now
+            erased = erasure.apply(settings, state)
+            if erased is not None:
+                erasure.republish(settings, state, None, erased)
+                new = state.head(env) or new
             return RollbackResult(head, target, new)
         finally:
             state.close()

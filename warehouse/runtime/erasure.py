@@ -162,16 +162,19 @@ def apply(settings: Settings, state: State, force: bool = False) -> ErasureResul
     return ErasureResult(len(ids), len(rewritten), removed, copies, scrubbed, tuple(rewritten))
 
 
-def republish(settings: Settings, state: State, build_id: str, result: ErasureResult) -> None:
+def republish(
+    settings: Settings, state: State, build_id: str | None, result: ErasureResult
+) -> None:
     """Publish again every environment that serves a rewritten file (the forecast tables a
-    build serves on unchanged): its analyst catalog needs new pseudonymised copies."""
+    build serves on unchanged): its analyst catalog needs new pseudonymised copies. The new
+    publish stands in for the head (same versions), so a rollback skips it."""
     from warehouse.runtime.publish import publish
 
     rewritten = set(result.rewritten)
     for env, head in state.heads().items():
         files = {f for fp in head.mapping.values() if (v := state.get_version(fp)) for f in v.files}
         if files & rewritten:
-            publish(settings, state, env, head.mapping, "erasure", build_id, head.id)
+            publish(settings, state, env, head.mapping, "erasure", build_id, head.previous_id)
 
 
 def _ids_table(ids: list[str]) -> Any:
