@@ -215,6 +215,23 @@ def test_the_key_is_in_no_file_under_the_warehouse(warehouse: Settings) -> None:
             assert secret.encode() not in data and bytes.fromhex(secret) not in data, path
 
 
+def test_clear_files_are_for_wh_s_user_only(warehouse: Settings) -> None:
+    state = open_state(warehouse)
+    try:
+        head = state.head("prod")
+        assert head is not None
+        tagged = state.get_version(head.mapping["checks.customers"])
+        untagged = state.get_version(head.mapping["features.demand"])
+    finally:
+        state.close()
+    assert tagged is not None and untagged is not None
+    mode = lambda path: os.stat(path).st_mode & 0o777  # noqa: E731
+    assert {mode(f) for f in tagged.files} == {0o600}
+    assert all(mode(f) & 0o044 for f in untagged.files)  # the umask's: readable by others
+    assert mode(pointer_path(warehouse, "prod", STEWARD).resolve()) == 0o600
+    assert mode(pointer_path(warehouse, "prod").resolve()) & 0o044
+
+
 def _scan(warehouse: Path, ids: list[str]) -> list[str]:
     """Every Parquet file's every value (as text), and the bytes of every other file under
     the warehouse, checked for each id: what a grep would find, and more."""

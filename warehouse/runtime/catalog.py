@@ -14,6 +14,7 @@ anyone. wh's own readers (the forecast, `wh sql`) open the steward catalog.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -112,7 +113,8 @@ def write_catalog(
 
 
 def _private(path: Path, role: str) -> Path:
-    """The steward's catalog is for its owner only (the clear files' modes: README Privacy)."""
+    """The steward's catalog is for wh's user only, like the clear files of tagged versions
+    (`_owner_only`)."""
     if role == STEWARD:
         os.chmod(path, 0o600)
     return path
@@ -276,6 +278,9 @@ def pseudonymised(
         for model, columns in sorted(tagged.items()):
             version = versions[publish.mapping[model]]
             present = [c for c in columns if c in dict(version.columns)]
+            if not present or not version.files:
+                continue  # nothing of it to hide
+            _owner_only(version.files)
             files = maker.files(version.files, version.columns, present)
             shown[model] = Shown(
                 tuple(files), pseudonym.pseudonymised_types(version.columns, present)
@@ -283,6 +288,15 @@ def pseudonymised(
         return shown
     finally:
         maker.close()
+
+
+def _owner_only(files: list[str]) -> None:
+    """The clear files of a tagged version: readable by wh's user only, so another user who
+    is given the analyst catalog reads the pseudonymised copies and nothing else."""
+    for file in files:
+        with contextlib.suppress(OSError):  # a file system without modes (a mounted share)
+            if os.stat(file).st_mode & 0o077:
+                os.chmod(file, 0o600)
 
 
 def key_changed(settings: Settings, state: State) -> bool:
