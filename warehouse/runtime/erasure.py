@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,11 +77,19 @@ def pending(settings: Settings, state: State) -> bool:
     return requests_digest(with_files(requests)) != state.last_erasure_digest()
 
 
+class _Tagged(dict[str, dict[str, str]]):
+    """{model: {column: level}}; a model no version tags (a version from before tags were
+    recorded, a model since removed) still has the source's identifying column names."""
+
+    def __missing__(self, model: str) -> dict[str, str]:
+        return {field: "direct" for field in DIRECT_FIELDS}
+
+
 def _tagged_columns(state: State) -> dict[str, dict[str, str]]:
     """{model: {column: level}} over every version, with the forecast tables' tags."""
-    tagged = state.tagged_models()
+    tagged = _Tagged(state.tagged_models())
     for table, columns in produced.PII.items():
-        tagged.setdefault(table, {}).update(columns)
+        tagged[table] = {**tagged.get(table, {}), **columns}
     return tagged
 
 
@@ -123,6 +132,7 @@ def apply(settings: Settings, state: State, force: bool = False) -> ErasureResul
         return None
     ids = erased_ids(requests.files)
     remove_orphans(settings, state)  # unlisted files (killed builds) go rather than be read
+    remove_partials(settings)
     tagged = _tagged_columns(state)
     con = engine.connect(settings)
     rewritten: dict[str, int] = {}
@@ -131,7 +141,7 @@ def apply(settings: Settings, state: State, force: bool = False) -> ErasureResul
         con.register("erased_ids", _ids_table(ids))
         con.execute("CREATE TEMP TABLE erased AS SELECT DISTINCT id FROM erased_ids")
         for file, (model, columns) in sorted(_version_files(state).items()):
-            conditions = _matches(columns, tagged.get(model, {}))
+            conditions = _matches(columns, tagged[model])
             if not conditions or not Path(file).exists():
                 continue
             hit = " OR ".join(conditions)
@@ -147,6 +157,7 @@ def apply(settings: Settings, state: State, force: bool = False) -> ErasureResul
             (kept,) = con.execute(
                 f"SELECT count(*) FROM {engine.parquet_scan([partial])}"
             ).fetchone() or (0,)
+            os.chmod(partial, stat.S_IMODE(os.stat(file).st_mode))  # owner-only stays so
             os.replace(partial, file)
             rewritten[file] = int(kept)
             removed += int(found)
@@ -175,6 +186,19 @@ def republish(
         files = {f for fp in head.mapping.values() if (v := state.get_version(fp)) for f in v.files}
         if files & rewritten:
             publish(settings, state, env, head.mapping, "erasure", build_id, head.previous_id)
+
+
+def remove_partials(settings: Settings) -> int:
+    """Files a killed purge or copy left half-written (`.<name>.erasing`, `.<name>.partial`):
+    they may hold erased rows and no version lists them."""
+    removed = 0
+    for folder in (versions_root(settings), settings.warehouse / "pseudonymised"):
+        if folder.is_dir():
+            for path in folder.rglob(".*"):
+                if path.is_file() and path.name.endswith((".erasing", ".partial")):
+                    path.unlink()
+                    removed += 1
+    return removed
 
 
 def _ids_table(ids: list[str]) -> Any:
@@ -229,7 +253,7 @@ def scan(settings: Settings, state: State | None) -> tuple[int, list[Finding]]:
     if not ids:
         return 0, []
     findings: list[Finding] = []
-    tagged = _tagged_columns(state) if state is not None else dict(produced.PII)
+    tagged = _tagged_columns(state) if state is not None else _Tagged(produced.PII)
     listed = _version_files(state) if state is not None else {}
     pattern = whole_words(ids)
     raw_ids = [i for i in ids if len(i) >= MIN_RAW_LENGTH]
@@ -259,7 +283,7 @@ def _scan_parquet(
     scan = engine.parquet_scan([path])
     columns = dict(engine.describe(con, scan))
     model = listed.get(str(path), ("", {}))[0] or _model_of(path)
-    conditions = _matches(columns, tagged.get(model, {}))
+    conditions = _matches(columns, tagged[model])
     if not conditions:
         return []
     (count,) = con.execute(
