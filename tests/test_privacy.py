@@ -3,6 +3,7 @@ real clients: psql and httpx against `wh serve` and `wh api` processes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -85,26 +86,40 @@ def warehouse(
     yield settings
 
 
-def _psql(port: int, user: str, password: str, sql: str) -> list[str]:
+def _run_psql(port: int, user: str, password: str, sql: str) -> subprocess.CompletedProcess[str]:
     assert PSQL is not None
-    done = subprocess.run(
+    return subprocess.run(
         [PSQL, "-X", "-A", "-t", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", "prod",
          "-v", "ON_ERROR_STOP=1", "-c", sql],
         capture_output=True, text=True, timeout=60, env={**os.environ, "PGPASSWORD": password},
     )  # fmt: skip
+
+
+def _psql(port: int, user: str, password: str, sql: str) -> list[str]:
+    done = _run_psql(port, user, password, sql)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
 
 
 def _psql_error(port: int, user: str, password: str, sql: str) -> str:
-    assert PSQL is not None
-    done = subprocess.run(
-        [PSQL, "-X", "-A", "-t", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", "prod",
-         "-v", "ON_ERROR_STOP=1", "-c", sql],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "PGPASSWORD": password},
-    )  # fmt: skip
+    done = _run_psql(port, user, password, sql)
     assert done.returncode != 0, done.stdout
     return done.stderr
+
+
+@contextlib.contextmanager
+def _api(settings: Settings) -> Iterator[str]:
+    """`wh api` as a real server process; its URL."""
+    url = f"http://127.0.0.1:{(port := free_port())}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{url}/health", timeout=1).status_code in (200, 401)
+        except httpx.TransportError:
+            return False
+
+    with running(settings, "api", "--port", str(port), ready=ready):
+        yield url
 
 
 JOIN = (
@@ -150,16 +165,7 @@ def test_roles_over_psql_and_http(warehouse: Settings) -> None:
             port, "ana", "ana-secret", f"select count(*) from read_parquet('{clear_file}')"
         )
         assert "Permission Error" in error or "not allowed" in error or "refused" in error, error
-    http_port = free_port()
-    url = f"http://127.0.0.1:{http_port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/health", timeout=1).status_code in (200, 401)
-        except httpx.TransportError:
-            return False
-
-    with running(warehouse, "api", "--port", str(http_port), ready=ready):
+    with _api(warehouse) as url:
         assert httpx.get(f"{url}/health").status_code == 401
         assert httpx.get(f"{url}/health", auth=("ana", "wrong")).status_code == 401
         ana, stew = ("ana", "ana-secret"), ("stew", "stew-secret")
@@ -277,16 +283,7 @@ def test_erasure_reaches_every_version_and_survives_rollback(
         state.close()
     assert publish_before is not None
     # a steward looked one of them up: the audit log quotes the id
-    http_port = free_port()
-    url = f"http://127.0.0.1:{http_port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/health", timeout=1).status_code == 401
-        except httpx.TransportError:
-            return False
-
-    with running(settings, "api", "--port", str(http_port), ready=ready):
+    with _api(settings) as url:
         looked_up = httpx.get(
             f"{url}/customers/{ERASED[0]}/propensity", auth=("stew", "stew-secret")
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import edit, served_version
@@ -30,15 +31,17 @@ PROBE = (
 )
 
 
-def _wh_build(settings: Settings) -> str:
+def _probe(code: str, argument: Path) -> str:
+    """What `code` prints in a new interpreter (so `sys.modules` starts empty)."""
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(settings.project_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-c", code, str(argument)], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def _wh_build(settings: Settings) -> str:
+    return _probe(PROBE, settings.project_dir)
 
 
 def test_up_to_date_build_answers_without_loading_the_engine(project: Settings) -> None:
@@ -63,22 +66,14 @@ def test_a_build_skips_the_cli_and_parses_only_changed_models(project: Settings)
 
 
 def test_source_checks_do_not_load_pyarrow(project: Settings) -> None:
-    """DuckDB reads the source footers (PyArrow's import costs more than the checks); PyArrow
-    comes in only where rows are written through it (pseudonymised copies, forecasts)."""
+    """DuckDB reads the source footers (PyArrow's import costs more than the checks)."""
     probe = (
         "import sys\nfrom pathlib import Path\n"
         "from warehouse.runtime.sources import CONTRACTS, load_sources\n"
         "load_sources(Path(sys.argv[1]), list(CONTRACTS))\n"
         "print('pyarrow loaded:', 'pyarrow' in sys.modules)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe, str(project.sources)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "pyarrow loaded: False" in done.stdout
+    assert "pyarrow loaded: False" in _probe(probe, project.sources)
 
 
 def test_any_change_takes_the_full_path(project: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
