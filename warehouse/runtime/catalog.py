@@ -315,6 +315,18 @@ def key_changed(settings: Settings, state: State) -> bool:
         return True  # let the full path say what is wrong
 
 
+def readable_folders(path: Path) -> list[str]:
+    """The folders a catalog's views read (wh_meta.readable; empty for a catalog written
+    before it existed)."""
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        try:
+            return [f for (f,) in con.execute("SELECT folder FROM wh_meta.readable").fetchall()]
+        except duckdb.Error:
+            return []
+
+
 def current_target(settings: Settings, env: str, role: str = ANALYST) -> Path | None:
     pointer = pointer_path(settings, env, role)
     if not pointer.is_symlink():

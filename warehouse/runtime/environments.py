@@ -109,7 +109,13 @@ def gc(settings: Settings, retention_days: float | None = None) -> GcResult:
                 if path.resolve() not in live:
                     path.unlink()
                     catalogs += 1
-            files += remove_stale_copies(settings, state) + erasure.remove_partials(settings)
+            shown = {
+                folder
+                for env in state.heads()
+                if (target := catalog.current_target(settings, env)) is not None and target.exists()
+                for folder in catalog.readable_folders(target)
+            }
+            files += remove_stale_copies(settings, state, shown) + erasure.remove_partials(settings)
             (settings.warehouse / "tmp").mkdir(exist_ok=True)
             for leftover in (settings.warehouse / "tmp").iterdir():
                 if leftover.is_file():

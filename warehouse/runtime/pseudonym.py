@@ -268,34 +268,35 @@ class Pseudonymiser:
             self._con = None
 
 
-def remove_stale_copies(settings: Settings, state: Any) -> int:
-    """Delete pseudonymised copies of version files that are gone, and every copy made with
-    another key (a rotated key's pseudonyms must not outlive it). Returns files removed."""
-    import shutil
-
+def remove_stale_copies(settings: Settings, state: Any, live: set[str]) -> int:
+    """Delete pseudonymised copies of version files that are gone, and the copies made with
+    another key than the current one (a rotated key's pseudonyms must not outlive it), except
+    in `live`: the folders a catalog that environments show reads (an environment not yet
+    published again after a rotation keeps its copies). Returns files removed."""
     from warehouse.runtime.storage import versions_root
 
     base = settings.warehouse / "pseudonymised"
     if not base.is_dir():
         return 0
     try:
-        current = load_key(settings, state.warehouse_id()).id
+        current = current_key_id(settings, state.warehouse_id())
     except ConfigError:
-        current = ""
+        return 0  # the key cannot be read: which copies are stale is unknown
     removed = 0
     for folder in base.iterdir():
-        if folder.name != current:
-            removed += sum(1 for _ in folder.rglob("*.parquet"))
-            shutil.rmtree(folder)
-            continue
         for copy in folder.rglob("*.parquet"):
+            if str(copy.parent) + "/" in live:
+                continue
             relative = copy.relative_to(folder)
             original = (
                 versions_root(settings)
                 / relative.parent
                 / (relative.name.rsplit(".", 2)[0] + ".parquet")
             )
-            if not original.exists():
+            if folder.name != current or not original.exists():
                 copy.unlink()
                 removed += 1
+    for folder in sorted(base.rglob("*"), reverse=True):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
     return removed

@@ -48,16 +48,6 @@ class Snapshot:
             cursor.execute(statement)
 
 
-def readable_folders(path: Path) -> list[str]:
-    """The folders a catalog's views read (wh_meta.readable): a session may read files there
-    and nowhere else, so an analyst cannot read a clear version file by its path."""
-    with duckdb.connect(str(path), read_only=True) as con:
-        try:
-            return [f for (f,) in con.execute("SELECT folder FROM wh_meta.readable").fetchall()]
-        except duckdb.Error:  # a catalog written before wh_meta.readable: its version files
-            return []
-
-
 class Snapshots:
     """The publishes one role reads (the analyst's and the steward's catalogs differ)."""
 
@@ -88,7 +78,10 @@ class Snapshots:
             snapshot = self._open.get(path)
             if snapshot is None:
                 snapshot = Snapshot(
-                    path, engine.connect_locked_down(self.settings, path, readable_folders(path))
+                    path,
+                    # a session reads files in the folders the catalog's views read only, so
+                    # an analyst cannot read a clear version file by its path
+                    engine.connect_locked_down(self.settings, path, catalog.readable_folders(path)),
                 )
                 self._open[path] = snapshot
             snapshot.link = link
