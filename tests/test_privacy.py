@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import httpx
 import polars as pl
+import psycopg
 import pytest
 from conftest import (
     accepting,
@@ -122,6 +123,7 @@ def _api(settings: Settings) -> Iterator[str]:
         yield url
 
 
+PREPARED = "select customer_id from staging.customers order by 1 limit %s"
 JOIN = (
     "select count(*) from features.customer_profile c "
     "join forecast.customer_propensity p on p.customer_id = c.customer_id "
@@ -164,6 +166,12 @@ def test_roles_over_psql_and_http(warehouse: Settings) -> None:
         error = _psql_error(
             port, "ana", "ana-secret", f"select count(*) from read_parquet('{clear_file}')"
         )
+        # a statement prepared once and run three times (what drivers do) is logged each time
+        with psycopg.connect(
+            f"host=127.0.0.1 port={port} user=ana password=ana-secret dbname=prod"
+        ) as con:
+            for limit in (1, 2, 3):
+                con.execute(PREPARED, (limit,), prepare=True).fetchall()
         assert "Permission Error" in error or "not allowed" in error or "refused" in error, error
     with _api(warehouse) as url:
         assert httpx.get(f"{url}/health").status_code == 401
@@ -196,6 +204,8 @@ def test_roles_over_psql_and_http(warehouse: Settings) -> None:
     by_role = {(r["user"], r["role"], r["interface"]) for r in records}
     assert {("ana", "analyst", "serve"), ("stew", "steward", "serve")} <= by_role, serve.log
     assert {("ana", "analyst", "api"), ("stew", "steward", "api")} <= by_role
+    prepared = sorted(r["rows"] for r in records if r["statement"] == PREPARED.replace("%s", "$1"))
+    assert prepared == [1, 2, 3], [r["statement"] for r in records]
     join = [r for r in records if r["statement"] == JOIN]
     assert join and join[0]["rows"] == 1 and join[0]["status"] == "ok"
     assert any(r["status"] == "error" and "read_parquet" in r["statement"] for r in records)

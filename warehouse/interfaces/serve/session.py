@@ -61,6 +61,7 @@ class ClientGone(Exception):
 class Prepared:
     statement: Statement
     param_oids: list[int]
+    source: str = ""  # the client's text, for the audit log (a statement may run many times)
 
     @functools.cached_property
     def array_params(self) -> set[int]:
@@ -369,7 +370,7 @@ class Session:
             if not pieces:
                 await self.send(wire.empty_query())
             for piece in pieces:
-                portal = Portal(Prepared(self.prepare_statement(piece), []), [])
+                portal = Portal(Prepared(self.prepare_statement(piece), [], piece), [])
                 columns = await self.describe(portal)
                 if columns is not None:
                     await self.send(wire.row_description(columns))
@@ -434,7 +435,7 @@ class Session:
                 "42601", "cannot insert multiple commands into a prepared statement"
             )
         statement = self.prepare_statement(pieces[0] if pieces else "")
-        self.prepared[name] = Prepared(statement, oids)
+        self.prepared[name] = Prepared(statement, oids, pieces[0] if pieces else "")
         await self.send(wire.parse_complete())
 
     async def bind(self, body: wire.Body) -> None:
@@ -539,6 +540,11 @@ class Session:
 
     async def execute(self, portal: Portal, max_rows: int) -> None:
         statement = portal.prepared.statement
+        if portal.prepared.source and not portal.sent:  # not a suspended portal resumed
+            self.statement_sql, self.statement_started = (
+                portal.prepared.source,
+                time.perf_counter(),
+            )
         if statement.kind == "copy_out":
             await self.copy_out(statement, portal.values)
             return
