@@ -201,6 +201,7 @@ def test_roles_over_psql_and_http(warehouse: Settings) -> None:
         capture_output=True, text=True, timeout=60, check=True,
     ).stdout  # fmt: skip
     records = json.loads(logged)
+    assert os.stat(warehouse.warehouse / "audit" / "audit.db").st_mode & 0o777 == 0o600
     by_role = {(r["user"], r["role"], r["interface"]) for r in records}
     assert {("ana", "analyst", "serve"), ("stew", "steward", "serve")} <= by_role, serve.log
     assert {("ana", "analyst", "api"), ("stew", "steward", "api")} <= by_role
