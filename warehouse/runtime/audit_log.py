@@ -23,7 +23,7 @@ from typing import Any
 
 from warehouse.config import Settings
 from warehouse.errors import ConfigError
-from warehouse.runtime.state import whole_words
+from warehouse.runtime import quoted
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -186,32 +186,22 @@ def read(settings: Settings, limit: int = 100, user: str | None = None) -> list[
         db.close()
 
 
+# where the log quotes what readers typed (and who they are)
+TEXT_COLUMNS = (("queries", "statement"), ("queries", "error"), ("sessions", "user"))
+
+
 def scrub(settings: Settings, values: list[str], replacement: str = "[erased]") -> int:
     """Replace erased ids (whole words) in logged statements and errors; rewrite the file so
-    no freed page keeps them. Returns the records changed."""
+    no freed page keeps them. Returns the cells changed."""
     path = log_path(settings)
     if not path.exists() or not values:
         return 0
-    pattern = whole_words(values)
     db = _connect(path)
-    changed = 0
     try:
         db.execute("BEGIN IMMEDIATE")
-        for rowid, statement, error in db.execute(
-            "SELECT rowid, statement, error FROM queries"
-        ).fetchall():
-            new = pattern.sub(replacement, statement)
-            new_error = pattern.sub(replacement, error) if error else error
-            if (new, new_error) != (statement, error):
-                db.execute(
-                    "UPDATE queries SET statement = ?, error = ? WHERE rowid = ?",
-                    (new, new_error, rowid),
-                )
-                changed += 1
+        changed = quoted.replace_in(db, TEXT_COLUMNS, quoted.whole_words(values), replacement)
         db.execute("COMMIT")
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        db.execute("VACUUM")
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        quoted.compact(db)
     finally:
         db.close()
     return changed
@@ -220,13 +210,7 @@ def scrub(settings: Settings, values: list[str], replacement: str = "[erased]") 
 def quoting(path: Path, pattern: re.Pattern[str]) -> list[str]:
     """The logged columns (`table.column`) with a cell that `pattern` finds (erasure scans)."""
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    found = []
     try:
-        for table, column in (("queries", "statement"), ("queries", "error"), ("sessions", "user")):
-            for (cell,) in db.execute(f"SELECT {column} FROM {table}"):
-                if isinstance(cell, str) and pattern.search(cell):
-                    found.append(f"{table}.{column}")
-                    break
+        return quoted.quoting(db, TEXT_COLUMNS, pattern)
     finally:
         db.close()
-    return found

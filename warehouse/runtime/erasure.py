@@ -29,8 +29,9 @@ from typing import Any
 from warehouse.config import Settings
 from warehouse.runtime import audit_log, produced
 from warehouse.runtime.engine import duckdb as engine
+from warehouse.runtime.quoted import whole_words
 from warehouse.runtime.sources import DIRECT_FIELDS, Source, erased_ids, erasure_requests
-from warehouse.runtime.state import State, state_path, whole_words
+from warehouse.runtime.state import State, state_path
 from warehouse.runtime.storage import remove_orphans, versions_root
 
 ERASED_TEXT = "[erased]"

@@ -21,6 +21,7 @@ from typing import Any
 
 from warehouse.config import Settings
 from warehouse.errors import StateError
+from warehouse.runtime import quoted
 
 STATE_FILE = "state.db"
 SCHEMA = """
@@ -114,12 +115,6 @@ CREATE TABLE IF NOT EXISTS uptodate (
     models INTEGER NOT NULL
 );
 """
-
-
-def whole_words(values: list[str]) -> re.Pattern[str]:
-    """Matches any of `values` where it is not part of a longer id or word."""
-    alternatives = "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
-    return re.compile(r"(?<![\w-])(" + alternatives + r")(?![\w-])")
 
 
 def state_path(warehouse: Path) -> Path:
@@ -417,13 +412,7 @@ class State:
 
     def quoting(self, pattern: re.Pattern[str]) -> list[str]:
         """The message columns (`table.column`) with a cell that `pattern` finds."""
-        found = []
-        for table, column in self.MESSAGE_COLUMNS:
-            for (cell,) in self.db.execute(f"SELECT {column} FROM {table}"):
-                if isinstance(cell, str) and pattern.search(cell):
-                    found.append(f"{table}.{column}")
-                    break
-        return found
+        return quoted.quoting(self.db, self.MESSAGE_COLUMNS, pattern)
 
     # where the state quotes data: error messages and audit queries
     MESSAGE_COLUMNS = (
@@ -437,22 +426,11 @@ class State:
         file so that no freed page or write-ahead log keeps the old text."""
         if not values:
             return 0
-        pattern = whole_words(values)
-        changed = 0
         with self.transaction() as db:
-            for table, column in self.MESSAGE_COLUMNS:
-                for row in db.execute(
-                    f"SELECT rowid, {column} AS text FROM {table} WHERE {column} IS NOT NULL"
-                ).fetchall():
-                    text = pattern.sub(replacement, row["text"])
-                    if text != row["text"]:
-                        db.execute(
-                            f"UPDATE {table} SET {column} = ? WHERE rowid = ?", (text, row["rowid"])
-                        )
-                        changed += 1
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self.db.execute("VACUUM")
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            changed = quoted.replace_in(
+                db, self.MESSAGE_COLUMNS, quoted.whole_words(values), replacement
+            )
+        quoted.compact(self.db)
         return changed
 
     # environments -------------------------------------------------------------------------
