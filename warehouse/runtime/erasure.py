@@ -30,7 +30,7 @@ from warehouse.config import Settings
 from warehouse.runtime import audit_log, produced
 from warehouse.runtime.engine import duckdb as engine
 from warehouse.runtime.quoted import whole_words
-from warehouse.runtime.sources import DIRECT_FIELDS, Source, erased_ids, erasure_requests
+from warehouse.runtime.sources import DIRECT_FIELDS, erased_ids, erasure_entry, erasure_requests
 from warehouse.runtime.state import State, state_path
 from warehouse.runtime.storage import remove_orphans, versions_root
 
@@ -61,21 +61,12 @@ class Finding:
     detail: str
 
 
-def requests_digest(requests: Source) -> str:
-    return requests.erasure_stats()[0] if requests.files else ""
-
-
-def with_files(requests: Source) -> Source:
-    """The request files as a source that `erasure_stats` describes."""
-    return Source(requests.name, requests.files, requests.contract, requests.files)
-
-
 def pending(settings: Settings, state: State) -> bool:
     """Whether the erasure requests changed since a build last applied them."""
     requests = erasure_requests(settings.sources)
     if not requests.files:
         return False
-    return requests_digest(with_files(requests)) != state.last_erasure_digest()
+    return erasure_entry(requests.files) != state.last_erasure_digest()
 
 
 class _Tagged(dict[str, dict[str, str]]):
@@ -128,7 +119,7 @@ def apply(settings: Settings, state: State, force: bool = False) -> ErasureResul
     requests = erasure_requests(settings.sources)
     if not requests.files:
         return None
-    digest = requests_digest(with_files(requests))
+    digest = erasure_entry(requests.files)
     if not force and digest == state.last_erasure_digest():
         return None
     ids = erased_ids(requests.files)

@@ -118,13 +118,7 @@ class Source:
     def erasure_stats(self) -> tuple[str, ...]:
         """A plan entry that changes when the erasure requests do: a version computed before
         them is never extended, only computed again (runtime/plan.py)."""
-        if not self.erasures:
-            return ()
-        digest = hashlib.sha256()
-        for path in self.erasures:
-            stat = path.stat()
-            digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-        return (f"{ERASURE_ENTRY}|{digest.hexdigest()[:20]}",)
+        return (erasure_entry(self.erasures),) if self.erasures else ()
 
     def select_sql(self, relation: str | None = None) -> str:
         """The source's rows as models read them (`relation`: the files or a subset of them),
@@ -378,6 +372,16 @@ def load_sources(
             for name, source in found.items()
         }
     return found
+
+
+def erasure_entry(files: Iterable[Path]) -> str:
+    """The request files' paths, sizes and times, digested (not their ids): what the plan
+    records per source and the erasure log per purge."""
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return f"{ERASURE_ENTRY}|{digest.hexdigest()[:20]}"
 
 
 def erasure_requests(sources_dir: Path) -> Source:
