@@ -38,3 +38,19 @@ def point(name: str) -> None:
         _hits[name] = _hits.get(name, 0) + 1
         if _hits[name] >= int(nth or 1):
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+# optional forecast steps a test may make fail on purpose (forecasting/optional.py)
+STEPS = ("accuracy", "importance", "hierarchy", "scenarios", "customers")
+
+
+class InjectedFailure(RuntimeError):
+    """An optional step failed because WH_FAIL_STEP asked it to."""
+
+
+def step(name: str) -> None:
+    """`WH_FAIL_STEP=hierarchy,customers`: those optional forecast steps raise at their
+    start, to show that the forecast is published without them. A no-op unless set."""
+    wanted = os.environ.get("WH_FAIL_STEP", "")
+    if name in {s.strip() for s in wanted.split(",")}:
+        raise InjectedFailure(f"WH_FAIL_STEP={wanted}: the {name} step failed on purpose")

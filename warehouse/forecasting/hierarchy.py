@@ -242,11 +242,12 @@ def _aggregate_base(
 
 def _reconcile(
     tree: _Tree, bottom: pl.DataFrame, cutoff: date, horizon: int, freq: str, season: int
-) -> pl.DataFrame:
-    """unique_id, ds, base, bottom_up, mint_shrink for the horizon after `cutoff`.
-    `bottom`: product_id, forecast_date, units_forecast (the products' base forecasts)."""
+) -> tuple[pl.DataFrame, str | None]:
+    """unique_id, ds, base, bottom_up, mint_shrink for the horizon after `cutoff`, and why
+    MinT failed there (its column is then bottom-up's). `bottom`: product_id, forecast_date,
+    units_forecast (the products' base forecasts)."""
     from hierarchicalforecast.core import HierarchicalReconciliation
-    from hierarchicalforecast.methods import BottomUp, MinTrace
+    from hierarchicalforecast.methods import MinTrace
 
     products = (
         bottom.select(
@@ -265,26 +266,47 @@ def _reconcile(
     # seasonal naive's residuals when two seasons are known, else naive's
     lag = season if known["ds"].n_unique() > 2 * season else 1
     insample = known.with_columns(base=pl.col("y").shift(lag).over("unique_id")).drop_nulls("base")
+    insample = _cover(insample, hat)
+    bottom_up = hat.join(
+        _sum_up(
+            hat.join(tree.products, on="unique_id").select("unique_id", "ds", bottom_up="base"),
+            tree,
+        ),
+        on=["unique_id", "ds"],
+    )
     if not tree.mint:  # bottom-up only: the products' forecasts summed up the tree
-        return hat.join(
-            _sum_up(hat.join(tree.products, on="unique_id").select(
-                "unique_id", "ds", bottom_up="base"), tree),
-            on=["unique_id", "ds"],
-        )  # fmt: skip
+        return bottom_up, None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        reconciled = HierarchicalReconciliation(
-            [BottomUp(), MinTrace(method="mint_shrink")]
-        ).reconcile(Y_hat_df=hat, Y_df=insample, S_df=tree.summing, tags=tree.tags)
-    renamed = {
-        c: ("bottom_up" if "BottomUp" in c else "mint_shrink")
-        for c in reconciled.columns
-        if c.startswith("base/")
-    }
-    frame = pl.DataFrame(reconciled).rename(renamed)
-    return frame.drop("mint_shrink").join(
-        _sum_up(frame.select("unique_id", "ds", "mint_shrink"), tree), on=["unique_id", "ds"]
-    )
+        try:
+            reconciled = HierarchicalReconciliation([MinTrace(method="mint_shrink")]).reconcile(
+                Y_hat_df=hat, Y_df=insample, S_df=tree.summing, tags=tree.tags
+            )
+        except Exception as exc:
+            # MinT's covariance can be singular or its inputs refused on a ragged fold; the
+            # fold then reconciles bottom-up (always defined) and the run's note says so
+            failed = f"{type(exc).__name__}: {str(exc)[:200]}"
+            return bottom_up.with_columns(mint_shrink=pl.col("bottom_up")), failed
+    mint = [c for c in reconciled.columns if c.startswith("base/")]
+    frame = pl.DataFrame(reconciled).rename({mint[0]: "mint_shrink"})
+    mint_up = _sum_up(frame.select("unique_id", "ds", "mint_shrink"), tree)
+    return bottom_up.join(mint_up, on=["unique_id", "ds"]), None
+
+
+def _cover(insample: pl.DataFrame, hat: pl.DataFrame) -> pl.DataFrame:
+    """In-sample rows for every series of `hat`: a series with none at this cutoff (a product
+    or a whole category launched later, or with one period only) had no demand before it, so
+    its rows are zeros with zero residuals over the same dates (MinT's ridge keeps its variance
+    positive, and it keeps its base forecast). hierarchicalforecast refuses series in the
+    forecasts that are missing from the in-sample frame."""
+    missing = hat.select("unique_id").unique().join(insample, on="unique_id", how="anti")
+    if missing.is_empty():
+        return insample
+    dates = insample.select("ds").unique()
+    if dates.is_empty():
+        dates = hat.select("ds").unique().head(1)
+    filler = missing.join(dates, how="cross").with_columns(y=pl.lit(0.0), base=pl.lit(0.0))
+    return pl.concat([insample, filler.select(insample.columns)], how="vertical_relaxed")
 
 
 def _sum_up(frame: pl.DataFrame, tree: _Tree) -> pl.DataFrame:
@@ -336,9 +358,12 @@ def reconcile_run(
     forecast_date, units_forecast (the published forecast)."""
     tree = _tree(demand, members, hierarchy.levels)
     scored = []
+    failures: list[str] = []
     for (cutoff,), part in folds.group_by("cutoff_date", maintain_order=True):
         assert isinstance(cutoff, date)
-        fold = _reconcile(tree, part, cutoff, horizon, freq, season)
+        fold, failed = _reconcile(tree, part, cutoff, horizon, freq, season)
+        if failed:
+            failures.append(f"fold {cutoff}: {failed}")
         scored.append(fold.with_columns(cutoff_date=pl.lit(cutoff)))
     levels = tree.series.select("unique_id", "level")
     metrics, residuals = _backtest_metrics(scored, tree, levels, freq, tree.methods)
@@ -351,8 +376,11 @@ def reconcile_run(
             .sort("wape", "method", nulls_last=True)
         )
         method = str(means["method"][0]) if means.height else "bottom_up"
+    final, failed = _reconcile(tree, forecast, last, horizon, freq, season)
+    if failed:
+        failures.append(f"forecast: {failed}")
+        method = "bottom_up"  # MinT's column there is bottom-up's: say so, not MinT
     metrics = metrics.with_columns(chosen=pl.col("method") == method)
-    final = _reconcile(tree, forecast, last, horizon, freq, season)
     scale = _scales(tree, last, freq)
     spread = (
         residuals.filter(pl.col("method") == method)
@@ -383,12 +411,15 @@ def reconcile_run(
         )
         .sort("level", "key", "forecast_date")
     )
-    note = (
-        ""
-        if tree.mint
-        else f"MinT skipped: {tree.series.height:,} series, above {MINT_MAX_SERIES:,}"
-    )
-    return HierarchyResult(table, metrics, method, note=note)
+    notes = [] if tree.mint else [
+        f"MinT skipped: {tree.series.height:,} series, above {MINT_MAX_SERIES:,}"
+    ]  # fmt: skip
+    if failures:
+        notes.append(
+            f"MinT failed, bottom-up used instead on {len(failures)} of {len(scored) + 1} "
+            f"reconciliations ({failures[0]})"
+        )
+    return HierarchyResult(table, metrics, method, note="; ".join(notes))
 
 
 def _scales(tree: _Tree, cutoff: date, freq: str) -> pl.DataFrame:

@@ -23,9 +23,8 @@ import polars as pl
 
 from warehouse import __version__, faults, resources
 from warehouse.config import Settings
-from warehouse.customers.outputs import CustomerOptions, customer_outputs
 from warehouse.errors import UsageError, WhError
-from warehouse.forecasting import hierarchy, scenario, selection
+from warehouse.forecasting import optional, scenario, selection
 from warehouse.forecasting import tables as contract
 from warehouse.forecasting.audits import (
     ForecastAudit,
@@ -311,9 +310,17 @@ def _run(
         data = data.until(cutoff)
         last = data.last_period
     seconds["loading"] = time.perf_counter() - started
-    so_far = published_so_far(_served(settings, state, contract.DEMAND_FORECAST.name), data.demand)
+    steps = optional.Steps(notes=[], seconds=seconds)
+    so_far = steps.value(
+        "accuracy",
+        lambda: published_so_far(
+            _served(settings, state, contract.DEMAND_FORECAST.name), data.demand
+        ),
+    )
     _check_memory(settings, spec, data, progress)
     spec, notes = fit_folds(spec, data)
+    steps.notes[:0] = notes
+    notes = steps.notes
     if spec.folds == 0:
         predicted, selected = _without_backtest(data, spec, last, run_id)
         backtest = None
@@ -387,24 +394,34 @@ def _run(
     )
     if backtest is not None:
         tables.update(_backtest_tables(backtest, run_id))
+        tables.update(steps.run("importance", lambda: optional.importance_table(backtest, run_id)))
         if spec.hierarchy.enabled:
-            started = time.perf_counter()
             progress("reconciling the hierarchy")
-            reconciled = _hierarchy(settings, spec, data, backtest, selected, predicted, last)
-            tables.update(_hierarchy_tables(reconciled, last, run_id))
-            notes.append(_hierarchy_note(reconciled))
-            seconds["hierarchy"] = time.perf_counter() - started
+            tables.update(
+                steps.run(
+                    "hierarchy",
+                    lambda: optional.hierarchy_tables(
+                        settings, spec, data, backtest, selected, predicted, last, run_id, notes
+                    ),
+                )
+            )
     planned = scenario.scenario_source(settings.sources)
     if planned is not None:  # the project's scenarios source: scored with every run
-        started = time.perf_counter()
         progress(f"scenarios of {planned.name}")
         tables.update(
-            _scenario_tables(data, spec, last, predicted, scenario.read_scenarios(planned), run_id)
+            steps.run(
+                "scenarios",
+                lambda: optional.scenario_tables(
+                    data, spec, last, predicted, scenario.read_scenarios(planned), run_id
+                ),
+            )
         )
-        seconds["scenarios"] = time.perf_counter() - started
-    started = time.perf_counter()
-    tables.update(_customer_tables(settings, state, spec, predicted, run_id, progress))
-    seconds["plans and customers"] = time.perf_counter() - started
+    tables.update(
+        steps.run(
+            "customers",
+            lambda: optional.customer_tables(settings, state, spec, predicted, run_id, progress),
+        )
+    )
     result = ForecastResult(run_id, spec, winner, scores, predicted, 0.0)
     result.notes = notes
     result.published_so_far = so_far
@@ -423,7 +440,12 @@ def _run(
         history_max,
         last,
         train_rows,
-        {"folds_used": spec.folds, "fold_step_used": spec.step, "notes": notes},
+        {
+            "folds_used": spec.folds,
+            "fold_step_used": spec.step,
+            "notes": notes,
+            "optional_steps": steps.status,
+        },
     )
 
 
@@ -508,92 +530,6 @@ def _backtest_tables(backtest: Backtest, run_id: str) -> dict[str, TableWrite]:
         contract.FORECAST_METRICS.name: contract.FORECAST_METRICS.write(
             backtest.metrics.with_columns(run)
         ),
-        contract.FEATURE_IMPORTANCE.name: contract.FEATURE_IMPORTANCE.write(
-            _importance(backtest, run_id)
-        ),
-    }
-
-
-def _hierarchy(
-    settings: Settings,
-    spec: ForecastSpec,
-    data: ForecastData,
-    backtest: Backtest,
-    selected: pl.DataFrame,
-    predicted: pl.DataFrame,
-    last: date,
-) -> hierarchy.HierarchyResult:
-    """Product forecasts reconciled with every level above (forecasting/hierarchy.py); on the
-    folds each product's base forecast is the model it published."""
-    chosen = selected.select(pl.col("product_id").cast(pl.String), "model")
-    folds = backtest.predictions.with_columns(pl.col("product_id").cast(pl.String)).join(
-        chosen, on=["product_id", "model"]
-    )
-    members = hierarchy.product_levels(settings, spec.hierarchy.levels)
-    return hierarchy.reconcile_run(
-        data.demand,
-        members,
-        spec.hierarchy,
-        spec.freq,
-        spec.season,
-        spec.horizon,
-        folds.select("cutoff_date", "product_id", "forecast_date", "units_forecast"),
-        predicted.select("product_id", "forecast_date", "units_forecast"),
-        last,
-    )
-
-
-def _hierarchy_tables(
-    reconciled: hierarchy.HierarchyResult, last: date, run_id: str
-) -> dict[str, TableWrite]:
-    run = pl.lit(run_id).alias("run_id")
-    return {
-        contract.DEMAND_FORECAST_HIERARCHY.name: contract.DEMAND_FORECAST_HIERARCHY.write(
-            reconciled.forecast.with_columns(run, cutoff_date=pl.lit(last))
-        ),
-        contract.HIERARCHY_METRICS.name: contract.HIERARCHY_METRICS.write(
-            reconciled.metrics.with_columns(run)
-        ),
-    }
-
-
-def _hierarchy_note(reconciled: hierarchy.HierarchyResult) -> str:
-    chosen = reconciled.metrics.filter(pl.col("chosen"))
-    levels = ", ".join(
-        f"{level} {wape:.3f}" for level, wape in chosen.select("level", "wape").rows()
-    )
-    skipped = f"; {reconciled.note}" if reconciled.note else ""
-    return (
-        f"hierarchy reconciled by {reconciled.method} (backtest WAPE per level: {levels}){skipped}"
-    )
-
-
-def _scenario_tables(
-    data: ForecastData,
-    spec: ForecastSpec,
-    cutoff: date,
-    baseline: pl.DataFrame,
-    scenarios: pl.DataFrame,
-    run_id: str,
-) -> dict[str, TableWrite]:
-    """forecast.scenario_forecast and forecast.price_elasticity from one response model."""
-    response = scenario.response_model(data, spec, cutoff)
-    elasticity = scenario.elasticity_table(data, spec, response)
-    moved = scenario.scenario_forecast(response, spec, baseline, scenarios, elasticity)
-    if moved.is_empty():
-        raise UsageError(
-            "no scenario row matches a product and date of the forecast horizon",
-            hint=f"scenario dates must lie after the cutoff {cutoff}, within the horizon "
-            f"({spec.horizon} {spec.freq}s), for products or categories that are forecast",
-        )
-    run = pl.lit(run_id).alias("run_id")
-    return {
-        contract.SCENARIO_FORECAST.name: contract.SCENARIO_FORECAST.write(
-            moved.with_columns(run, cutoff_date=pl.lit(cutoff))
-        ),
-        contract.PRICE_ELASTICITY.name: contract.PRICE_ELASTICITY.write(
-            elasticity.with_columns(run)
-        ),
     }
 
 
@@ -634,7 +570,7 @@ def forecast_scenarios(
                 raise UsageError(f"the published forecast's cutoff {cutoff} is past the data")
             data = data.until(cutoff)
             progress("fitting the price response model")
-            tables = _scenario_tables(data, spec, cutoff, baseline, scenarios, run_id)
+            tables = optional.scenario_tables(data, spec, cutoff, baseline, scenarios, run_id)
             record = RunRecord(
                 run_id=run_id,
                 started_at=_now(),
@@ -695,37 +631,6 @@ def _check_memory(
         )
         print(message, file=sys.stderr, flush=True)
         progress(message)
-
-
-def _customer_tables(
-    settings: Settings,
-    state: State,
-    spec: ForecastSpec,
-    predicted: pl.DataFrame,
-    run_id: str,
-    progress: Progress,
-) -> dict[str, TableWrite]:
-    """Replenishment from this forecast; purchase propensity from the customer profiles."""
-    options = CustomerOptions(
-        spec.freq,
-        spec.default_lead_time_days,
-        spec.customers,
-        spec.propensity_days,
-        spec.seed,
-        spec.threads,
-    )
-    outputs = customer_outputs(settings, state, predicted, options, progress)
-    tables = {
-        contract.REPLENISHMENT_PLAN.name: contract.REPLENISHMENT_PLAN.write(outputs.replenishment)
-    }
-    if outputs.propensity is not None:
-        run = pl.lit(run_id).alias("run_id")
-        for table, frame in (
-            (contract.CUSTOMER_PROPENSITY, outputs.propensity.scores),
-            (contract.PROPENSITY_METRICS, outputs.propensity.metrics),
-        ):
-            tables[table.name] = table.write(frame.with_columns(run))
-    return tables
 
 
 def truth_wape(backtest: pl.DataFrame, truth: Path, freq: str) -> dict[str, float]:
@@ -822,30 +727,6 @@ def _forecast_frame(
         )
         .sort("product_id", "forecast_date")
     )
-
-
-def _importance(backtest: Backtest, run_id: str) -> pl.DataFrame:
-    source = backtest.last_fits.get("lightgbm")
-    schema = {
-        "run_id": pl.String,
-        "model": pl.String,
-        "feature": pl.String,
-        "gain": pl.Float64,
-        "split": pl.Int64,
-    }
-    if source is None or not source.boosters:
-        return pl.DataFrame(schema=schema)
-    booster = next(iter(source.boosters.values()))
-    return pl.DataFrame(
-        {
-            "run_id": run_id,
-            "model": source.name,
-            "feature": booster.feature_name(),
-            "gain": booster.feature_importance("gain").astype(float),
-            "split": booster.feature_importance("split").astype(np.int64),
-        },
-        schema=schema,
-    ).sort("gain", descending=True)
 
 
 def _save_models(
