@@ -31,7 +31,9 @@ def test_forecast_publishes_every_table(tmp_path: Path, forecast_sources: Path) 
     build(settings)
     result = forecast(settings, truth=forecast_sources.parent / "truth.parquet")
     assert result.truth_wape is not None and set(result.truth_wape) == set(result.scores)
-    assert all(0 < w < 2 for w in result.truth_wape.values())
+    assert all(0 < w < 2 for w in result.truth_wape.values()), sorted(
+        result.truth_wape.items(), key=lambda kv: -kv[1]
+    )[:3]
     cutoff = rows(settings, "SELECT max(period) FROM features.demand")[0][0]
     got = rows(settings, "SELECT * FROM forecast.demand_forecast LIMIT 0")
     assert got == []

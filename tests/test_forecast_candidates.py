@@ -16,7 +16,7 @@ from warehouse.forecasting import selection
 from warehouse.forecasting.backtest import fold_cutoffs, run_backtest
 from warehouse.forecasting.data import ForecastData, load
 from warehouse.forecasting.run import forecast
-from warehouse.forecasting.spec import ENSEMBLES, LIBRARY_MODELS, load_spec
+from warehouse.forecasting.spec import ENSEMBLES, LIBRARY_MODELS, STATISTICAL_ENSEMBLE, load_spec
 from warehouse.interfaces.demo import DemoSpec, generate
 from warehouse.runtime.build import build
 
@@ -166,6 +166,41 @@ def test_ensembles_are_the_mean_and_median_of_their_members(
             assert got.height == expected.height > 0
             assert np.allclose(got["units_forecast"], got[column])
     assert len(backtest.members["ensemble_mean"]) == selection.ENSEMBLE_SIZE
+
+
+def test_the_statistical_ensemble_is_the_mean_and_median_of_its_fixed_members(
+    tmp_path: Path, tiny_sources: Path
+) -> None:
+    """stat_mean / stat_median: AutoETS, Theta, AutoARIMA and AutoCES combined on every
+    fold and in the refit, whatever the backtest ranks; without its members, no candidate."""
+    from dataclasses import replace
+
+    members = list(STATISTICAL_ENSEMBLE)
+    spec = replace(
+        _spec(tmp_path, tiny_sources, ["naive", *members, "stat_mean", "stat_median"]), folds=2
+    )
+    data = _two_series()
+    backtest = run_backtest(data, spec, data.last_period)  # type: ignore[arg-type]
+    p = backtest.predictions
+    keys = ["fold", "product_id", "forecast_date"]
+    expected = (
+        p.filter(pl.col("model").is_in(members))
+        .group_by(keys)
+        .agg(
+            mean=pl.col("units_forecast").mean(),
+            median=pl.col("units_forecast").median(),
+            n=pl.len(),
+        )
+    )
+    assert set(expected["n"]) == {len(members)}
+    for name, column in (("stat_mean", "mean"), ("stat_median", "median")):
+        got = p.filter(pl.col("model") == name).join(expected, on=keys)
+        assert got.height == expected.height > 0
+        assert np.allclose(got["units_forecast"], got[column])
+        assert backtest.members[name] == members
+    alone = replace(spec, models=("naive", "ets", "stat_mean"))
+    without = run_backtest(data, alone, data.last_period)  # type: ignore[arg-type]
+    assert "stat_mean" not in set(without.predictions["model"])
 
 
 def test_every_candidate_and_the_selection_ignore_everything_after_the_cutoff(

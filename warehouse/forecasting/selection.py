@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from warehouse.forecasting.spec import ENSEMBLES, ForecastSpec
+from warehouse.forecasting.spec import COMBINATIONS, ENSEMBLES, ForecastSpec
 
 SELECTED = "selected"
 ENSEMBLE_SIZE = 3
@@ -35,7 +35,13 @@ def ranking(predictions: pl.DataFrame, metric: str) -> pl.DataFrame:
     return scored.sort("score", "model")
 
 
-def _members(predictions: pl.DataFrame, metric: str) -> list[str]:
+def _members(predictions: pl.DataFrame, metric: str, name: str) -> list[str]:
+    """A fixed combination's members that ran (two at least, else none); a selected
+    ensemble's: the best ENSEMBLE_SIZE of `predictions`."""
+    if name in COMBINATIONS:
+        ran = set(predictions["model"].unique().to_list())
+        members = [m for m in COMBINATIONS[name] if m in ran]
+        return members if len(members) >= 2 else []
     return ranking(predictions, metric)["model"].head(ENSEMBLE_SIZE).to_list()
 
 
@@ -70,12 +76,15 @@ def add_ensembles(
     base = predictions.filter(~pl.col("model").is_in(list(ENSEMBLES)))
     folds = sorted(base["fold"].unique().to_list())
     frames = [predictions]
+    final: dict[str, list[str]] = {}
     for name in wanted:
+        if not _members(base, spec.metric, name):
+            continue  # a combination whose members did not run: no candidate
         for fold in folds:
             others = base.filter(pl.col("fold") != fold) if len(folds) > 1 else base
-            members = _members(others, spec.metric)
+            members = _members(others, spec.metric, name)
             frames.append(_combine(base.filter(pl.col("fold") == fold), members, name))
-    final = {name: _members(base, spec.metric) for name in wanted}
+        final[name] = _members(base, spec.metric, name)
     return pl.concat(frames, how="diagonal_relaxed"), final
 
 

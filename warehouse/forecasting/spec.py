@@ -12,10 +12,16 @@ from warehouse.forecasting.audits import AuditSettings, load_audit_settings
 from warehouse.forecasting.hierarchy import HierarchySettings, load_hierarchy_settings
 
 GLOBAL_MODELS = ("lag_linear", "random_forest", "lightgbm")  # one fit over every product
-LIBRARY_MODELS = ("ets", "theta", "croston", "imapa", "tsb", "adida")  # statsforecast
+# statsforecast: AutoETS, DynamicOptimizedTheta, AutoARIMA, AutoCES, the intermittent family
+LIBRARY_MODELS = ("ets", "theta", "arima", "ces", "croston", "imapa", "tsb", "adida")
 WINDOW = re.compile(r"^(mean|median)_(\d+)$")  # mean / median of the last k periods
 SEASONAL_WINDOW = "seasonal_window_average"
-ENSEMBLES = ("ensemble_mean", "ensemble_median")  # of the best ENSEMBLE_SIZE candidates
+# the statistical ensemble (Nixtla's and the M4 benchmarks' combination): the plain mean or
+# median of these, always the same members, whatever the backtest ranks
+STATISTICAL_ENSEMBLE = ("ets", "theta", "arima", "ces")
+COMBINATIONS = {"stat_mean": STATISTICAL_ENSEMBLE, "stat_median": STATISTICAL_ENSEMBLE}
+# ensemble_*: of the best ENSEMBLE_SIZE candidates (chosen on other folds); stat_*: fixed
+ENSEMBLES = ("ensemble_mean", "ensemble_median", *COMBINATIONS)
 BASELINES = ("naive", "seasonal_naive", "moving_average")
 # robust levels: about a quarter, half a year and a year of periods (day: a week to a quarter)
 WINDOWS = {"day": (7, 28, 91), "week": (4, 13, 26), "month": (3, 6, 12)}

@@ -1,8 +1,9 @@
 """Per-series candidates from statsforecast, and robust window baselines, fitted at a cutoff.
 
 Each product's demand up to the cutoff (zero-filled, from its launch) is one series. The
-statsforecast models fit every series at once: AutoETS, DynamicOptimizedTheta, and the
-intermittent-demand family (CrostonOptimized, IMAPA, TSB, ADIDA); series shorter than two
+statsforecast models fit every series at once: AutoETS, DynamicOptimizedTheta, AutoARIMA
+(a restricted search), AutoCES, and the intermittent-demand family (CrostonOptimized,
+IMAPA, TSB, ADIDA); series shorter than two
 seasons are fitted without a season. The window baselines (mean and median of the last k
 periods, the seasonal window average) are one Polars expression each: no library offers a
 rolling median forecast. A candidate's forecasts join the scoring rows on (product, step),
@@ -12,6 +13,7 @@ so these models fit the same `Fitted` interface, and the same folds, as the glob
 from __future__ import annotations
 
 import functools
+import time
 import warnings
 from collections.abc import Callable
 from datetime import date
@@ -35,6 +37,19 @@ def _register() -> None:
         {
             "ets": lambda m: sf.AutoETS(season_length=m, alias="ets"),
             "theta": lambda m: sf.DynamicOptimizedTheta(season_length=m, alias="theta"),
+            # a restricted search (orders up to 3 / 1 seasonal, 30 models at most): the
+            # default's 94 models cost several times more and rarely choose beyond these
+            "arima": lambda m: sf.AutoARIMA(
+                season_length=m,
+                max_p=3,
+                max_q=3,
+                max_P=1,
+                max_Q=1,
+                max_order=4,
+                nmodels=30,
+                alias="arima",
+            ),
+            "ces": lambda m: sf.AutoCES(season_length=m, alias="ces"),
             "croston": lambda m: sf.CrostonOptimized(alias="croston"),
             "imapa": lambda m: sf.IMAPA(alias="imapa"),
             "tsb": lambda m: sf.TSB(alpha_d=0.2, alpha_p=0.2, alias="tsb"),
@@ -44,11 +59,38 @@ def _register() -> None:
 
 
 # AutoETS considers no seasonal model beyond this season length (like R's ets); weekly
-# data's 52 is fitted without a season there, and Theta deseasonalises instead
+# data's 52 is fitted without a season there, and Theta deseasonalises instead. AutoARIMA
+# and AutoCES likewise: a 52-period seasonal ARIMA or CES costs minutes a series
 ETS_MAX_SEASON = 24
+CAPPED = ("ets", "arima", "ces")
 # the library models that can carry a fit forward to later data (the intermittent family
 # cannot, and costs little to fit per fold)
-FORWARD = ("ets", "theta")
+FORWARD = ("ets", "theta", "arima", "ces")
+
+
+# a library forecast above this many times the series' highest value so far is a fit that
+# diverged (AutoCES on intermittent daily demand was seen at 27x the WAPE of the others):
+# it is capped there
+MAX_OVER_PEAK = 3.0
+
+
+def _bounded(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """Library forecasts capped at MAX_OVER_PEAK x `peak` (the series' max before the
+    cutoff); non-finite ones become the cap too (and then the fallback's clip at zero)."""
+    cap = pl.col("peak").cast(pl.Float64).fill_null(0.0) * MAX_OVER_PEAK
+    return frame.with_columns(
+        [
+            pl.when(pl.col(n).is_finite()).then(pl.min_horizontal(pl.col(n), cap)).otherwise(cap)
+            for n in names
+            if n in frame.columns
+        ]
+    )
+
+
+def _model(name: str, season: int) -> Any:
+    return STATSFORECAST[name](1 if name in CAPPED and season > ETS_MAX_SEASON else season)
+
+
 # below this many series a process pool costs more than it saves (~1 s to start)
 POOL_MIN_SERIES = 50
 # history the per-series models fit on: AutoETS's time grows with it, and level and season
@@ -138,7 +180,7 @@ def _library(
     ):
         if subset.is_empty():
             continue
-        models = [STATSFORECAST[n](1 if n == "ets" and m > ETS_MAX_SEASON else m) for n in names]
+        models = [_model(n, m) for n in names]
         n_series = subset["unique_id"].n_unique()
         engine = StatsForecast(
             models=models,
@@ -149,7 +191,9 @@ def _library(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fc = _on(cluster, functools.partial(engine.forecast, h=horizon), subset)
-        frames.append(fc.with_columns(horizon=pl.col("ds").cast(pl.Int32)).drop("ds"))
+        peak = subset.group_by("unique_id").agg(peak=pl.col("y").max())
+        fc = _bounded(fc.join(peak, on="unique_id", how="left"), names)
+        frames.append(fc.with_columns(horizon=pl.col("ds").cast(pl.Int32)).drop("ds", "peak"))
     return pl.concat(frames) if frames else pl.DataFrame()
 
 
@@ -159,12 +203,14 @@ def backtest_library(
     cutoffs: list[date],
     names: list[str],
     final: bool = False,
+    seconds: dict[str, float] | None = None,
 ) -> dict[date, pl.DataFrame]:
     """Library models' forecasts at every fold cutoff from one fit per series: parameters
     estimated on the history before the first cutoff, then carried forward through the data
     up to each later cutoff (statsforecast's cross_validation with refit=False). A fit per
     fold costs folds x more and changes little. Only series observed up to the last target
-    period and long enough are done this way; fit_statistical fits the others per fold."""
+    period and long enough are done this way; fit_statistical fits the others per fold.
+    `seconds`: each model's fit time is added under its name."""
     library = [n for n in names if n in FORWARD]
     if not library or not cutoffs:
         return {}
@@ -201,26 +247,38 @@ def backtest_library(
         subset = series.filter(pl.col("unique_id").is_in(ids["unique_id"].implode()))
         if subset.is_empty():
             continue
-        models = [STATSFORECAST[n](1 if n == "ets" and m > ETS_MAX_SEASON else m) for n in library]
-        engine = StatsForecast(
-            models=models,
-            freq=1,
-            n_jobs=spec.threads if ids.height >= POOL_MIN_SERIES else 1,
-            fallback_model=Naive(),
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            cv = _on(
-                spec.cluster,
-                functools.partial(
-                    engine.cross_validation,
-                    h=spec.horizon,
-                    n_windows=len(windows),
-                    step_size=step,
-                    refit=False,
-                ),
-                subset,
+        cv: pl.DataFrame | None = None
+        for name in library:  # one call a model, so the summary can say what each cost
+            started = time.perf_counter()
+            engine = StatsForecast(
+                models=[_model(name, m)],
+                freq=1,
+                n_jobs=spec.threads if ids.height >= POOL_MIN_SERIES else 1,
+                fallback_model=Naive(),
             )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                found = _on(
+                    spec.cluster,
+                    functools.partial(
+                        engine.cross_validation,
+                        h=spec.horizon,
+                        n_windows=len(windows),
+                        step_size=step,
+                        refit=False,
+                    ),
+                    subset,
+                )
+            keys = ["unique_id", "ds", "cutoff"]
+            cv = found if cv is None else cv.join(found.drop("y"), on=keys, how="left")
+            if seconds is not None:
+                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
+        assert cv is not None
+        # each window's bound from the history before its own cutoff (no leakage)
+        peaks = subset.sort("unique_id", "ds").select(
+            "unique_id", cutoff="ds", peak=pl.col("y").cum_max().over("unique_id")
+        )
+        cv = _bounded(cv.join(peaks, on=["unique_id", "cutoff"], how="left"), library).drop("peak")
         # window cutoffs are integer periods before `end`, oldest first, like `windows`
         for cutoff, (_, part) in zip(
             windows, sorted(cv.group_by("cutoff"), key=lambda kv: kv[0][0]), strict=True
