@@ -79,30 +79,16 @@ def hierarchy_tables(
     run_id: str,
     notes: list[str],
 ) -> Tables:
-    """forecast.demand_forecast_hierarchy and forecast.hierarchy_metrics, and the run's note
-    of the method chosen (and of MinT's failures, where it fell back to bottom-up)."""
-    reconciled = _reconciled(settings, spec, data, backtest, selected, predicted, last)
-    notes.append(_hierarchy_note(reconciled))
-    return _hierarchy_tables(reconciled, last, run_id)
-
-
-def _reconciled(
-    settings: Settings,
-    spec: ForecastSpec,
-    data: ForecastData,
-    backtest: Backtest,
-    selected: pl.DataFrame,
-    predicted: pl.DataFrame,
-    last: date,
-) -> hierarchy.HierarchyResult:
-    """Product forecasts reconciled with every level above (forecasting/hierarchy.py); on the
-    folds each product's base forecast is the model it published."""
+    """forecast.demand_forecast_hierarchy and forecast.hierarchy_metrics: product forecasts
+    reconciled with every level above (forecasting/hierarchy.py), on the folds each
+    product's base forecast being the model it published; and the run's note of the method
+    chosen (and of MinT's failures, where it fell back to bottom-up)."""
     chosen = selected.select(pl.col("product_id").cast(pl.String), "model")
     folds = backtest.predictions.with_columns(pl.col("product_id").cast(pl.String)).join(
         chosen, on=["product_id", "model"]
     )
     members = hierarchy.product_levels(settings, spec.hierarchy.levels)
-    return hierarchy.reconcile_run(
+    reconciled = hierarchy.reconcile_run(
         data.demand,
         members,
         spec.hierarchy,
@@ -113,6 +99,8 @@ def _reconciled(
         predicted.select("product_id", "forecast_date", "units_forecast"),
         last,
     )
+    notes.append(_hierarchy_note(reconciled))
+    return _hierarchy_tables(reconciled, last, run_id)
 
 
 def _hierarchy_tables(

@@ -310,17 +310,15 @@ def _run(
         data = data.until(cutoff)
         last = data.last_period
     seconds["loading"] = time.perf_counter() - started
-    steps = optional.Steps(notes=[], seconds=seconds)
+    _check_memory(settings, spec, data, progress)
+    spec, notes = fit_folds(spec, data)
+    steps = optional.Steps(notes=notes, seconds=seconds)  # a failed step adds its note
     so_far = steps.value(
         "accuracy",
         lambda: published_so_far(
             _served(settings, state, contract.DEMAND_FORECAST.name), data.demand
         ),
     )
-    _check_memory(settings, spec, data, progress)
-    spec, notes = fit_folds(spec, data)
-    steps.notes[:0] = notes
-    notes = steps.notes
     if spec.folds == 0:
         predicted, selected = _without_backtest(data, spec, last, run_id)
         backtest = None
